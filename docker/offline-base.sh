@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the offline base image from Debian's packages, for machines where no
+# container registry answers: debootstrap a minimal bookworm with Python,
+# Redis and PostgreSQL, then `docker import` it. Everything else (the app,
+# Redis and PostgreSQL images) is built FROM this base with no network.
+set -euo pipefail
+name=${1:?usage: offline-base.sh IMAGE_NAME}
+if docker image inspect "$name" >/dev/null 2>&1; then
+  echo "offline base $name already present"; exit 0
+fi
+command -v debootstrap >/dev/null || { echo "debootstrap missing: run 'make setup' (apt-get install debootstrap)" >&2; exit 1; }
+root=$(mktemp -d /tmp/celery-rig-base.XXXXXX)
+trap 'rm -rf "$root"' EXIT
+echo "debootstrap bookworm into $root (about a minute)..."
+debootstrap --variant=minbase \
+  --include=python3,python3-venv,redis-server,postgresql-15,procps \
+  bookworm "$root" http://deb.debian.org/debian >"$root.log" 2>&1 \
+  || { tail -20 "$root.log" >&2; exit 1; }
+rm -f "$root.log"
+# Trim what an image never needs.
+rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc "$root"/usr/share/man
+tar -C "$root" -c . | docker import \
+  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'ENV LANG=C.UTF-8' \
+  - "$name" >/dev/null
+echo "imported $name"

@@ -1,0 +1,106 @@
+"""Tasks of the reproduction.
+
+early_acknowledge / late_acknowledge are the seed's two tasks: a slow network
+retrieval, acknowledged before or after it runs. The record tasks write a
+database row keyed by a business key, naively or idempotently, and announce
+the checkpoints the chaos rig can kill them at.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+
+from celery import Task, shared_task
+from django.db import models, transaction
+
+from exam_app.users import ledger
+from exam_app.users.checkpoints import checkpoint
+from exam_app.users.models import Attempt, IdempotentRecord, NaiveRecord, UnconstrainedRecord
+
+
+def retrieve(seconds: float) -> str:
+    """Stand-in for a slow network call; returns the payload it "fetched"."""
+    time.sleep(seconds)
+    return f"payload after {seconds:.2f}s"
+
+
+def _begin(task: Task, business_key: str) -> Attempt:
+    request = task.request
+    return ledger.begin(
+        task_id=request.id,
+        task_name=task.name,
+        business_key=business_key,
+        hostname=request.hostname or "",
+        redelivered=bool((request.delivery_info or {}).get("redelivered")),
+    )
+
+
+def _retrieval(task: Task, seconds: float, key: str) -> None:
+    attempt = _begin(task, key)
+    retrieve(seconds)
+    ledger.finish(attempt)
+
+
+@shared_task(bind=True, acks_late=False, name="exam_app.users.tasks.early_acknowledge")
+def early_acknowledge(self: Task, seconds: float = 5.0, key: str = "") -> None:
+    _retrieval(self, seconds, key)
+
+
+@shared_task(bind=True, acks_late=True, name="exam_app.users.tasks.late_acknowledge")
+def late_acknowledge(self: Task, seconds: float = 5.0, key: str = "") -> None:
+    _retrieval(self, seconds, key)
+
+
+def _write_record(task: Task, business_key: str, write: Callable[[], object]) -> None:
+    """Run one side effect between the three checkpoints the rig can kill at."""
+    attempt = _begin(task, business_key)
+    at = partial(
+        checkpoint, task_id=attempt.task_id, attempt=attempt.attempt, hostname=attempt.hostname
+    )
+    at("before_write")
+    with transaction.atomic():
+        write()
+        at("in_transaction")
+    ledger.mark_written(attempt)
+    at("after_write")
+    ledger.finish(attempt)
+
+
+# The record tasks take acks_late and reject_on_worker_lost from the settings
+# (CELERY_TASK_ACKS_LATE, ...), so one task serves every cell of the matrix.
+
+
+@shared_task(bind=True, name="exam_app.users.tasks.create_record")
+def create_record(self: Task, key: str, seconds: float = 0.0) -> None:
+    """Naive: a second run inserts a second row."""
+    _write_record(
+        self,
+        key,
+        lambda: NaiveRecord.objects.create(
+            business_key=key, payload=retrieve(seconds), task_id=self.request.id
+        ),
+    )
+
+
+@shared_task(bind=True, name="exam_app.users.tasks.get_or_create_record")
+def get_or_create_record(self: Task, key: str, seconds: float = 0.0) -> None:
+    """Idempotent: get_or_create on a key with a database UniqueConstraint."""
+    _write_record(self, key, lambda: _get_or_create(IdempotentRecord, self, key, seconds))
+
+
+@shared_task(bind=True, name="exam_app.users.tasks.get_or_create_unconstrained")
+def get_or_create_unconstrained(self: Task, key: str, seconds: float = 0.0) -> None:
+    """get_or_create without a unique constraint: two concurrent runs can both insert."""
+    _write_record(self, key, lambda: _get_or_create(UnconstrainedRecord, self, key, seconds))
+
+
+def _get_or_create(model: type[models.Model], task: Task, key: str, seconds: float) -> None:
+    # A callable default is evaluated after the lookup missed and before the
+    # insert, so the slow retrieval sits inside get_or_create's race window,
+    # as it does when the payload is fetched only for new keys.
+    model.objects.get_or_create(
+        business_key=key,
+        defaults={"payload": lambda: retrieve(seconds), "task_id": task.request.id},
+    )
