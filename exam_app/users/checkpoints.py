@@ -51,7 +51,7 @@ def checkpoint(point: str, task_id: str, attempt: int, hostname: str) -> None:
         "hostname": hostname,
         "pid": os.getpid(),
         "point": point,
-        "at": time.time(),
+        "reported_at": time.time(),
     }
     client.rpush(REPORTS_KEY, json.dumps(report))
     client.blpop([release_key(task_id, attempt)], timeout=settings.RIG_CHECKPOINT_TIMEOUT)

@@ -1,0 +1,340 @@
+"""The Docker backend: the compose file's services as containers, driven
+through the Docker SDK.
+
+Why the SDK and not docker-compose: a scenario recreates its workers with
+its own settings and must kill one at an exact moment and see its `die`
+event; the SDK does all of that in-process, the same on Debian's
+docker-compose v1 and on `docker compose` v2 machines. The topology still
+comes from docker-compose.yml (rig.compose). Every object carries the label
+com.celery-rig.project, and one of an interrupted run is removed on the
+next start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import uuid
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
+
+from rig import compose
+from rig.backends.base import BackendInfo, KillResult, Services, WorkerSpec
+from rig.errors import EnvironmentProblem
+from rig.history import BACKEND, History
+
+PROJECT_LABEL = "com.celery-rig.project"
+RUN_LABEL = "com.celery-rig.run"
+OWNER_LABEL = "com.celery-rig.owner-pid"
+
+# Kill one process inside the worker container and wait until it is gone
+# (or a zombie), so the kill is confirmed from the process table.
+_KILL_AND_CONFIRM = """
+import os, sys, time
+pid = int(sys.argv[1])
+os.kill(pid, 9)
+deadline = time.time() + 10
+while time.time() < deadline:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        state = "gone"
+    if state in ("gone", "Z", "X"):
+        print(f"{state} {time.time()}")
+        sys.exit(0)
+    time.sleep(0.01)
+print("alive")
+sys.exit(1)
+"""
+
+
+def _nanoseconds(duration: str | None, default_s: float) -> int:
+    """Compose durations such as '1s' or '500ms' as the nanoseconds the API wants."""
+    if not duration:
+        return int(default_s * 1e9)
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", str(duration))
+    if not match:
+        raise EnvironmentProblem(f"docker-compose.yml: cannot read duration {duration!r}")
+    factor = {"ms": 1e6, "s": 1e9, "m": 60e9}[match[2]]
+    return int(float(match[1]) * factor)
+
+
+def _healthcheck(spec: dict[str, Any]) -> dict[str, Any] | None:
+    check = spec.get("healthcheck")
+    if not check:
+        return None
+    return {
+        "test": check["test"],
+        "interval": _nanoseconds(check.get("interval"), 1),
+        "timeout": _nanoseconds(check.get("timeout"), 3),
+        "retries": int(check.get("retries", 30)),
+    }
+
+
+def _tmpfs(spec: dict[str, Any]) -> dict[str, str]:
+    mounts = {}
+    for entry in spec.get("tmpfs") or []:
+        path, _, options = entry.partition(":")
+        mounts[path] = options
+    return mounts
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class DockerBackend:
+    def __init__(self, reason: str) -> None:
+        self.info = BackendInfo("docker", reason)
+        try:
+            self.client = docker.from_env(timeout=30)
+            self.client.ping()
+        except docker.errors.DockerException as error:
+            raise EnvironmentProblem(
+                f"no Docker engine answers ({error}); start it, or run with --backend local"
+            ) from None
+        self.run_id = f"celery-rig-{uuid.uuid4().hex[:8]}"
+        self.labels = {PROJECT_LABEL: "celery-rig", RUN_LABEL: self.run_id, OWNER_LABEL: str(os.getpid())}
+        self.services = compose.load_services()
+        self.network: Any = None
+        self.infra: list[Container] = []
+        self.workers: dict[str, Container] = {}
+        self.history: History | None = None
+        self._deaths: dict[str, threading.Event] = {}
+        self._death_info: dict[str, tuple[float, str]] = {}
+        self._events: Any = None
+        self._events_thread: threading.Thread | None = None
+
+    # --- start ---------------------------------------------------------
+    def start(self) -> Services:
+        self._remove_leftovers()
+        self._check_images()
+        self.network = self.client.networks.create(self.run_id, driver="bridge", labels=self.labels)
+        self._watch_events()
+        redis = self._run_service("redis", publish=6379)
+        postgres = self._run_service("postgres", publish=5432)
+        for container in (redis, postgres):
+            self._wait_healthy(container)
+        env = compose.environment(self.services["postgres"])
+        services = Services(
+            broker_url=f"redis://127.0.0.1:{self._host_port(redis, 6379)}/0",
+            database_url=(
+                f"postgres://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}"
+                f"@127.0.0.1:{self._host_port(postgres, 5432)}/{env['POSTGRES_DB']}"
+            ),
+            database_engine="postgresql",
+        )
+        self._migrate()
+        return services
+
+    def _remove_leftovers(self) -> None:
+        """Remove what an interrupted run left: labelled objects whose owner is gone."""
+        stale_runs = set()
+        for container in self.client.containers.list(all=True, filters={"label": PROJECT_LABEL}):
+            owner = int(container.labels.get(OWNER_LABEL, "0"))
+            if owner != os.getpid() and not _alive(owner):
+                stale_runs.add(container.labels.get(RUN_LABEL))
+                container.remove(force=True, v=True)
+        for network in self.client.networks.list(filters={"label": PROJECT_LABEL}):
+            owner = int(network.attrs.get("Labels", {}).get(OWNER_LABEL, "0"))
+            if owner != os.getpid() and not _alive(owner):
+                stale_runs.add(network.attrs["Labels"].get(RUN_LABEL))
+                network.remove()
+        if stale_runs:
+            self.info.notes.append(
+                f"removed leftovers of interrupted run(s): {', '.join(sorted(filter(None, stale_runs)))}"
+            )
+
+    def _check_images(self) -> None:
+        for name in ("redis", "postgres", compose.WORKER_TEMPLATE):
+            image = self.services[name]["image"]
+            try:
+                self.client.images.get(image)
+            except docker.errors.ImageNotFound:
+                raise EnvironmentProblem(
+                    f"image {image} is missing (service {name}): build it with `make images`"
+                ) from None
+
+    def _run(self, name: str, image: str, **options: Any) -> Container:
+        """Start a labelled container on the run's network, reachable there as `name`."""
+        return self.client.containers.run(
+            image,
+            name=f"{self.run_id}-{name}",
+            hostname=name,
+            labels=self.labels,
+            network=self.network.name,
+            networking_config={
+                self.network.name: self.client.api.create_endpoint_config(aliases=[name])
+            },
+            detach=True,
+            **options,
+        )
+
+    def _run_service(self, name: str, publish: int) -> Container:
+        spec = self.services[name]
+        container = self._run(
+            name,
+            spec["image"],
+            command=spec.get("command"),
+            environment=compose.environment(spec),
+            tmpfs=_tmpfs(spec),
+            healthcheck=_healthcheck(spec),
+            # An ephemeral port on loopback: no clash with `make up` or anything else.
+            ports={f"{publish}/tcp": ("127.0.0.1", None)},
+        )
+        self.infra.append(container)
+        return container
+
+    def _host_port(self, container: Container, port: int) -> int:
+        container.reload()
+        return int(container.attrs["NetworkSettings"]["Ports"][f"{port}/tcp"][0]["HostPort"])
+
+    def _wait_healthy(self, container: Container, timeout_s: float = 60) -> None:
+        def status() -> str:
+            container.reload()
+            return container.attrs["State"].get("Health", {}).get("Status", "none")
+
+        result = retry(
+            stop=stop_after_delay(timeout_s),
+            wait=wait_fixed(0.3),
+            retry=retry_if_result(lambda s: s not in ("healthy", "unhealthy")),
+            retry_error_callback=lambda state: state.outcome.result(),
+        )(status)()
+        if result != "healthy":
+            logs = container.logs(tail=20).decode(errors="replace")
+            raise EnvironmentProblem(f"{container.name} is {result} after {timeout_s:.0f} s:\n{logs}")
+
+    def _migrate(self) -> None:
+        spec = self.services[compose.WORKER_TEMPLATE]
+        container = self._run(
+            "migrate",
+            spec["image"],
+            command=["python", "manage.py", "migrate", "--noinput", "-v", "0"],
+            environment=compose.environment(spec),
+        )
+        try:
+            status = container.wait(timeout=120)
+            if status["StatusCode"] != 0:
+                logs = container.logs(tail=30).decode(errors="replace")
+                raise EnvironmentProblem(f"migrations failed:\n{logs}")
+        finally:
+            container.remove(force=True, v=True)
+
+    # --- events ----------------------------------------------------------
+    def _watch_events(self) -> None:
+        self._events = self.client.events(
+            decode=True, filters={"label": f"{RUN_LABEL}={self.run_id}", "event": ["die", "start"]}
+        )
+
+        def pump() -> None:
+            try:
+                for event in self._events:
+                    self._on_event(event)
+            except Exception:  # noqa: BLE001 - the stream ends when close() closes it
+                return
+
+        self._events_thread = threading.Thread(target=pump, name="docker-events", daemon=True)
+        self._events_thread.start()
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        attributes = event.get("Actor", {}).get("Attributes", {})
+        at = event.get("timeNano", time.time_ns()) / 1e9
+        container_id = event.get("id", "")
+        name = attributes.get("name", "")
+        if event.get("Action") == "die":
+            self._death_info[container_id] = (at, attributes.get("exitCode", "?"))
+            self._deaths.setdefault(container_id, threading.Event()).set()
+        if self.history is not None and name.startswith(self.run_id):
+            self.history.add(
+                BACKEND,
+                at=at,
+                action=event.get("Action"),
+                worker=name.removeprefix(f"{self.run_id}-"),
+                exit_code=attributes.get("exitCode"),
+            )
+
+    def observe(self, history: History) -> None:
+        self.history = history
+
+    # --- workers ---------------------------------------------------------
+    def start_workers(self, specs: list[WorkerSpec]) -> None:
+        template = self.services[compose.WORKER_TEMPLATE]
+        for spec in specs:
+            command = [*template["command"], f"--queues={','.join(spec.queues)}"]
+            self.workers[spec.name] = self._run(
+                spec.name,
+                template["image"],
+                command=command,
+                environment={**compose.environment(template), **spec.environment},
+            )
+
+    def stop_workers(self) -> None:
+        for container in self.workers.values():
+            try:
+                container.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+        self.workers.clear()
+
+    def kill_worker(self, name: str) -> KillResult:
+        container = self.workers[name]
+        died = self._deaths.setdefault(container.id, threading.Event())
+        died.clear()
+        container.kill(signal="SIGKILL")
+        if not died.wait(timeout=10):
+            return KillResult(name, "SIGKILL", False, None, "no die event within 10 s")
+        at, exit_code = self._death_info[container.id]
+        return KillResult(name, "SIGKILL", True, at, f"die event, exit code {exit_code}")
+
+    def kill_process(self, name: str, pid: int) -> KillResult:
+        container = self.workers[name]
+        result = container.exec_run(["python", "-c", _KILL_AND_CONFIRM, str(pid)])
+        output = result.output.decode(errors="replace").strip()
+        target = f"{name} pid {pid}"
+        if result.exit_code != 0:
+            return KillResult(target, "SIGKILL", False, None, f"process still there: {output}")
+        state, at = output.split()
+        return KillResult(target, "SIGKILL", True, float(at), f"process table: {state}")
+
+    def restart_worker(self, name: str) -> None:
+        self.workers[name].start()
+
+    def worker_logs(self) -> dict[str, str]:
+        logs = {}
+        for name, container in self.workers.items():
+            try:
+                logs[name] = container.logs().decode(errors="replace")
+            except docker.errors.NotFound:
+                logs[name] = "(container already removed)"
+        return logs
+
+    # --- stop ------------------------------------------------------------
+    def close(self) -> None:
+        self.stop_workers()
+        for container in self.infra:
+            try:
+                container.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+        self.infra.clear()
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+        if self.network is not None:
+            try:
+                self.network.remove()
+            except docker.errors.NotFound:
+                pass
+            self.network = None

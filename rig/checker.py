@@ -1,0 +1,159 @@
+"""Turns a history into counts and a verdict. Pure: no Docker, no network.
+
+The ledger (one row per execution, from the database) is the ground truth
+for how often a task ran; Celery events tell what failed; the fault records
+say whether the kill landed inside its window. A run whose fault did not
+land, or that never settled, is "unknown", never "pass".
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from rig.errors import BadInput
+from rig.history import FAULT, LEDGER, ROW, SENT, SETTLED, History
+
+Verdict = Literal["pass", "fail", "unknown", "observed"]
+
+
+@dataclass(frozen=True)
+class Counts:
+    sent: int = 0
+    executions: int = 0
+    completed: int = 0
+    lost: int = 0
+    redelivered: int = 0
+    duplicated_work: int = 0
+    duplicate_rows: int = 0
+    missing_rows: int = 0
+    failed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+COUNT_NAMES = tuple(f.name for f in fields(Counts))
+# An expected count is a number, or an inclusive [low, high] range where
+# Celery itself does not fix the number (a concurrent redelivery may repeat).
+Expected = int | tuple[int, int]
+
+
+def make_expectation(**expected: Any) -> dict[str, Expected]:
+    """Validate an expectation: known count names, whole numbers or [low, high]."""
+    result: dict[str, Expected] = {}
+    for name, value in expected.items():
+        if name not in COUNT_NAMES:
+            raise BadInput(f"unknown count {name!r} in expectation; known: {', '.join(COUNT_NAMES)}")
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            result[name] = value
+        elif (
+            isinstance(value, list | tuple)
+            and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            and 0 <= value[0] <= value[1]
+        ):
+            result[name] = (value[0], value[1])
+        else:
+            raise BadInput(f"expectation {name}={value!r}: expected a whole number or [low, high]")
+    return result
+
+
+def _matches(observed: int, expected: Expected) -> bool:
+    if isinstance(expected, tuple):
+        return expected[0] <= observed <= expected[1]
+    return observed == expected
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    counts: Counts
+    reasons: list[str] = field(default_factory=list)
+    redelivery_latency_s: list[float] = field(default_factory=list)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+
+
+def count(history: History) -> Counts:
+    sent = [e.data for e in history.events(SENT)]
+    task_ids = {s["task_id"] for s in sent}
+    attempts: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in (e.data for e in history.events(LEDGER)):
+        if row["task_id"] in task_ids:
+            attempts[row["task_id"]].append(row)
+    failed_ids = {c["uuid"] for c in history.celery("task-failed")} & task_ids
+    completed_ids = {t for t, rows in attempts.items() if any(r["finished_at"] for r in rows)}
+    rows_per_key = Counter(e.data["business_key"] for e in history.events(ROW))
+    keys = {s["business_key"] for s in sent}
+    return Counts(
+        sent=len(sent),
+        executions=sum(len(rows) for rows in attempts.values()),
+        completed=len(completed_ids),
+        lost=len(task_ids - completed_ids),
+        redelivered=sum(max(0, len(rows) - 1) for rows in attempts.values()),
+        duplicated_work=sum(
+            1 for rows in attempts.values() if sum(1 for r in rows if r["written_at"]) > 1
+        ),
+        duplicate_rows=sum(max(0, n - 1) for key, n in rows_per_key.items() if key in keys),
+        missing_rows=sum(1 for key in keys if rows_per_key[key] == 0),
+        failed=len(failed_ids),
+    )
+
+
+def redelivery_latencies(history: History) -> list[float]:
+    """Seconds from each landed kill to the start of the killed task's next execution."""
+    ledger = [e.data for e in history.events(LEDGER)]
+    latencies = []
+    for fault in (e.data for e in history.events(FAULT)):
+        if not fault.get("landed") or fault.get("signal") != "SIGKILL":
+            continue
+        later = [
+            row["started_at"]
+            for row in ledger
+            if row["task_id"] == fault["task_id"] and row["attempt"] > fault["attempt"]
+        ]
+        if later:
+            latencies.append(round(min(later) - fault["confirmed_at"], 3))
+    return latencies
+
+
+def _unknown_reasons(history: History, counts: Counts, fault_expected: bool) -> list[str]:
+    reasons = []
+    faults = [e.data for e in history.events(FAULT)]
+    if fault_expected and not faults:
+        reasons.append("no fault was injected: no task reached the armed checkpoint")
+    reasons += [
+        f"fault {f['name']} on {f['target']} did not land in its window: {f.get('detail', '')}"
+        for f in faults
+        if not f.get("landed")
+    ]
+    settled = [e.data for e in history.events(SETTLED)]
+    if not settled or not settled[-1]["settled"]:
+        reason = settled[-1]["reason"] if settled else "the run was not waited for"
+        reasons.append(f"the run did not settle: {reason}")
+    if counts.sent == 0 or counts.executions == 0:
+        reasons.append("vacuous run: nothing was sent or nothing ran")
+    return reasons
+
+
+def check(
+    history: History, expectation: dict[str, Expected] | None, fault_expected: bool
+) -> Outcome:
+    """Counts, then the verdict: unknown if the run proves nothing, else compare."""
+    counts = count(history)
+    latencies = redelivery_latencies(history)
+    faults = [e.data for e in history.events(FAULT)]
+    unknown = _unknown_reasons(history, counts, fault_expected)
+    if unknown:
+        return Outcome("unknown", counts, unknown, latencies, faults)
+    if expectation is None:
+        return Outcome("observed", counts, [], latencies, faults)
+    observed = counts.as_dict()
+    mismatches = [
+        f"{name}: expected {list(want) if isinstance(want, tuple) else want}, observed {observed[name]}"
+        for name, want in expectation.items()
+        if not _matches(observed[name], want)
+    ]
+    return Outcome("fail" if mismatches else "pass", counts, mismatches, latencies, faults)
+

@@ -1,0 +1,17 @@
+"""Errors the rig reports to the user as one clear line and a non-zero exit."""
+
+
+class RigError(Exception):
+    """A problem the user can fix; main() prints it without a traceback."""
+
+    exit_code = 2
+
+
+class BadInput(RigError):
+    """An unknown scenario, a bad flag value or an impossible combination."""
+
+
+class EnvironmentProblem(RigError):
+    """No Docker engine, a missing image, a port in use, a missing program."""
+
+    exit_code = 3

@@ -1,0 +1,79 @@
+"""Listens to Celery's events and appends them to the history.
+
+On Redis, events are pub/sub: a receiver only hears what is published while
+it listens, so the rig starts it before any worker.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from celery import Celery
+from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
+
+from rig.errors import EnvironmentProblem
+from rig.history import CELERY, History
+
+
+def controller_app(broker_url: str) -> Celery:
+    """A bare Celery app for sending by name and receiving events; no Django needed."""
+    app = Celery("rig-controller", broker=broker_url)
+    app.conf.broker_connection_retry_on_startup = True
+    app.conf.task_send_sent_event = False  # the history records "sent" itself
+    return app
+
+
+class EventListener:
+    def __init__(self, app: Celery, history: History) -> None:
+        self.app = app
+        self.history = history
+        self._receiver: Any = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="celery-events", daemon=True)
+
+    def _record(self, event: dict[str, Any]) -> None:
+        # Heartbeats arrive every 2 s per worker and say nothing about tasks.
+        if event.get("type") != "worker-heartbeat":
+            self.history.add(CELERY, **event)
+
+    def _run(self) -> None:
+        with self.app.connection_for_read() as connection:
+            self._receiver = self.app.events.Receiver(connection, handlers={"*": self._record})
+            with self._receiver.consumer_context(wakeup=False) as (conn, _channel, _consumers):
+                while not self._receiver.should_stop:
+                    try:
+                        # Redis subscribes to the event channel on the first poll.
+                        conn.drain_events(timeout=0.5)
+                    except TimeoutError:
+                        pass
+                    self._ready.set()
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout=15):
+            raise EnvironmentProblem("the Celery event receiver did not connect to the broker in 15 s")
+
+    def stop(self) -> None:
+        if self._receiver is not None:
+            self._receiver.should_stop = True
+        self._thread.join(timeout=5)
+
+    def wait_workers_online(self, hostnames: list[str], timeout_s: float) -> None:
+        """Wait until every named worker has said worker-online, bounded."""
+
+        def missing() -> set[str]:
+            online = {e["hostname"] for e in self.history.celery("worker-online")}
+            return set(hostnames) - online
+
+        waiter = retry(
+            stop=stop_after_delay(timeout_s),
+            wait=wait_fixed(0.2),
+            retry=retry_if_result(bool),
+            retry_error_callback=lambda state: state.outcome.result(),
+        )(missing)
+        still_missing = waiter()
+        if still_missing:
+            raise TimeoutError(
+                f"workers {', '.join(sorted(still_missing))} did not come online in {timeout_s:.0f} s"
+            )
