@@ -45,7 +45,9 @@ def make_expectation(**expected: Any) -> dict[str, Expected]:
     result: dict[str, Expected] = {}
     for name, value in expected.items():
         if name not in COUNT_NAMES:
-            raise BadInput(f"unknown count {name!r} in expectation; known: {', '.join(COUNT_NAMES)}")
+            raise BadInput(
+                f"unknown count {name!r} in expectation; known: {', '.join(COUNT_NAMES)}"
+            )
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             result[name] = value
         elif (
@@ -58,6 +60,10 @@ def make_expectation(**expected: Any) -> dict[str, Expected]:
         else:
             raise BadInput(f"expectation {name}={value!r}: expected a whole number or [low, high]")
     return result
+
+
+def _shown(expected: Expected) -> str:
+    return str(list(expected)) if isinstance(expected, tuple) else str(expected)
 
 
 def _matches(observed: int, expected: Expected) -> bool:
@@ -82,8 +88,9 @@ def count(history: History) -> Counts:
     for row in (e.data for e in history.events(LEDGER)):
         if row["task_id"] in task_ids:
             attempts[row["task_id"]].append(row)
-    failed_ids = {c["uuid"] for c in history.celery("task-failed")} & task_ids
     completed_ids = {t for t, rows in attempts.items() if any(r["finished_at"] for r in rows)}
+    # Failed for good: a failure event and no execution that completed later.
+    failed_ids = ({c["uuid"] for c in history.celery("task-failed")} & task_ids) - completed_ids
     rows_per_key = Counter(e.data["business_key"] for e in history.events(ROW))
     keys = {s["business_key"] for s in sent}
     return Counts(
@@ -151,9 +158,8 @@ def check(
         return Outcome("observed", counts, [], latencies, faults)
     observed = counts.as_dict()
     mismatches = [
-        f"{name}: expected {list(want) if isinstance(want, tuple) else want}, observed {observed[name]}"
+        f"{name}: expected {_shown(want)}, observed {observed[name]}"
         for name, want in expectation.items()
         if not _matches(observed[name], want)
     ]
     return Outcome("fail" if mismatches else "pass", counts, mismatches, latencies, faults)
-

@@ -24,9 +24,7 @@ _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[
 
 def interpolate(value: Any, environ: Mapping[str, str]) -> Any:
     if isinstance(value, str):
-        return _VARIABLE.sub(
-            lambda m: environ.get(m["name"]) or (m["default"] or ""), value
-        )
+        return _VARIABLE.sub(lambda m: environ.get(m["name"]) or (m["default"] or ""), value)
     if isinstance(value, list):
         return [interpolate(item, environ) for item in value]
     if isinstance(value, dict):

@@ -52,7 +52,9 @@ class EventListener:
     def start(self) -> None:
         self._thread.start()
         if not self._ready.wait(timeout=15):
-            raise EnvironmentProblem("the Celery event receiver did not connect to the broker in 15 s")
+            raise EnvironmentProblem(
+                "the Celery event receiver did not connect to the broker in 15 s"
+            )
 
     def stop(self) -> None:
         if self._receiver is not None:
@@ -75,5 +77,6 @@ class EventListener:
         still_missing = waiter()
         if still_missing:
             raise TimeoutError(
-                f"workers {', '.join(sorted(still_missing))} did not come online in {timeout_s:.0f} s"
+                f"workers {', '.join(sorted(still_missing))} did not come online "
+                f"in {timeout_s:.0f} s"
             )

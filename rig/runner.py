@@ -26,6 +26,7 @@ from rig.store import Store
 
 FAULTS = {"container": kill_container, "pool-child": kill_pool_child}
 WORKERS_ONLINE_S = 90.0
+TERMINAL_EVENTS = ("task-succeeded", "task-failed", "task-rejected")
 Progress = Callable[[str], None]
 
 
@@ -45,7 +46,9 @@ class Result:
             "verdict": self.outcome.verdict,
             "reasons": self.outcome.reasons,
             "settings": self.settings.as_dict(),
-            "expected": {k: list(v) if isinstance(v, tuple) else v for k, v in (self.expect or {}).items()},
+            "expected": {
+                k: list(v) if isinstance(v, tuple) else v for k, v in (self.expect or {}).items()
+            },
             "counts": self.outcome.counts.as_dict(),
             "faults": [
                 {key: f[key] for key in ("name", "target", "signal", "landed", "detail")}
@@ -111,7 +114,8 @@ class Runner:
         progress: Progress,
     ) -> None:
         specs = [
-            WorkerSpec(f"w{i}", settings.worker_environment()) for i in range(1, settings.workers + 1)
+            WorkerSpec(f"w{i}", settings.worker_environment())
+            for i in range(1, settings.workers + 1)
         ]
         if settings.kill != "none":
             self.broker.arm(settings.at)
@@ -159,15 +163,26 @@ class Runner:
             pending = self.broker.pending_messages()
             if pending:
                 return f"{pending} message(s) still queued or unacknowledged"
-            killed = {(f.data["task_id"], f.data["attempt"]) for f in history.events(FAULT)}
+            faults = [f.data for f in history.events(FAULT) if f.data["signal"] == "SIGKILL"]
+            killed = {(f["task_id"], f["attempt"]) for f in faults}
+            ledger = self.store.ledger()
             live = [
                 row
-                for row in self.store.live_executions()
-                if (row["task_id"], row["attempt"]) not in killed
+                for row in ledger
+                if not row["finished_at"] and (row["task_id"], row["attempt"]) not in killed
             ]
             if live:
                 return f"{len(live)} execution(s) still running"
-            finished = {row["task_id"] for row in self.store.ledger() if row["finished_at"]}
+            # Every execution a worker outlived ends in a task-succeeded,
+            # -failed or -rejected event; wait for them so none arrives late.
+            silent = {
+                (f["task_id"], f["attempt"]) for f in faults if f["name"] == kill_container.NAME
+            }
+            reporting = sum(1 for row in ledger if (row["task_id"], row["attempt"]) not in silent)
+            reported = sum(len(history.celery(kind)) for kind in TERMINAL_EVENTS)
+            if reported < reporting:
+                return f"{reporting - reported} execution(s) not yet reported by their worker"
+            finished = {row["task_id"] for row in ledger if row["finished_at"]}
             failed = {event["uuid"] for event in history.celery("task-failed")}
             open_tasks = {e.data["task_id"] for e in history.events(SENT)} - finished - failed
             if open_tasks and time.time() - since < quiet_s:

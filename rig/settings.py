@@ -78,7 +78,9 @@ def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
 
 def _check_number(name: str, value: object, kind: type, minimum: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-        raise BadInput(f"{name}={value!r}: expected a {'number' if kind is float else 'whole number'}")
+        raise BadInput(
+            f"{name}={value!r}: expected a {'number' if kind is float else 'whole number'}"
+        )
     if value < minimum:
         raise BadInput(f"{name}={value!r}: must be at least {minimum}")
 
@@ -140,7 +142,9 @@ def settings_from_mapping(values: dict[str, Any], where: str) -> Settings:
     known = {field.name for field in fields(Settings)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise BadInput(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise BadInput(
+            f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
     try:
         return make_settings(**values)
     except BadInput as error:

@@ -80,7 +80,3 @@ class Store:
         table = EFFECT_TABLES[task]
         rows = self._query(f"SELECT business_key, task_id FROM {table} ORDER BY id")
         return [{"table": table, "business_key": key, "task_id": tid} for key, tid in rows]
-
-    def live_executions(self) -> list[dict[str, Any]]:
-        """Ledger rows of executions that started and have not finished."""
-        return [row for row in self.ledger() if row["finished_at"] is None]

@@ -19,11 +19,11 @@ import time
 import uuid
 from typing import Any
 
-import docker
 import docker.errors
 from docker.models.containers import Container
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
+import docker
 from rig import compose
 from rig.backends.base import BackendInfo, KillResult, Services, WorkerSpec
 from rig.errors import EnvironmentProblem
@@ -106,7 +106,11 @@ class DockerBackend:
                 f"no Docker engine answers ({error}); start it, or run with --backend local"
             ) from None
         self.run_id = f"celery-rig-{uuid.uuid4().hex[:8]}"
-        self.labels = {PROJECT_LABEL: "celery-rig", RUN_LABEL: self.run_id, OWNER_LABEL: str(os.getpid())}
+        self.labels = {
+            PROJECT_LABEL: "celery-rig",
+            RUN_LABEL: self.run_id,
+            OWNER_LABEL: str(os.getpid()),
+        }
         self.services = compose.load_services()
         self.network: Any = None
         self.infra: list[Container] = []
@@ -154,7 +158,8 @@ class DockerBackend:
                 network.remove()
         if stale_runs:
             self.info.notes.append(
-                f"removed leftovers of interrupted run(s): {', '.join(sorted(filter(None, stale_runs)))}"
+                "removed leftovers of interrupted run(s): "
+                + ", ".join(sorted(filter(None, stale_runs)))
             )
 
     def _check_images(self) -> None:
@@ -214,7 +219,9 @@ class DockerBackend:
         )(status)()
         if result != "healthy":
             logs = container.logs(tail=20).decode(errors="replace")
-            raise EnvironmentProblem(f"{container.name} is {result} after {timeout_s:.0f} s:\n{logs}")
+            raise EnvironmentProblem(
+                f"{container.name} is {result} after {timeout_s:.0f} s:\n{logs}"
+            )
 
     def _migrate(self) -> None:
         spec = self.services[compose.WORKER_TEMPLATE]

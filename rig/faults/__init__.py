@@ -38,7 +38,11 @@ class FaultRecord:
 def record(name: str, report: CheckpointReport, result: KillResult, park_s: float) -> FaultRecord:
     """A kill landed if it was confirmed before the parked task could move on."""
     landed = result.confirmed_at is not None and result.confirmed_at < report.reported_at + park_s
-    detail = result.detail if landed or not result.confirmed else f"{result.detail}, after the park ended"
+    detail = (
+        result.detail
+        if landed or not result.confirmed
+        else f"{result.detail}, after the park ended"
+    )
     return FaultRecord(
         name=name,
         target=result.target,

@@ -1,0 +1,281 @@
+"""The local backend: the same services as plain processes on this machine.
+
+Redis is a real redis-server on a free loopback port; the database is SQLite
+in a temporary directory (or PostgreSQL when DATABASE_URL names one);
+workers are `celery worker` processes built from the compose file's worker
+command. "Kill the container" becomes SIGKILL of a worker's process group.
+
+Everything lives under one directory per run, RUNS_DIR/<run id>, with an
+`owner` file (the controller's pid) and a `pids` file (every process group
+started). A run whose owner is gone was interrupted: the next start kills
+its processes and removes its directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from rig import compose
+from rig.backends.base import BackendInfo, KillResult, Services, WorkerSpec
+from rig.errors import EnvironmentProblem
+from rig.history import BACKEND, History
+
+REPO = Path(__file__).resolve().parents[2]
+RUNS_DIR = Path(tempfile.gettempdir()) / "celery-rig"
+RUN_MARKER = "RIG_LOCAL_RUN"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def _belongs_to(pid: int, run_id: str) -> bool:
+    """True if the process carries our run marker (a reused pid would not)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return f"{RUN_MARKER}={run_id}".encode() in environ.split(b"\0")
+
+
+def remove_stale_runs(runs_dir: Path = RUNS_DIR) -> list[str]:
+    """Kill the processes of interrupted runs and remove their directories."""
+    cleaned = []
+    for run_dir in sorted(runs_dir.glob("run-*")):
+        owner_file = run_dir / "owner"
+        owner = int(owner_file.read_text()) if owner_file.exists() else 0
+        if owner == os.getpid() or (owner and _alive(owner)):
+            continue
+        pids_file = run_dir / "pids"
+        for line in pids_file.read_text().split() if pids_file.exists() else []:
+            pid = int(line)
+            if _belongs_to(pid, run_dir.name):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        shutil.rmtree(run_dir, ignore_errors=True)
+        cleaned.append(run_dir.name)
+    return cleaned
+
+
+class LocalBackend:
+    def __init__(self, reason: str) -> None:
+        self.info = BackendInfo("local", reason)
+        self.run_id = f"run-{uuid.uuid4().hex[:8]}"
+        self.dir = RUNS_DIR / self.run_id
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.specs: dict[str, WorkerSpec] = {}
+        self.history: History | None = None
+        self.redis: subprocess.Popen[bytes] | None = None
+        self.base_env: dict[str, str] = {}
+
+    # --- start ---------------------------------------------------------
+    def start(self) -> Services:
+        cleaned = remove_stale_runs()
+        if cleaned:
+            self.info.notes.append(f"removed leftovers of interrupted run(s): {', '.join(cleaned)}")
+        redis_server = shutil.which("redis-server")
+        if redis_server is None:
+            raise EnvironmentProblem(
+                "redis-server not found: run `make setup` (it installs Debian's redis-server)"
+            )
+        self.dir.mkdir(parents=True)
+        (self.dir / "owner").write_text(str(os.getpid()))
+        port = free_port()
+        self.redis = self._spawn(
+            "redis",
+            [
+                redis_server,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            {},
+        )
+        broker_url = f"redis://127.0.0.1:{port}/0"
+        self._wait_redis(broker_url)
+        database_url = os.environ.get("DATABASE_URL", "")
+        if urlsplit(database_url).scheme not in ("postgres", "postgresql"):
+            database_url = f"sqlite:///{self.dir / 'db.sqlite3'}"
+        self.base_env = {
+            **compose.environment(compose.service(compose.WORKER_TEMPLATE)),
+            "CELERY_BROKER_URL": broker_url,
+            "DATABASE_URL": database_url,
+            "DJANGO_SETTINGS_MODULE": "exam_app.settings",
+        }
+        self._migrate()
+        engine = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+        return Services(broker_url, database_url, engine)
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.dir / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env={**os.environ, **env, RUN_MARKER: self.run_id},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Its own process group, so a kill takes the worker and its pool children.
+            start_new_session=True,
+        )
+        log.close()
+        with (self.dir / "pids").open("a") as pids:
+            pids.write(f"{process.pid}\n")
+        return process
+
+    def _wait_redis(self, url: str) -> None:
+        client = redis.Redis.from_url(url, socket_timeout=1)
+        try:
+            retry(
+                stop=stop_after_delay(15),
+                wait=wait_fixed(0.1),
+                retry=retry_if_exception_type(redis.ConnectionError),
+                reraise=True,
+            )(client.ping)()
+        except redis.ConnectionError:
+            log = (self.dir / "redis.log").read_text()[-2000:]
+            raise EnvironmentProblem(f"redis-server did not answer on {url}:\n{log}") from None
+        finally:
+            client.close()
+
+    def _migrate(self) -> None:
+        result = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=REPO,
+            env={**os.environ, **self.base_env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise EnvironmentProblem(f"migrations failed:\n{result.stderr[-2000:]}")
+
+    def observe(self, history: History) -> None:
+        self.history = history
+
+    # --- workers ---------------------------------------------------------
+    def _command(self, spec: WorkerSpec) -> list[str]:
+        template = compose.service(compose.WORKER_TEMPLATE)["command"]
+        # The compose command starts with the `celery` program; run it from this venv.
+        command = [sys.executable, "-m", "celery", *template[1:]]
+        return [part.replace("%h", spec.name) for part in command] + [
+            f"--queues={','.join(spec.queues)}"
+        ]
+
+    def start_workers(self, specs: list[WorkerSpec]) -> None:
+        for spec in specs:
+            self.specs[spec.name] = spec
+            # One log per worker per scenario; a restart appends to it.
+            (self.dir / f"{spec.name}.log").unlink(missing_ok=True)
+            self._start_worker(spec)
+
+    def _start_worker(self, spec: WorkerSpec) -> None:
+        process = self._spawn(spec.name, self._command(spec), {**self.base_env, **spec.environment})
+        self.processes[spec.name] = process
+        threading.Thread(target=self._watch, args=(spec.name, process), daemon=True).start()
+
+    def _watch(self, name: str, process: subprocess.Popen[bytes]) -> None:
+        """Record the worker's exit in the history, as Docker's die event would be."""
+        code = process.wait()
+        if self.history is not None:
+            self.history.add(BACKEND, action="exit", worker=name, exit_code=code)
+
+    def stop_workers(self) -> None:
+        for process in self.processes.values():
+            self._kill_group(process)
+        self.processes.clear()
+
+    def _kill_group(self, process: subprocess.Popen[bytes]) -> None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def kill_worker(self, name: str) -> KillResult:
+        process = self.processes[name]
+        os.killpg(process.pid, signal.SIGKILL)
+        try:
+            code = process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            return KillResult(name, "SIGKILL", False, None, "still running 10 s after SIGKILL")
+        return KillResult(name, "SIGKILL", True, time.time(), f"process exit status {code}")
+
+    def kill_process(self, name: str, pid: int) -> KillResult:
+        target = f"{name} pid {pid}"
+        group = os.getpgid(pid) if _alive(pid) else None
+        if group != self.processes[name].pid:
+            return KillResult(
+                target, "SIGKILL", False, None, "pid is not in the worker's process group"
+            )
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if _zombie(pid):
+                return KillResult(target, "SIGKILL", True, time.time(), "process table: gone")
+            time.sleep(0.01)
+        return KillResult(target, "SIGKILL", False, None, "still running 10 s after SIGKILL")
+
+    def restart_worker(self, name: str) -> None:
+        self._start_worker(self.specs[name])
+
+    def worker_logs(self) -> dict[str, str]:
+        return {
+            name: (self.dir / f"{name}.log").read_text(errors="replace")
+            for name in self.processes
+            if (self.dir / f"{name}.log").exists()
+        }
+
+    # --- stop ------------------------------------------------------------
+    def close(self) -> None:
+        self.stop_workers()
+        if self.redis is not None:
+            self._kill_group(self.redis)
+            self.redis = None
+        shutil.rmtree(self.dir, ignore_errors=True)
