@@ -12,11 +12,11 @@ command -v debootstrap >/dev/null || { echo "debootstrap missing: run 'make setu
 root=$(mktemp -d /tmp/celery-rig-base.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 echo "debootstrap bookworm into $root (about a minute)..."
+# Its "I: Retrieving/Unpacking/Configuring ..." lines are the progress display.
 debootstrap --variant=minbase \
   --include=python3,python3-venv,redis-server,postgresql-15,procps \
-  bookworm "$root" http://deb.debian.org/debian >"$root.log" 2>&1 \
-  || { tail -20 "$root.log" >&2; exit 1; }
-rm -f "$root.log"
+  bookworm "$root" http://deb.debian.org/debian 2>&1 | sed -u 's/^/[debootstrap] /'
+[ "${PIPESTATUS[0]}" = 0 ] || { echo "debootstrap failed" >&2; exit 1; }
 # Trim what an image never needs.
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc "$root"/usr/share/man
 tar -C "$root" -c . | docker import \

@@ -79,6 +79,11 @@ def text(name: str, default: str, environ: Mapping[str, str] | None = None) -> s
     return default if value is None else value
 
 
+def sqlite_path(url: str) -> str:
+    """sqlite:///relative/path or sqlite:////absolute/path, as SQLAlchemy writes them."""
+    return unquote(urlsplit(url).path)[1:]
+
+
 def database(
     name: str, default_sqlite: Path, environ: Mapping[str, str] | None = None
 ) -> dict[str, object]:
@@ -93,7 +98,7 @@ def database(
         # one would fail with "database is locked" when it starts to write.
         return {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": unquote(parts.path),
+            "NAME": sqlite_path(url),
             "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
         }
     if parts.scheme in ("postgres", "postgresql"):

@@ -8,6 +8,7 @@ name is the scenario's name and its pytest marker.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,10 @@ from rig.checker import Expected, make_expectation
 from rig.errors import BadInput
 from rig.settings import Settings, settings_from_mapping
 
-CATALOG_DIR = Path(__file__).resolve().parent.parent / "chaos"
+# RIG_CATALOG_DIR points the rig at another catalog (the tests use it for broken files).
+CATALOG_DIR = Path(
+    os.environ.get("RIG_CATALOG_DIR") or Path(__file__).resolve().parent.parent / "chaos"
+)
 REQUIREMENTS = ("postgresql",)
 
 

@@ -10,9 +10,11 @@ import sqlite3
 from contextlib import closing
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import psycopg
+
+from exam_app.envconf import sqlite_path
 
 LEDGER_TABLE = "users_attempt"
 EFFECT_TABLES = {
@@ -41,7 +43,7 @@ class Store:
         self.url = database_url
         parts = urlsplit(database_url)
         self.is_sqlite = parts.scheme == "sqlite"
-        self.sqlite_path = unquote(parts.path)
+        self.sqlite_path = sqlite_path(database_url)
 
     @property
     def engine(self) -> str:

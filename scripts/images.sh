@@ -4,11 +4,20 @@
 #   celery-rig/redis     redis:7-bookworm, or Debian's redis-server on the offline base
 #   celery-rig/postgres  postgres:15-bookworm, or Debian's PostgreSQL on the offline base
 set -euo pipefail
+export DOCKER_BUILDKIT=0  # the classic builder: needs no buildx plugin and prints each step
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 OFFLINE_BASE=celery-rig/base:bookworm
-step() { printf '\n[images] %s\n' "$*"; }
+step() { printf '[images] %s\n' "$*"; }
 start=$(date +%s)
+
+# Skip everything when the images were built from exactly these inputs.
+inputs=$(cat requirements.txt manage.py docker/* $(find exam_app -name '*.py' | sort) | sha256sum | cut -c1-16)
+built=$(docker image inspect --format '{{ index .Config.Labels "com.celery-rig.inputs" }}' celery-rig/app:latest 2>/dev/null || true)
+if [ "$built" = "$inputs" ] && docker image inspect celery-rig/redis:latest celery-rig/postgres:latest >/dev/null 2>&1; then
+  step "images are up to date (inputs $inputs)"
+  exit 0
+fi
 
 step "wheelhouse: Python packages from requirements.txt, downloaded on the host"
 mkdir -p build/wheelhouse
@@ -27,10 +36,11 @@ else
   bash docker/offline-base.sh "$OFFLINE_BASE"
   app_base=$OFFLINE_BASE
   docker tag "$OFFLINE_BASE" celery-rig/redis:latest
-  docker build -q --force-rm -f docker/postgres-offline.Dockerfile --build-arg BASE="$OFFLINE_BASE" \
-    -t celery-rig/postgres:latest . >/dev/null
+  docker build --force-rm -f docker/postgres-offline.Dockerfile --build-arg BASE="$OFFLINE_BASE" \
+    -t celery-rig/postgres:latest . | sed -u "s/^/[postgres] /"
 fi
 
 step "app image from $app_base"
-docker build -q --force-rm -f docker/Dockerfile --build-arg BASE="$app_base" -t celery-rig/app:latest . >/dev/null
+docker build --force-rm -f docker/Dockerfile --build-arg BASE="$app_base" \
+  --label "com.celery-rig.inputs=$inputs" -t celery-rig/app:latest . | sed -u "s/^/[app] /"
 step "done in $(( $(date +%s) - start )) s: $(docker images --format '{{.Repository}}:{{.Tag}}' 'celery-rig/*' | tr '\n' ' ')"

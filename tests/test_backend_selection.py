@@ -1,0 +1,80 @@
+"""Backend selection and the local backend's process bookkeeping."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rig.backends.local import RUN_MARKER, remove_stale_runs
+from rig.backends.select import decide
+from rig.errors import BadInput
+
+
+def test_auto_picks_docker_when_an_engine_answers() -> None:
+    assert decide("auto", (True, "Docker engine 20.10 answers")) == (
+        "docker",
+        "Docker engine 20.10 answers",
+    )
+
+
+def test_auto_falls_back_to_local_and_says_why() -> None:
+    name, reason = decide("auto", (False, "connection refused"))
+    assert name == "local"
+    assert "connection refused" in reason
+
+
+def test_an_explicit_choice_wins() -> None:
+    assert decide("local", None)[0] == "local"
+    assert decide("docker", None)[0] == "docker"
+
+
+def test_an_unknown_backend_is_an_error() -> None:
+    with pytest.raises(BadInput, match="expected one of auto, docker, local"):
+        decide("kubernetes", None)
+
+
+def _sleeper(run_id: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        env={**os.environ, RUN_MARKER: run_id},
+        start_new_session=True,
+    )
+
+
+def test_stale_run_is_killed_and_removed(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run-stale"
+    run_dir.mkdir()
+    stale = _sleeper("run-stale")
+    # An owner pid that no longer exists: the controller was killed.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (run_dir / "owner").write_text(str(dead.pid))
+    (run_dir / "pids").write_text(f"{stale.pid}\n")
+    assert remove_stale_runs(tmp_path) == ["run-stale"]
+    assert stale.wait(timeout=10) == -9
+    assert not run_dir.exists()
+
+
+def test_live_run_and_foreign_process_are_left_alone(tmp_path: Path) -> None:
+    live_dir = tmp_path / "run-live"
+    live_dir.mkdir()
+    (live_dir / "owner").write_text(str(os.getpid()))
+    stale_dir = tmp_path / "run-gone"
+    stale_dir.mkdir()
+    (stale_dir / "owner").write_text("0")
+    # A pid recorded by the stale run but now carrying another run's marker.
+    foreign = _sleeper("run-someone-else")
+    (stale_dir / "pids").write_text(f"{foreign.pid}\n")
+    try:
+        assert remove_stale_runs(tmp_path) == ["run-gone"]
+        assert live_dir.exists()
+        time.sleep(0)  # no wait needed: the check below is immediate
+        assert foreign.poll() is None
+    finally:
+        foreign.kill()
+        foreign.wait()

@@ -1,0 +1,70 @@
+"""The catalog on the real stack, on both backends; one marker per scenario.
+
+pytest -m chaos                                  # all of them
+pytest -m late_ack_kill_after_write_create       # one
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rig.catalog import replay_command, skip_reason
+from rig.checker import Counts
+from rig.runner import Runner
+from rig.scenarios import load_catalog
+
+CATALOG = load_catalog()
+BACKENDS = ("docker", "local")
+
+
+def _matches(observed: int, expected: int | tuple[int, int]) -> bool:
+    if isinstance(expected, tuple):
+        return expected[0] <= observed <= expected[1]
+    return observed == expected
+
+
+@pytest.mark.parametrize(
+    ("runner", "name"),
+    [
+        pytest.param(backend, name, marks=[pytest.mark.chaos, getattr(pytest.mark, name)])
+        for name in CATALOG
+        for backend in BACKENDS
+    ],
+    indirect=["runner"],
+    ids=lambda value: value,
+)
+def test_scenario(runner: Runner, name: str) -> None:
+    scenario = CATALOG[name]
+    reason = skip_reason(scenario, runner.services.database_engine)
+    if reason:
+        pytest.skip(reason)
+    result = runner.run(scenario.name, scenario.settings, scenario.expect)
+    replay = replay_command(name, runner.backend.info.name)
+    assert result.outcome.verdict == "pass", (
+        f"{name}: {result.outcome.verdict}: {result.outcome.reasons}; replay: {replay}"
+    )
+    counts = result.outcome.counts.as_dict()
+    for count_name, expected in scenario.expect.items():
+        assert _matches(counts[count_name], expected), f"{count_name}={counts[count_name]}"
+    # Every kill the scenario asked for landed inside its window.
+    if scenario.settings.kill != "none":
+        assert result.outcome.faults and all(f["landed"] for f in result.outcome.faults)
+
+
+@pytest.mark.chaos
+@pytest.mark.matrix(acks="late", kill="container", at="after_write", task="create", tasks=4)
+@pytest.mark.parametrize("runner", ["local"], indirect=True)
+def test_prefetched_tasks_survive_a_kill(runner: Runner, request: pytest.FixtureRequest) -> None:
+    """Four tasks on two workers, one worker killed mid-task: the killed task and
+    anything the dead worker held are redelivered; nothing is lost."""
+    from rig.settings import settings_from_mapping
+
+    settings = settings_from_mapping(request.node.get_closest_marker("matrix").kwargs, "test")
+    result = runner.run("matrix", settings, None)
+    assert result.outcome.verdict == "observed", result.outcome.reasons
+    counts: Counts = result.outcome.counts
+    assert counts.sent == 4
+    assert counts.lost == 0 and counts.missing_rows == 0
+    assert counts.completed == 4
+    assert counts.redelivered >= 1
+    assert counts.duplicate_rows == counts.duplicated_work >= 1

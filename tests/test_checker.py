@@ -1,0 +1,144 @@
+"""The checker on hand-written histories: pure logic, no backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from rig.checker import check, make_expectation
+from rig.errors import BadInput
+from rig.history import CELERY, FAULT, LEDGER, ROW, SENT, SETTLED, History
+
+
+def _ledger(
+    history: History, task_id: str, attempt: int, start: float, written: bool, finished: bool
+) -> None:
+    history.add(
+        LEDGER,
+        at=start,
+        task_id=task_id,
+        task_name="create_record",
+        business_key="k",
+        hostname=f"celery@w{attempt}",
+        pid=10 + attempt,
+        attempt=attempt,
+        redelivered=attempt > 1,
+        started_at=start,
+        written_at=start + 0.1 if written else None,
+        finished_at=start + 0.2 if finished else None,
+    )
+
+
+def _kill(history: History, at: float, landed: bool = True) -> None:
+    history.add(
+        FAULT,
+        at=at,
+        name="kill-container",
+        target="w1",
+        signal="SIGKILL",
+        task_id="t1",
+        attempt=1,
+        point="after_write",
+        checkpoint_at=at - 0.05,
+        confirmed_at=at,
+        landed=landed,
+        detail="die event, exit code 137",
+    )
+
+
+def killed_after_write_and_redelivered() -> History:
+    history = History()
+    history.add(SENT, at=100.0, task_id="t1", task="create_record", business_key="k")
+    _ledger(history, "t1", 1, 100.1, written=True, finished=False)
+    _kill(history, 100.4)
+    _ledger(history, "t1", 2, 104.5, written=True, finished=True)
+    history.add(ROW, table="users_naiverecord", business_key="k", task_id="t1")
+    history.add(ROW, table="users_naiverecord", business_key="k", task_id="t1")
+    history.add(SETTLED, at=105.0, settled=True, reason="drained and quiet")
+    return history
+
+
+def test_a_redelivered_naive_write_counts_one_duplicate_row() -> None:
+    outcome = check(killed_after_write_and_redelivered(), None, fault_expected=True)
+    assert outcome.verdict == "observed"
+    counts = outcome.counts
+    assert (counts.sent, counts.executions, counts.completed, counts.lost) == (1, 2, 1, 0)
+    assert (counts.redelivered, counts.duplicated_work, counts.duplicate_rows) == (1, 1, 1)
+    assert counts.missing_rows == 0
+    assert outcome.redelivery_latency_s == [4.1]
+
+
+def test_expectation_decides_pass_and_fail() -> None:
+    history = killed_after_write_and_redelivered()
+    passing = make_expectation(executions=2, duplicate_rows=1, redelivered=[1, 2])
+    failing = make_expectation(duplicate_rows=0)
+    assert check(history, passing, fault_expected=True).verdict == "pass"
+    outcome = check(history, failing, fault_expected=True)
+    assert outcome.verdict == "fail"
+    assert outcome.reasons == ["duplicate_rows: expected 0, observed 1"]
+
+
+def test_a_lost_task_is_lost_and_its_row_missing() -> None:
+    history = History()
+    history.add(SENT, at=1.0, task_id="t1", task="create_record", business_key="k")
+    _ledger(history, "t1", 1, 1.1, written=False, finished=False)
+    _kill(history, 1.2)
+    history.add(SETTLED, settled=True, reason="drained and quiet")
+    counts = check(history, None, fault_expected=True).counts
+    assert (counts.executions, counts.completed, counts.lost, counts.missing_rows) == (1, 0, 1, 1)
+    assert counts.redelivered == 0
+
+
+def test_failed_counts_only_tasks_that_never_completed() -> None:
+    history = killed_after_write_and_redelivered()
+    history.add(CELERY, type="task-failed", uuid="t1", hostname="celery@w1")
+    assert check(history, None, fault_expected=True).counts.failed == 0
+    lonely = History()
+    lonely.add(SENT, task_id="t2", task="create_record", business_key="k2")
+    _ledger(lonely, "t2", 1, 1.0, written=False, finished=False)
+    lonely.add(CELERY, type="task-failed", uuid="t2", hostname="celery@w1")
+    assert check(lonely, None, fault_expected=False).counts.failed == 1
+
+
+def test_vacuous_run_is_unknown_not_pass() -> None:
+    """Nothing sent, nothing ran, nothing killed: an expectation of zeros must not pass."""
+    history = History()
+    history.add(SETTLED, settled=True, reason="drained and quiet")
+    expectation = make_expectation(duplicate_rows=0, lost=0)
+    outcome = check(history, expectation, fault_expected=True)
+    assert outcome.verdict == "unknown"
+    assert any("no fault was injected" in reason for reason in outcome.reasons)
+    assert any("vacuous" in reason for reason in outcome.reasons)
+
+
+def test_fault_outside_its_window_is_unknown() -> None:
+    history = killed_after_write_and_redelivered()
+    _kill(history, 120.0, landed=False)
+    outcome = check(history, make_expectation(duplicate_rows=1), fault_expected=True)
+    assert outcome.verdict == "unknown"
+    assert "did not land" in outcome.reasons[0]
+
+
+def test_run_that_did_not_settle_is_unknown() -> None:
+    history = killed_after_write_and_redelivered()
+    history.add(SETTLED, at=200.0, settled=False, reason="1 message(s) still queued")
+    outcome = check(history, make_expectation(duplicate_rows=1), fault_expected=True)
+    assert outcome.verdict == "unknown"
+    assert "1 message(s) still queued" in outcome.reasons[0]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"duplicates": 1}, {"lost": -1}, {"lost": "one"}, {"lost": [3, 1]}, {"lost": True}],
+)
+def test_bad_expectations_are_errors(bad: dict) -> None:
+    with pytest.raises(BadInput):
+        make_expectation(**bad)
+
+
+def test_history_round_trips_through_jsonl(tmp_path) -> None:
+    history = killed_after_write_and_redelivered()
+    path = tmp_path / "history.jsonl"
+    history.write_jsonl(path)
+    again = History.read_jsonl(path)
+    assert [e.kind for e in again] == [e.kind for e in history]
+    assert check(again, None, True).counts == check(history, None, True).counts

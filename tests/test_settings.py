@@ -1,0 +1,66 @@
+"""Settings and scenario files: every typo and impossible combination is an error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rig.errors import BadInput
+from rig.scenarios import find, load_catalog, parse_scenario
+from rig.settings import make_settings, settings_from_mapping
+
+
+def test_defaults_and_worker_environment() -> None:
+    settings = make_settings(acks="early", reject_on_worker_lost=True, visibility_timeout=3)
+    env = settings.worker_environment()
+    assert env["CELERY_TASK_ACKS_LATE"] == "false"
+    assert env["CELERY_TASK_REJECT_ON_WORKER_LOST"] == "true"
+    assert env["CELERY_BROKER_VISIBILITY_TIMEOUT"] == "3.0"
+    assert env["CELERY_BROKER_UNACKED_RESTORE_THROTTLE"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"acks": "eraly"}, "acks='eraly'"),
+        ({"kill": "pool-child", "pool": "solo"}, "needs pool=prefork"),
+        ({"restart": True}, "restart=true needs kill=container"),
+        ({"workers": 0}, "workers=0: must be at least 1"),
+        ({"tasks": 1.5}, "tasks=1.5: expected a whole number"),
+        ({"visibility_timeout": "soon"}, "expected a number"),
+        ({"reject_on_worker_lost": "yes"}, "expected true or false"),
+        ({"ack": "late"}, "unknown setting(s) ack"),
+    ],
+)
+def test_bad_settings_are_errors(values: dict, message: str) -> None:
+    with pytest.raises(BadInput, match=message.replace("(", r"\(").replace(")", r"\)")):
+        settings_from_mapping(values, "here")
+
+
+def test_catalog_has_the_issue_scenarios() -> None:
+    catalog = load_catalog()
+    assert len(catalog) >= 7
+    kills = {(s.settings.acks, s.settings.kill, s.settings.at) for s in catalog.values()}
+    assert ("early", "container", "before_write") in kills
+    assert ("late", "container", "in_transaction") in kills
+    assert any(s.expect.get("duplicate_rows") == 1 for s in catalog.values())
+
+
+def test_unknown_scenario_lists_the_known_ones() -> None:
+    with pytest.raises(BadInput, match="known: .*early_ack_kill_before_write"):
+        find("no_such_scenario")
+
+
+def test_a_file_that_does_not_parse_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text('description = "x"\n[settings]\nacks = "late\n')
+    with pytest.raises(BadInput, match=r"broken.toml: does not parse: .*line 3"):
+        parse_scenario(path)
+
+
+def test_a_file_with_a_typo_in_settings_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "typo.toml"
+    path.write_text('[settings]\nkil = "container"\n[expect]\nlost = 0\n')
+    with pytest.raises(BadInput, match="typo.toml: unknown setting"):
+        parse_scenario(path)
