@@ -1,4 +1,4 @@
-"""python -m rig: list | run | chaos | soak | clean.
+"""python -m rig: list | run | chaos | fairness | soak | clean.
 
 Every user error ends as one line on stderr and a non-zero exit, never a
 traceback; Ctrl-C and SIGTERM end the run after removing what it started.
@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
-from rig import report
+from rig import fairness, report
 from rig.catalog import replay_command, run_scenarios, session
 from rig.errors import BadInput, RigError
 from rig.runner import Result
@@ -69,7 +69,23 @@ def build_parser() -> argparse.ArgumentParser:
     chaos = commands.add_parser("chaos", help="run the whole catalog and write a report")
     chaos.add_argument("--only", nargs="+", metavar="SCENARIO", help="run only these")
     chaos.add_argument("--reports", type=Path, default=Path("reports"))
+    chaos.add_argument(
+        "--no-fairness", action="store_true", help="skip the prefetch fairness section"
+    )
     _add_backend(chaos)
+
+    fair = commands.add_parser("fairness", help="compare prefetch configurations on a burst")
+    fair.add_argument("--only", nargs="+", metavar="CONFIG", help=", ".join(fairness.CONFIG_NAMES))
+    defaults = fairness.Workload()
+    fair.add_argument("--workers", type=int, default=defaults.workers)
+    fair.add_argument("--long-tasks", type=int, default=defaults.long_tasks)
+    fair.add_argument("--long-seconds", type=float, default=defaults.long_seconds)
+    fair.add_argument("--short-tasks", type=int, default=defaults.short_tasks)
+    fair.add_argument("--short-seconds", type=float, default=defaults.short_seconds)
+    fair.add_argument("--burst", type=int, default=defaults.burst)
+    fair.add_argument("--json", type=Path, help="write the comparison as JSON here")
+    fair.add_argument("--reports", type=Path, default=Path("reports"))
+    _add_backend(fair)
 
     soak = commands.add_parser("soak", help="run the catalog N times and count wrong verdicts")
     soak.add_argument("--runs", type=int, default=20)
@@ -162,6 +178,7 @@ def command_chaos(args: argparse.Namespace) -> int:
         raise BadInput(f"unknown scenario {unknown!r}; known: {', '.join(catalog)}")
     scenarios = [catalog[name] for name in names]
     started = time.strftime("%Y-%m-%d %H:%M:%S")
+    fair: dict[str, Any] | None = None
     with console.status("starting") as status, session(args.backend, console.print) as runner:
         done: list[str] = []
 
@@ -177,18 +194,70 @@ def command_chaos(args: argparse.Namespace) -> int:
             verdict = more[0].outcome.verdict if more else "skipped"
             console.print(f"  {scenario.name}: [{report.VERDICT_STYLE[verdict]}]{verdict}[/]")
         info = runner.backend.info
+        if not (args.only or args.no_fairness):
+            workload = fairness.make_workload()
+            fair_results = fairness.run_fairness(
+                runner, list(fairness.CONFIGS), workload, lambda m: status.update(m)
+            )
+            fair = {
+                "summary": fairness.as_json(fair_results, workload, info.name),
+                "results": fair_results,
+            }
         header = {
             "backend": info.name,
             "reason": info.reason,
             "started": started,
             "database": runner.services.database_engine,
         }
-    directory = report.write_reports(report.new_report_dir(args.reports), results, skipped, header)
+    directory = report.write_reports(
+        report.new_report_dir(args.reports), results, skipped, header, fair
+    )
     rows = [r.as_json() for r in results] + skipped
     console.print(report.results_table(rows, f"chaos catalog on {info.name}"))
+    fair_complete = True
+    if fair is not None:
+        configs = fair["summary"]["configs"]
+        console.print(report.fairness_table(configs, f"prefetch fairness on {info.name}"))
+        fair_complete = all(c["complete"] for c in configs)
+        if not fair_complete:
+            err.print("fairness: some runs did not finish; replay: python -m rig fairness")
     console.print(f"report: {directory / 'report.html'}")
     _print_failures(results, info.name, directory)
-    return 0 if all(r.outcome.verdict == "pass" for r in results) else 1
+    return 0 if all(r.outcome.verdict == "pass" for r in results) and fair_complete else 1
+
+
+def command_fairness(args: argparse.Namespace) -> int:
+    configs = fairness.select_configs(args.only)
+    workload = fairness.make_workload(
+        workers=args.workers,
+        long_tasks=args.long_tasks,
+        long_seconds=args.long_seconds,
+        short_tasks=args.short_tasks,
+        short_seconds=args.short_seconds,
+        burst=args.burst,
+    )
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    with console.status("starting") as status, session(args.backend, console.print) as runner:
+        results = fairness.run_fairness(runner, configs, workload, status.update)
+        info = runner.backend.info
+        database = runner.services.database_engine
+    summary = fairness.as_json(results, workload, info.name)
+    header = {"backend": info.name, "reason": info.reason, "started": started, "database": database}
+    fair = {"summary": summary, "results": results}
+    directory = report.write_reports(report.new_report_dir(args.reports), [], [], header, fair)
+    console.print(report.fairness_table(summary["configs"], f"prefetch fairness on {info.name}"))
+    console.print(
+        f"workload: {workload.workers} workers, {workload.long_tasks} x {workload.long_seconds} s "
+        f"long then {workload.short_tasks} x {workload.short_seconds} s short; "
+        f"throughput from {workload.burst} zero-second tasks"
+    )
+    console.print(f"report: {directory / 'report.html'}, picture: {directory / 'fairness.svg'}")
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    if not all(c["complete"] for c in summary["configs"]):
+        err.print("some runs did not finish: their figures are partial (see the report)")
+        return 1
+    return 0
 
 
 def command_soak(args: argparse.Namespace) -> int:
@@ -261,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
             return command_run(args)
         if args.command == "chaos":
             return command_chaos(args)
+        if args.command == "fairness":
+            return command_fairness(args)
         if args.command == "soak":
             return command_soak(args)
         return command_clean()

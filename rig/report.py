@@ -14,6 +14,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from rich.table import Table
 
+from rig.fairness import FairnessResult
 from rig.history import FAULT, LEDGER, SENT, History
 from rig.runner import Result
 
@@ -126,6 +127,105 @@ def timeline(history: History) -> Timeline:
     return Timeline(lanes, bars, kills, links, origin, end - origin)
 
 
+# --- fairness: table and lanes of reserved and running time -------------------
+FAIRNESS_COLUMNS = (
+    ("configuration", "title"),
+    ("held behind", "held_behind"),
+    ("unfair wait s", "unfair_wait_s"),
+    ("max held", "max_held_by_one_worker"),
+    ("makespan s", "makespan_s"),
+    ("short tasks/s", "short_task_throughput_per_s"),
+)
+
+
+def fairness_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    for header, _ in FAIRNESS_COLUMNS:
+        table.add_column(header, overflow="fold")
+    table.add_column("utilisation")
+    for row in rows:
+        cells = [str(row[key]) for _, key in FAIRNESS_COLUMNS]
+        if not row["complete"]:
+            cells[0] += " [yellow](incomplete)[/]"
+        utilisation = " ".join(f"{u:.0%}" for u in row["utilisation"].values())
+        table.add_row(*cells, utilisation)
+    return table
+
+
+@dataclass(frozen=True)
+class SpanBar:
+    lane: int
+    start: float
+    end: float
+    kind: str
+    reserved: bool
+    label: str
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    summary: str
+    lanes: list[str]
+    bars: list[SpanBar]
+    top: int
+
+
+def fairness_svg(results: list[FairnessResult]) -> str:
+    """One picture, one panel per configuration, on a shared time scale."""
+    panels, top = [], 0
+    span = 1.0
+    for result in results:
+        lanes = sorted(result.consumers)
+        origin = min((s.sent_at for s in result.spans), default=0.0)
+        bars = []
+        for s in result.spans:
+            lane = lanes.index(s.worker)
+            name = f"{s.kind} {s.task_id[:8]}"
+            bars.append(
+                SpanBar(
+                    lane,
+                    s.received_at - origin,
+                    s.started_at - origin,
+                    s.kind,
+                    True,
+                    f"{name} reserved {s.reserved_s:.2f}s",
+                )
+            )
+            bars.append(
+                SpanBar(
+                    lane,
+                    s.started_at - origin,
+                    s.finished_at - origin,
+                    s.kind,
+                    False,
+                    f"{name} ran {s.run_s:.2f}s",
+                )
+            )
+            span = max(span, s.finished_at - origin)
+        m = result.metrics
+        summary = (
+            f"unfair wait {m.unfair_wait_s:.1f}s, max held {m.max_held_by_one_worker}, "
+            f"makespan {m.makespan_s:.1f}s, {result.throughput_per_s:.0f} short tasks/s"
+        )
+        panels.append(Panel(result.config.title, summary, lanes, bars, top))
+        top += 22 + 26 * len(lanes) + 18
+    return (
+        _environment()
+        .get_template("fairness.svg.j2")
+        .render(panels=panels, span=span, height=top + 24)
+    )
+
+
+def write_fairness(directory: Path, results: list[FairnessResult], summary: dict[str, Any]) -> Path:
+    """fairness.json and fairness.svg; returns the picture's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "fairness.json").write_text(json.dumps(summary, indent=2))
+    picture = directory / "fairness.svg"
+    picture.write_text(fairness_svg(results))
+    return picture
+
+
 def _environment() -> Environment:
     return Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"])
@@ -133,9 +233,18 @@ def _environment() -> Environment:
 
 
 def write_reports(
-    directory: Path, results: list[Result], skipped: list[dict[str, Any]], header: dict[str, Any]
+    directory: Path,
+    results: list[Result],
+    skipped: list[dict[str, Any]],
+    header: dict[str, Any],
+    fairness: dict[str, Any] | None = None,
 ) -> Path:
+    """The report folder; `fairness` is {"summary": as_json(...), "results": [...]} or None."""
     directory.mkdir(parents=True, exist_ok=True)
+    fairness_svg_text = None
+    if fairness is not None:
+        picture = write_fairness(directory, fairness["results"], fairness["summary"])
+        fairness_svg_text = picture.read_text()
     rows = [result.as_json() for result in results] + skipped
     (directory / "results.json").write_text(json.dumps({**header, "scenarios": rows}, indent=2))
     history_path = directory / "history.jsonl"
@@ -155,6 +264,8 @@ def write_reports(
             timelines={r.name: timeline(r.history) for r in results},
             describe=_short_settings,
             shown_counts=SHOWN_COUNTS,
+            fairness=fairness["summary"] if fairness else None,
+            fairness_svg=fairness_svg_text,
         )
     )
     (directory / "report.html").write_text(html)
