@@ -153,7 +153,7 @@ def command_run(args: argparse.Namespace) -> int:
         name, settings, expect = scenario.name, scenario.settings, scenario.expect
     else:
         name, settings, expect = "matrix", make_settings(**flags), None
-    with console.status("starting") as status, session(args.backend, status.update) as runner:
+    with console.status("starting") as status, session(args.backend, console.print) as runner:
         if args.scenario:
             results, skipped = run_scenarios(runner, [scenario], status.update)
             if skipped:

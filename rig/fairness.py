@@ -64,7 +64,7 @@ class Workload:
     long_seconds: float = 3.0
     short_tasks: int = 6
     short_seconds: float = 0.2
-    burst: int = 40  # zero-second tasks for the throughput figure
+    burst: int = 100  # zero-second tasks for the throughput figure
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,7 +77,7 @@ def make_workload(
     long_seconds: float = 3.0,
     short_tasks: int = 6,
     short_seconds: float = 0.2,
-    burst: int = 40,
+    burst: int = 100,
 ) -> Workload:
     """Validate the workload, so a bad flag is an error and not a silent default."""
     for name, value in (("long_tasks", long_tasks), ("short_tasks", short_tasks), ("burst", burst)):

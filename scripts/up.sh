@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the reproduction stack with docker compose v2 or docker-compose v1
-# and waits (bounded) until the web app and Flower answer.
+# and waits (bounded) until the web app, Flower and the workers answer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/compose.sh
@@ -14,8 +14,10 @@ start=$(date +%s)
 compose up -d
 auth=${FLOWER_BASIC_AUTH:-debug:debug}
 for i in $(seq 1 120); do
+  # Flower lists a worker once it answered a ping: then it consumes tasks.
   if curl -fsS -o /dev/null "http://127.0.0.1:${WEB_PORT:-8000}/health" \
-     && curl -fsS -o /dev/null -u "$auth" "http://127.0.0.1:${FLOWER_PORT:-5555}/api/workers"; then
+     && [ "$(curl -fsS -u "$auth" "http://127.0.0.1:${FLOWER_PORT:-5555}/api/workers?refresh=1" \
+             | grep -o '"celery@worker[0-9]*"' | sort -u | wc -l)" -ge 2 ]; then
     echo "[up] all healthy in $(( $(date +%s) - start )) s: web http://127.0.0.1:${WEB_PORT:-8000}/health, Flower http://127.0.0.1:${FLOWER_PORT:-5555} ($auth)"
     exit 0
   fi

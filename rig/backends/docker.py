@@ -19,11 +19,11 @@ import time
 import uuid
 from typing import Any
 
+import docker
 import docker.errors
 from docker.models.containers import Container
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
-import docker
 from rig import compose
 from rig.backends.base import BackendInfo, KillResult, Services, WorkerSpec
 from rig.errors import EnvironmentProblem
@@ -32,6 +32,7 @@ from rig.history import BACKEND, History
 PROJECT_LABEL = "com.celery-rig.project"
 RUN_LABEL = "com.celery-rig.run"
 OWNER_LABEL = "com.celery-rig.owner-pid"
+ROLE_LABEL = "com.celery-rig.role"  # "worker", or "service" for redis, postgres, migrate
 
 # Kill one process inside the worker container and wait until it is gone
 # (or a zombie), so the kill is confirmed from the process table.
@@ -172,13 +173,13 @@ class DockerBackend:
                     f"image {image} is missing (service {name}): build it with `make images`"
                 ) from None
 
-    def _run(self, name: str, image: str, **options: Any) -> Container:
+    def _run(self, name: str, image: str, role: str = "service", **options: Any) -> Container:
         """Start a labelled container on the run's network, reachable there as `name`."""
         return self.client.containers.run(
             image,
             name=f"{self.run_id}-{name}",
             hostname=name,
-            labels=self.labels,
+            labels={**self.labels, ROLE_LABEL: role},
             network=self.network.name,
             networking_config={
                 self.network.name: self.client.api.create_endpoint_config(aliases=[name])
@@ -283,16 +284,23 @@ class DockerBackend:
             self.workers[spec.name] = self._run(
                 spec.name,
                 template["image"],
+                role="worker",
                 command=command,
                 environment={**compose.environment(template), **spec.environment},
             )
 
-    def stop_workers(self) -> None:
-        for container in self.workers.values():
+    def _remove_containers(self, *labels: str) -> None:
+        """Remove this run's containers by label, including any that an
+        interruption created on the engine before we could track it."""
+        selector = {"label": [f"{RUN_LABEL}={self.run_id}", *labels]}
+        for container in self.client.containers.list(all=True, filters=selector):
             try:
                 container.remove(force=True, v=True)
             except docker.errors.NotFound:
                 pass
+
+    def stop_workers(self) -> None:
+        self._remove_containers(f"{ROLE_LABEL}=worker")
         self.workers.clear()
 
     def kill_worker(self, name: str) -> KillResult:
@@ -329,19 +337,15 @@ class DockerBackend:
 
     # --- stop ------------------------------------------------------------
     def close(self) -> None:
-        self.stop_workers()
-        for container in self.infra:
-            try:
-                container.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass
+        self._remove_containers()
+        self.workers.clear()
         self.infra.clear()
         if self._events is not None:
             self._events.close()
             self._events = None
-        if self.network is not None:
+        for network in self.client.networks.list(filters={"label": f"{RUN_LABEL}={self.run_id}"}):
             try:
-                self.network.remove()
+                network.remove()
             except docker.errors.NotFound:
                 pass
-            self.network = None
+        self.network = None

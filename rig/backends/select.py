@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 
+import docker
 import docker.errors
 
-import docker
 from rig.backends.base import Backend
 from rig.errors import BadInput
 

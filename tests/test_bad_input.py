@@ -1,0 +1,138 @@
+"""Bad input ends in one clear line and a non-zero exit, never a traceback.
+
+Each case runs the real command line in a subprocess, as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rig(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rig", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def assert_clear_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+    output = result.stdout + result.stderr
+    assert result.returncode == code, f"exit {result.returncode}, expected {code}:\n{output}"
+    assert "Traceback" not in output, output
+    for needle in needles:
+        assert needle in output, f"{needle!r} not in:\n{output}"
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["run", "no_such_scenario"], ["unknown scenario", "early_ack_kill_before_write"]),
+        (["run", "--workers", "0"], ["workers=0: must be at least 1"]),
+        (["run", "--task-seconds", "-1"], ["task_seconds=-1.0: must be at least 0"]),
+        (["run", "--visibility-timeout", "0.5"], ["visibility_timeout=0.5"]),
+        (["run", "--kill", "pool-child", "--pool", "solo"], ["needs pool=prefork"]),
+        (["run", "--restart", "on", "--kill", "none"], ["restart=true needs kill=container"]),
+        (["run", "early_ack_kill_before_write", "--workers", "3"], ["fixes its own settings"]),
+        (["chaos", "--only", "nope"], ["unknown scenario 'nope'", "known:"]),
+        (["fairness", "--only", "eager-ack"], ["unknown fairness configuration", "early-ack"]),
+        (["fairness", "--workers", "1"], ["at least 2 workers"]),
+        (["soak", "--runs", "0"], ["--runs 0: must be at least 1"]),
+    ],
+)
+def test_invalid_values_and_impossible_combinations(args: list[str], needles: list[str]) -> None:
+    assert_clear_error(rig(*args), 2, "error:", *needles)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "--acks", "sometimes"], "invalid choice: 'sometimes'"),
+        (["run", "--workers", "two"], "invalid int value: 'two'"),
+        (["run", "--backend", "kubernetes"], "invalid choice: 'kubernetes'"),
+        (["explode"], "invalid choice: 'explode'"),
+    ],
+)
+def test_malformed_flags_get_the_usage_line(args: list[str], needle: str) -> None:
+    assert_clear_error(rig(*args), 2, "usage:", needle)
+
+
+def test_a_scenario_file_that_does_not_parse_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "broken.toml").write_text('description = "x"\n[settings\nacks = "late"\n')
+    result = rig("list", env={"RIG_CATALOG_DIR": str(tmp_path)})
+    assert_clear_error(result, 2, "broken.toml", "line 2")
+
+
+def test_a_scenario_file_with_a_typo_in_a_setting_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "typo.toml").write_text(
+        'description = "x"\n[settings]\nack = "late"\n[expect]\nexecutions = 1\n'
+    )
+    result = rig("run", "typo", env={"RIG_CATALOG_DIR": str(tmp_path)})
+    assert_clear_error(result, 2, "typo.toml", "unknown setting(s) ack")
+
+
+def test_no_docker_engine_says_how_to_fix_it() -> None:
+    result = rig(
+        "run",
+        "early_ack_kill_before_write",
+        "--backend",
+        "docker",
+        env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+    )
+    assert_clear_error(result, 3, "no Docker engine answers", "--backend local")
+
+
+def test_without_an_engine_auto_falls_back_to_local_and_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rig.backends.select import decide, engine_answers
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    name, reason = decide("auto", engine_answers())
+    assert name == "local"
+    assert "no Docker engine answers" in reason
+
+
+@pytest.mark.docker
+def test_a_missing_image_names_the_command_that_builds_it(docker_runner: object) -> None:
+    # docker_runner: only where an engine answers (and required to in CI).
+    result = rig(
+        "run",
+        "early_ack_kill_before_write",
+        "--backend",
+        "docker",
+        env={"RIG_APP_IMAGE": "celery-rig/no-such-image:latest"},
+    )
+    assert_clear_error(result, 3, "celery-rig/no-such-image:latest is missing", "make images")
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def test_make_up_refuses_a_port_in_use(busy_port: int) -> None:
+    result = subprocess.run(
+        ["bash", "scripts/up.sh"],
+        cwd=ROOT,
+        env={**os.environ, "REDIS_PORT": str(busy_port), "COMPOSE_PROJECT": "celery-rig-portcheck"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert_clear_error(result, 3, f"port {busy_port} on 127.0.0.1 is in use", "REDIS_PORT")

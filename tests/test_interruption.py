@@ -1,0 +1,140 @@
+"""The rig survives its own interruption, on both backends.
+
+SIGTERM (or Ctrl-C) mid-scenario: the run removes what it started and
+exits 130. SIGKILL mid-scenario leaves leftovers on purpose; the next start
+finds them by label (Docker) or run directory (local), says so, removes
+them and passes.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
+
+from rig.backends.local import RUN_MARKER, RUNS_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = "late_ack_kill_after_write_create"  # parks a task, so a run is mid-scenario for a while
+
+
+def start_rig(backend: str, scenario: str = SCENARIO) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rig", "run", scenario, "--backend", backend],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 90) -> None:
+    met = retry(
+        stop=stop_after_delay(timeout_s),
+        wait=wait_fixed(0.2),
+        retry=retry_if_result(lambda ok: not ok),
+        retry_error_callback=lambda state: state.outcome.result(),
+    )(condition)()
+    assert met, f"timed out after {timeout_s:.0f} s waiting for {what}"
+
+
+# --- what each backend leaves behind ----------------------------------------
+def docker_objects(owner: int) -> list[str]:
+    import docker
+
+    from rig.backends.docker import OWNER_LABEL, PROJECT_LABEL
+
+    client = docker.from_env()
+    labels = {"label": [PROJECT_LABEL, f"{OWNER_LABEL}={owner}"]}
+    containers = [c.name for c in client.containers.list(all=True, filters=labels)]
+    networks = [n.name for n in client.networks.list(filters=labels)]
+    volumes = [v.name for v in client.volumes.list(filters=labels)]
+    return containers + networks + volumes
+
+
+def docker_workers_running(owner: int) -> bool:
+    # Worker containers are named <run>-w1, <run>-w2, ...
+    return any(re.search(r"-w\d+$", name) for name in docker_objects(owner))
+
+
+def local_runs(owner: int) -> list[Path]:
+    return [
+        run
+        for run in RUNS_DIR.glob("run-*")
+        if (run / "owner").exists() and (run / "owner").read_text().strip() == str(owner)
+    ]
+
+
+def local_processes(run_ids: list[str]) -> list[int]:
+    """Processes, anywhere, that carry one of these runs' markers."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(f"{RUN_MARKER}={run_id}".encode() in environ for run_id in run_ids):
+            found.append(int(proc.name))
+    return found
+
+
+def local_workers_running(owner: int) -> bool:
+    """The run's pids file lists redis-server first, then its workers."""
+    for run in local_runs(owner):
+        pids = run / "pids"
+        if pids.exists() and len(pids.read_text().split()) > 1:
+            return True
+    return False
+
+
+LEFTOVERS = {
+    "docker": lambda owner: docker_objects(owner),
+    "local": lambda owner: [str(p) for p in local_runs(owner)],
+}
+WORKERS_RUNNING = {"docker": docker_workers_running, "local": local_workers_running}
+
+
+@pytest.fixture(params=["docker", "local"])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "docker":
+        request.getfixturevalue("docker_runner")  # skips, or fails in CI, without an engine
+    return request.param
+
+
+@pytest.mark.integration
+def test_sigterm_mid_scenario_removes_everything(backend: str) -> None:
+    rig = start_rig(backend)
+    wait_for(lambda: WORKERS_RUNNING[backend](rig.pid), f"{backend} workers of pid {rig.pid}")
+    runs = [run.name for run in local_runs(rig.pid)]
+    rig.send_signal(signal.SIGTERM)
+    output, _ = rig.communicate(timeout=90)
+    assert rig.returncode == 130, output
+    assert "interrupted" in output and "Traceback" not in output, output
+    assert LEFTOVERS[backend](rig.pid) == []
+    assert local_processes(runs) == []
+
+
+@pytest.mark.integration
+def test_after_a_sigkill_the_next_start_cleans_up_and_passes(backend: str) -> None:
+    killed = start_rig(backend)
+    wait_for(lambda: WORKERS_RUNNING[backend](killed.pid), f"{backend} workers of pid {killed.pid}")
+    runs = [run.name for run in local_runs(killed.pid)]
+    killed.send_signal(signal.SIGKILL)  # no cleanup can run: leftovers stay behind
+    killed.communicate(timeout=30)
+    assert LEFTOVERS[backend](killed.pid), "a SIGKILLed run should have left something behind"
+
+    again = start_rig(backend, "early_ack_kill_before_write")
+    output, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, output
+    assert "removed leftovers of interrupted run(s)" in output, output
+    assert LEFTOVERS[backend](killed.pid) == []
+    assert LEFTOVERS[backend](again.pid) == []
+    assert local_processes(runs) == []
