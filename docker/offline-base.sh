@@ -12,10 +12,15 @@ command -v debootstrap >/dev/null || { echo "debootstrap missing: run 'make setu
 root=$(mktemp -d /tmp/celery-rig-base.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 echo "debootstrap bookworm into $root (about a minute)..."
-# Its "I: Retrieving/Unpacking/Configuring ..." lines are the progress display.
+# Progress: debootstrap's stage lines, and a count instead of one line per package.
 debootstrap --variant=minbase \
   --include=python3,python3-venv,redis-server,postgresql-15,procps \
-  bookworm "$root" http://deb.debian.org/debian 2>&1 | sed -u 's/^/[debootstrap] /'
+  bookworm "$root" http://deb.debian.org/debian 2>&1 | awk '
+    /I: (Retrieving|Validating) [^ ]+ [^ ]+$/ || /I: (Unpacking|Configuring) [^ ]+\.\.\.$/ {
+      if (++n % 50 == 0) { print "[debootstrap] " n " package steps done"; fflush() }
+      next
+    }
+    { print "[debootstrap] " $0; fflush() }'
 [ "${PIPESTATUS[0]}" = 0 ] || { echo "debootstrap failed" >&2; exit 1; }
 # Trim what an image never needs.
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc "$root"/usr/share/man
