@@ -96,6 +96,16 @@ def _busy(spans: list[TaskSpan], worker: str) -> list[Interval]:
     return [(s.started_at, s.finished_at) for s in spans if s.worker == worker]
 
 
+def _union_seconds(intervals: list[Interval]) -> float:
+    """Seconds covered by at least one interval (overlaps counted once)."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
 def _covered(point: float, intervals: list[Interval]) -> bool:
     return any(a <= point < b for a, b in intervals)
 
@@ -173,7 +183,7 @@ def measure(spans: list[TaskSpan], consumers: dict[str, set[str]], sent: int) ->
         kind["held_behind_s"] += blocked_s
         kind["unfair_wait_s"] += task_unfair
     utilisation = {
-        worker: (sum(b - a for a, b in intervals) / makespan if makespan else 0.0)
+        worker: (_union_seconds(intervals) / makespan if makespan else 0.0)
         for worker, intervals in busy.items()
     }
     return FairnessMetrics(

@@ -135,3 +135,8 @@ def test_late_ack_and_disabled_prefetch_hold_one_task_and_never_wait_unfairly(
     assert metrics.max_held_by_one_worker == 1
     assert metrics.held_behind == 0
     assert metrics.unfair_wait_s == 0.0
+
+
+def test_utilisation_counts_overlapping_runs_once() -> None:
+    spans = [span("a", "w1", 0.0, 0.0, 2.0), span("b", "w1", 0.0, 1.0, 4.0)]
+    assert measure(spans, ALL, sent=2).utilisation["w1"] == pytest.approx(1.0)
