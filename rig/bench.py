@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from rig.backends.select import engine_answers
@@ -28,18 +27,17 @@ from rig.catalog import run_scenarios, session
 from rig.errors import RigError
 from rig.faults import kill_container
 from rig.scenarios import load_catalog
+from rig.terminal import console, progress
 
 TARGETS = {"scenario_s": 15.0, "catalog_s": {"docker": 180.0, "local": 60.0}, "kill_ms": 200.0}
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def bench_backend(backend: str) -> dict[str, Any]:
     scenarios = list(load_catalog().values())
     started = time.time()
-    with console.status(f"{backend}: starting") as status:
-        with session(backend, status.update) as runner:
-            ready = time.time()
-            results, skipped = run_scenarios(runner, scenarios, status.update)
+    with progress(f"{backend}: starting") as update, session(backend, console.print) as runner:
+        ready = time.time()
+        results, skipped = run_scenarios(runner, scenarios, update)
     total = time.time() - started
     latencies = [
         fault["kill_latency_s"] * 1000

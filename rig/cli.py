@@ -9,14 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from types import FrameType
 from typing import Any
-
-from rich.console import Console
 
 from rig import fairness, report
 from rig.catalog import replay_command, run_scenarios, session
@@ -24,10 +21,7 @@ from rig.errors import BadInput, RigError
 from rig.runner import Result
 from rig.scenarios import find, load_catalog
 from rig.settings import make_settings
-
-# Wide enough for the results table when the output is a file or a CI log.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 180)
-err = Console(stderr=True, highlight=False)
+from rig.terminal import console, err, progress
 
 
 def _on_off(value: str) -> bool:
@@ -153,15 +147,15 @@ def command_run(args: argparse.Namespace) -> int:
         name, settings, expect = scenario.name, scenario.settings, scenario.expect
     else:
         name, settings, expect = "matrix", make_settings(**flags), None
-    with console.status("starting") as status, session(args.backend, console.print) as runner:
+    with progress("starting") as update, session(args.backend, console.print) as runner:
         if args.scenario:
-            results, skipped = run_scenarios(runner, [scenario], status.update)
+            results, skipped = run_scenarios(runner, [scenario], update)
             if skipped:
                 console.print(skipped[0]["reasons"][0])
                 return 0
             result = results[0]
         else:
-            result = runner.run(name, settings, expect, status.update)
+            result = runner.run(name, settings, expect, update)
         backend = runner.backend.info.name
     row = result.as_json()
     console.print(report.results_table([row], f"{name} on {backend}"))
@@ -179,11 +173,11 @@ def command_chaos(args: argparse.Namespace) -> int:
     scenarios = [catalog[name] for name in names]
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     fair: dict[str, Any] | None = None
-    with console.status("starting") as status, session(args.backend, console.print) as runner:
+    with progress("starting") as update, session(args.backend, console.print) as runner:
         done: list[str] = []
 
         def say(message: str) -> None:
-            status.update(f"[{len(done) + 1}/{len(scenarios)}] {message}")
+            update(f"[{len(done) + 1}/{len(scenarios)}] {message}")
 
         results, skipped = [], []
         for scenario in scenarios:
@@ -196,9 +190,7 @@ def command_chaos(args: argparse.Namespace) -> int:
         info = runner.backend.info
         if not (args.only or args.no_fairness):
             workload = fairness.make_workload()
-            fair_results = fairness.run_fairness(
-                runner, list(fairness.CONFIGS), workload, lambda m: status.update(m)
-            )
+            fair_results = fairness.run_fairness(runner, list(fairness.CONFIGS), workload, update)
             fair = {
                 "summary": fairness.as_json(fair_results, workload, info.name),
                 "results": fair_results,
@@ -237,8 +229,8 @@ def command_fairness(args: argparse.Namespace) -> int:
         burst=args.burst,
     )
     started = time.strftime("%Y-%m-%d %H:%M:%S")
-    with console.status("starting") as status, session(args.backend, console.print) as runner:
-        results = fairness.run_fairness(runner, configs, workload, status.update)
+    with progress("starting") as update, session(args.backend, console.print) as runner:
+        results = fairness.run_fairness(runner, configs, workload, update)
         info = runner.backend.info
         database = runner.services.database_engine
     summary = fairness.as_json(results, workload, info.name)
@@ -267,10 +259,10 @@ def command_soak(args: argparse.Namespace) -> int:
     wrong: Counter[str] = Counter()
     verdicts: dict[str, Counter[str]] = {s.name: Counter() for s in scenarios}
     seconds: list[float] = []
-    with console.status("starting") as status, session(args.backend, console.print) as runner:
+    with progress("starting") as update, session(args.backend, console.print) as runner:
         for run in range(1, args.runs + 1):
             started = time.time()
-            say = lambda message, run=run: status.update(f"soak run {run}/{args.runs}: {message}")  # noqa: E731
+            say = lambda message, run=run: update(f"soak run {run}/{args.runs}: {message}")  # noqa: E731
             results, skipped = run_scenarios(runner, scenarios, say)
             seconds.append(time.time() - started)
             for result in results:

@@ -10,10 +10,11 @@ import threading
 from typing import Any
 
 from celery import Celery
-from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from rig.errors import EnvironmentProblem
 from rig.history import CELERY, History
+from rig.prefetch import FINISHING_EVENTS
+from rig.waiting import until_nothing_missing
 
 
 def controller_app(broker_url: str) -> Celery:
@@ -68,15 +69,19 @@ class EventListener:
             online = {e["hostname"] for e in self.history.celery("worker-online")}
             return set(hostnames) - online
 
-        waiter = retry(
-            stop=stop_after_delay(timeout_s),
-            wait=wait_fixed(0.2),
-            retry=retry_if_result(bool),
-            retry_error_callback=lambda state: state.outcome.result(),
-        )(missing)
-        still_missing = waiter()
+        still_missing = until_nothing_missing(missing, timeout_s)
         if still_missing:
             raise TimeoutError(
                 f"workers {', '.join(sorted(still_missing))} did not come online "
                 f"in {timeout_s:.0f} s"
             )
+
+
+def wait_finished(history: History, task_ids: set[str], timeout_s: float) -> int:
+    """Wait, bounded, until every task has a finishing event; returns how many never did."""
+
+    def unfinished() -> int:
+        done = {e["uuid"] for kind in FINISHING_EVENTS for e in history.celery(kind)}
+        return len(task_ids - done)
+
+    return until_nothing_missing(unfinished, timeout_s)

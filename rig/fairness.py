@@ -13,12 +13,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
-
 from rig import prefetch
 from rig.backends.base import WorkerSpec
 from rig.errors import BadInput
-from rig.events import EventListener
+from rig.events import EventListener, wait_finished
 from rig.history import CELERY, NOTE, SENT, History
 from rig.runner import WORKERS_ONLINE_S, Progress, Runner
 from rig.settings import make_settings
@@ -183,22 +181,7 @@ class FairnessRun:
         return batch
 
     def _wait_finished(self, batch: list[prefetch.SentTask], deadline_s: float) -> bool:
-        wanted = {task.task_id for task in batch}
-
-        def missing() -> int:
-            done = {
-                event["uuid"]
-                for kind in prefetch.FINISHING_EVENTS
-                for event in self.history.celery(kind)
-            }
-            return len(wanted - done)
-
-        left = retry(
-            stop=stop_after_delay(deadline_s),
-            wait=wait_fixed(0.2),
-            retry=retry_if_result(bool),
-            retry_error_callback=lambda state: state.outcome.result(),
-        )(missing)()
+        left = wait_finished(self.history, {task.task_id for task in batch}, deadline_s)
         if left:
             self.history.add(NOTE, text=f"{left} task(s) did not finish within {deadline_s:.0f} s")
         return not left

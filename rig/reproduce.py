@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 
 import redis
-from rich.console import Console
 from rich.table import Table
-from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from rig import prefetch
 from rig.errors import EnvironmentProblem, RigError
-from rig.events import EventListener, controller_app
+from rig.events import EventListener, controller_app, wait_finished
 from rig.history import CELERY, History
+from rig.terminal import console, progress
+from rig.waiting import until_nothing_missing
 
 TASKS = {
     "early_acknowledge": "exam_app.users.tasks.early_acknowledge",
@@ -32,7 +32,6 @@ TASKS = {
 # Network retrievals do not all take as long; equal durations would keep the
 # workers in lockstep and hide what prefetch does at the end of a batch.
 DURATIONS_S = (3.0, 0.5, 0.5, 2.0, 0.5, 3.0, 0.5, 1.0, 0.5)
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 
 
 def broker_url() -> str:
@@ -53,12 +52,9 @@ def _stack_workers(url: str) -> list[str]:
     def answering() -> list[str]:
         return sorted(name for reply in control.ping(timeout=1.0) or [] for name in reply)
 
-    # Workers answer a few seconds after `make up` returns; wait for them, bounded.
-    workers = retry(
-        stop=stop_after_delay(30),
-        retry=retry_if_result(lambda names: len(names) < 2),
-        retry_error_callback=lambda state: state.outcome.result(),
-    )(answering)()
+    # Workers answer a few seconds after `make up` returns; wait for two, bounded.
+    until_nothing_missing(lambda: len(answering()) < 2, timeout_s=30)
+    workers = answering()
     if len(workers) < 2:
         raise EnvironmentProblem(
             f"the stack has {len(workers)} worker(s) answering; it needs at least 2 (make up)"
@@ -67,18 +63,7 @@ def _stack_workers(url: str) -> list[str]:
 
 
 def _wait_finished(history: History, sent: list[prefetch.SentTask], deadline_s: float) -> None:
-    wanted = {task.task_id for task in sent}
-
-    def missing() -> int:
-        done = {e["uuid"] for kind in prefetch.FINISHING_EVENTS for e in history.celery(kind)}
-        return len(wanted - done)
-
-    left = retry(
-        stop=stop_after_delay(deadline_s),
-        wait=wait_fixed(0.2),
-        retry=retry_if_result(bool),
-        retry_error_callback=lambda state: state.outcome.result(),
-    )(missing)()
+    left = wait_finished(history, {task.task_id for task in sent}, deadline_s)
     if left:
         raise EnvironmentProblem(
             f"{left} task(s) did not finish within {deadline_s:.0f} s: see make logs"
@@ -137,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         listener.start()
         results = {}
         try:
-            with console.status("") as status:
+            with progress("the seed's experiment") as update:
                 for label in TASKS:
-                    status.update(f"{label}: {len(DURATIONS_S)} tasks on {len(workers)} workers")
+                    update(f"{label}: {len(DURATIONS_S)} tasks on {len(workers)} workers")
                     results[label] = run_phase(url, history, label, workers)
         finally:
             listener.stop()

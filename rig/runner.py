@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
-
 from rig import checker
 from rig.backends.base import Backend, Services, WorkerSpec
 from rig.broker import Broker
@@ -23,6 +21,7 @@ from rig.faults import FaultRecord, kill_container, kill_pool_child, restart_wor
 from rig.history import CHECKPOINT, FAULT, LEDGER, NOTE, ROW, SENT, SETTLED, History
 from rig.settings import PARK_S, TASK_NAMES, Settings
 from rig.store import Store
+from rig.waiting import until_nothing_missing
 
 FAULTS = {"container": kill_container, "pool-child": kill_pool_child}
 WORKERS_ONLINE_S = 90.0
@@ -130,7 +129,7 @@ class Runner:
             fault = self._inject(settings, history)
             fault_at = fault.confirmed_at if fault else None
         progress(f"{name}: waiting for the run to settle (redelivery, drain)")
-        self._wait_settled(settings, history, fault_at or time.time())
+        self._wait_settled(settings, history, fault_at or time.time(), progress)
 
     def _send(self, name: str, settings: Settings, history: History) -> None:
         task_name = TASK_NAMES[settings.task]
@@ -154,7 +153,9 @@ class Runner:
             history.add(FAULT, at=restarted.confirmed_at, **restarted.as_dict())
         return fault
 
-    def _wait_settled(self, settings: Settings, history: History, since: float) -> None:
+    def _wait_settled(
+        self, settings: Settings, history: History, since: float, progress: Progress
+    ) -> None:
         """Wait, bounded, until nothing more can happen; record whether it did settle."""
         deadline_s = 60 + settings.tasks * settings.task_seconds * 3
         quiet_s = settings.redelivery_window_s()
@@ -189,12 +190,16 @@ class Runner:
                 return f"{len(open_tasks)} task(s) may still be redelivered"
             return ""
 
-        reason = retry(
-            stop=stop_after_delay(deadline_s),
-            wait=wait_fixed(0.25),
-            retry=retry_if_result(bool),
-            retry_error_callback=lambda state: state.outcome.result(),
-        )(unsettled)()
+        said = [""]
+
+        def unsettled_and_said() -> str:
+            reason = unsettled()
+            if reason and reason != said[0]:  # say what it waits for, once per change
+                progress(f"waiting: {reason}")
+                said[0] = reason
+            return reason
+
+        reason = until_nothing_missing(unsettled_and_said, deadline_s, interval_s=0.25)
         history.add(SETTLED, settled=not reason, reason=reason or "drained and quiet")
 
     def _collect_rows(self, settings: Settings, history: History) -> None:

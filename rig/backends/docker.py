@@ -26,6 +26,7 @@ from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from rig import compose
 from rig.backends.base import BackendInfo, KillResult, Services, WorkerSpec
+from rig.backends.pids import alive
 from rig.errors import EnvironmentProblem
 from rig.history import BACKEND, History
 
@@ -86,16 +87,6 @@ def _tmpfs(spec: dict[str, Any]) -> dict[str, str]:
     return mounts
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class DockerBackend:
     def __init__(self, reason: str) -> None:
         self.info = BackendInfo("docker", reason)
@@ -149,12 +140,12 @@ class DockerBackend:
         stale_runs = set()
         for container in self.client.containers.list(all=True, filters={"label": PROJECT_LABEL}):
             owner = int(container.labels.get(OWNER_LABEL, "0"))
-            if owner != os.getpid() and not _alive(owner):
+            if owner != os.getpid() and not alive(owner):
                 stale_runs.add(container.labels.get(RUN_LABEL))
                 container.remove(force=True, v=True)
         for network in self.client.networks.list(filters={"label": PROJECT_LABEL}):
             owner = int(network.attrs.get("Labels", {}).get(OWNER_LABEL, "0"))
-            if owner != os.getpid() and not _alive(owner):
+            if owner != os.getpid() and not alive(owner):
                 stale_runs.add(network.attrs["Labels"].get(RUN_LABEL))
                 network.remove()
         if stale_runs:

@@ -31,6 +31,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 
 from rig import compose
 from rig.backends.base import BackendInfo, KillResult, Services, WorkerSpec
+from rig.backends.pids import alive, zombie
 from rig.errors import EnvironmentProblem
 from rig.history import BACKEND, History
 
@@ -43,24 +44,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def _belongs_to(pid: int, run_id: str) -> bool:
@@ -78,7 +61,7 @@ def remove_stale_runs(runs_dir: Path = RUNS_DIR) -> list[str]:
     for run_dir in sorted(runs_dir.glob("run-*")):
         owner_file = run_dir / "owner"
         owner = int(owner_file.read_text()) if owner_file.exists() else 0
-        if owner == os.getpid() or (owner and _alive(owner)):
+        if owner == os.getpid() or (owner and alive(owner)):
             continue
         pids_file = run_dir / "pids"
         for line in pids_file.read_text().split() if pids_file.exists() else []:
@@ -249,7 +232,7 @@ class LocalBackend:
 
     def kill_process(self, name: str, pid: int) -> KillResult:
         target = f"{name} pid {pid}"
-        group = os.getpgid(pid) if _alive(pid) else None
+        group = os.getpgid(pid) if alive(pid) else None
         if group != self.processes[name].pid:
             return KillResult(
                 target, "SIGKILL", False, None, "pid is not in the worker's process group"
@@ -257,7 +240,7 @@ class LocalBackend:
         os.kill(pid, signal.SIGKILL)
         deadline = time.time() + 10
         while time.time() < deadline:
-            if _zombie(pid):
+            if zombie(pid):
                 return KillResult(target, "SIGKILL", True, time.time(), "process table: gone")
             time.sleep(0.01)
         return KillResult(target, "SIGKILL", False, None, "still running 10 s after SIGKILL")
