@@ -66,7 +66,7 @@ def _shown(expected: Expected) -> str:
     return str(list(expected)) if isinstance(expected, tuple) else str(expected)
 
 
-def _matches(observed: int, expected: Expected) -> bool:
+def matches(observed: int, expected: Expected) -> bool:
     if isinstance(expected, tuple):
         return expected[0] <= observed <= expected[1]
     return observed == expected
@@ -160,6 +160,6 @@ def check(
     mismatches = [
         f"{name}: expected {_shown(want)}, observed {observed[name]}"
         for name, want in expectation.items()
-        if not _matches(observed[name], want)
+        if not matches(observed[name], want)
     ]
     return Outcome("fail" if mismatches else "pass", counts, mismatches, latencies, faults)

@@ -9,18 +9,13 @@ from __future__ import annotations
 import pytest
 
 from rig.catalog import replay_command, skip_reason
-from rig.checker import Counts
+from rig.checker import Counts, matches
 from rig.runner import Runner
 from rig.scenarios import load_catalog
+from rig.settings import settings_from_mapping
 
 CATALOG = load_catalog()
 BACKENDS = ("docker", "local")
-
-
-def _matches(observed: int, expected: int | tuple[int, int]) -> bool:
-    if isinstance(expected, tuple):
-        return expected[0] <= observed <= expected[1]
-    return observed == expected
 
 
 @pytest.mark.parametrize(
@@ -45,7 +40,7 @@ def test_scenario(runner: Runner, name: str) -> None:
     )
     counts = result.outcome.counts.as_dict()
     for count_name, expected in scenario.expect.items():
-        assert _matches(counts[count_name], expected), f"{count_name}={counts[count_name]}"
+        assert matches(counts[count_name], expected), f"{count_name}={counts[count_name]}"
     # Every kill the scenario asked for landed inside its window.
     if scenario.settings.kill != "none":
         assert result.outcome.faults and all(f["landed"] for f in result.outcome.faults)
@@ -57,8 +52,6 @@ def test_scenario(runner: Runner, name: str) -> None:
 def test_prefetched_tasks_survive_a_kill(runner: Runner, request: pytest.FixtureRequest) -> None:
     """Four tasks on two workers, one worker killed mid-task: the killed task and
     anything the dead worker held are redelivered; nothing is lost."""
-    from rig.settings import settings_from_mapping
-
     settings = settings_from_mapping(request.node.get_closest_marker("matrix").kwargs, "test")
     result = runner.run("matrix", settings, None)
     assert result.outcome.verdict == "observed", result.outcome.reasons
