@@ -141,6 +141,9 @@ def _specs(config: FairnessConfig, workload: Workload) -> list[WorkerSpec]:
     settings = make_settings(
         acks=config.acks,  # type: ignore[arg-type]
         prefetch_multiplier=config.prefetch_multiplier,
+        # Nothing is killed here: Redis' default visibility timeout, so a task
+        # reserved for a while is not restored and run a second time meanwhile.
+        visibility_timeout=3600.0,
     )
     disable = {"CELERY_WORKER_DISABLE_PREFETCH": str(config.disable_prefetch).lower()}
     environment = settings.worker_environment() | disable

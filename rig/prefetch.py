@@ -58,27 +58,37 @@ class FairnessMetrics:
 
 
 def spans_from_events(sent: list[SentTask], events: Iterable[dict[str, Any]]) -> list[TaskSpan]:
-    """Pair each sent task with its received, started and finishing events."""
-    by_task: dict[str, dict[str, dict[str, Any]]] = {}
+    """Pair each sent task with its received, started and finishing events.
+
+    The span belongs to the worker that started the task, with that worker's
+    task-received; a message restored by Redis and fetched again elsewhere
+    would otherwise mix two workers' events into one span.
+    """
+    by_task: dict[str, list[dict[str, Any]]] = {}
     for event in events:
-        task_id = event.get("uuid")
-        if task_id:
-            by_task.setdefault(task_id, {}).setdefault(event["type"], event)
+        if event.get("uuid"):
+            by_task.setdefault(event["uuid"], []).append(event)
     spans = []
     for task in sent:
-        seen = by_task.get(task.task_id, {})
-        finished = next((seen[kind] for kind in FINISHING_EVENTS if kind in seen), None)
-        if "task-received" not in seen or "task-started" not in seen or finished is None:
+        seen = by_task.get(task.task_id, [])
+        started = next((e for e in seen if e["type"] == "task-started"), None)
+        if started is None:
+            continue
+        worker = started["hostname"]
+        on_worker = [e for e in seen if e.get("hostname") == worker]
+        received = next((e for e in on_worker if e["type"] == "task-received"), None)
+        finished = next((e for e in on_worker if e["type"] in FINISHING_EVENTS), None)
+        if received is None or finished is None:
             continue
         spans.append(
             TaskSpan(
                 task_id=task.task_id,
                 kind=task.kind,
-                worker=seen["task-received"]["hostname"],
+                worker=worker,
                 queue=task.queue,
                 sent_at=task.sent_at,
-                received_at=seen["task-received"]["timestamp"],
-                started_at=seen["task-started"]["timestamp"],
+                received_at=received["timestamp"],
+                started_at=started["timestamp"],
                 finished_at=finished["timestamp"],
             )
         )

@@ -140,3 +140,16 @@ def test_late_ack_and_disabled_prefetch_hold_one_task_and_never_wait_unfairly(
 def test_utilisation_counts_overlapping_runs_once() -> None:
     spans = [span("a", "w1", 0.0, 0.0, 2.0), span("b", "w1", 0.0, 1.0, 4.0)]
     assert measure(spans, ALL, sent=2).utilisation["w1"] == pytest.approx(1.0)
+
+
+def test_a_span_belongs_to_the_worker_that_started_the_task() -> None:
+    # Received by w1, restored by Redis, fetched and run by w2.
+    sent = [SentTask("a", "short", "celery", 0.0)]
+    events = [
+        {"type": "task-received", "uuid": "a", "hostname": "w1", "timestamp": 0.1},
+        {"type": "task-received", "uuid": "a", "hostname": "w2", "timestamp": 5.0},
+        {"type": "task-started", "uuid": "a", "hostname": "w2", "timestamp": 5.1},
+        {"type": "task-succeeded", "uuid": "a", "hostname": "w2", "timestamp": 5.3},
+    ]
+    (only,) = spans_from_events(sent, events)
+    assert (only.worker, only.received_at, only.started_at) == ("w2", 5.0, 5.1)
