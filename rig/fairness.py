@@ -167,7 +167,6 @@ class FairnessRun:
         self.config = config
         self.workload = workload
         self.history = History()
-        self.sent: list[prefetch.SentTask] = []
 
     def _send(self, kind: str, count: int, seconds: float, queue: str) -> list[prefetch.SentTask]:
         batch = []
@@ -180,7 +179,6 @@ class FairnessRun:
             )
             self.history.add(SENT, task_id=result.id, task=kind, queue=queue)
             batch.append(prefetch.SentTask(result.id, kind, queue, sent_at))
-        self.sent += batch
         return batch
 
     def _wait_finished(self, batch: list[prefetch.SentTask], deadline_s: float) -> bool:
