@@ -13,7 +13,7 @@ from rich.console import Console
 
 # Wide enough for the results tables when the output is a file or a CI log.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 180)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 
 
 @contextmanager
