@@ -27,7 +27,7 @@ from rig.catalog import run_scenarios, session
 from rig.errors import RigError
 from rig.faults import kill_container
 from rig.scenarios import load_catalog
-from rig.terminal import console, progress
+from rig.terminal import console, err, progress
 
 TARGETS = {"scenario_s": 15.0, "catalog_s": {"docker": 180.0, "local": 60.0}, "kill_ms": 200.0}
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         figures = [bench_backend(backend) for backend in backends]
     except RigError as error:
-        console.print(f"[red]error:[/] {error}")
+        err.print(f"[red]error:[/] {error}")
         return error.exit_code
     except KeyboardInterrupt:
         console.print("[yellow]interrupted:[/] everything the bench started has been removed")

@@ -22,7 +22,7 @@ from rig import prefetch
 from rig.errors import EnvironmentProblem, RigError
 from rig.events import EventListener, controller_app, wait_finished
 from rig.history import CELERY, History
-from rig.terminal import console, progress
+from rig.terminal import console, err, progress
 from rig.waiting import until_nothing_missing
 
 TASKS = {
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             listener.stop()
     except RigError as error:
-        console.print(f"[red]error:[/] {error}")
+        err.print(f"[red]error:[/] {error}")
         return error.exit_code
     console.print(table(results))
     console.print(
