@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from rig.backends.local import RUN_MARKER, remove_stale_runs
+from rig.backends.local import remove_stale_runs
+from rig.backends.pids import start_time
 from rig.backends.select import decide
 from rig.errors import BadInput
 
@@ -38,23 +38,21 @@ def test_an_unknown_backend_is_an_error() -> None:
         decide("kubernetes", None)
 
 
-def _sleeper(run_id: str) -> subprocess.Popen[bytes]:
+def _sleeper() -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)"],
-        env={**os.environ, RUN_MARKER: run_id},
-        start_new_session=True,
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
     )
 
 
 def test_stale_run_is_killed_and_removed(tmp_path: Path) -> None:
     run_dir = tmp_path / "run-stale"
     run_dir.mkdir()
-    stale = _sleeper("run-stale")
+    stale = _sleeper()
     # An owner pid that no longer exists: the controller was killed.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (run_dir / "owner").write_text(str(dead.pid))
-    (run_dir / "pids").write_text(f"{stale.pid}\n")
+    (run_dir / "pids").write_text(f"{stale.pid} {start_time(stale.pid)}\n")
     assert remove_stale_runs(tmp_path) == ["run-stale"]
     assert stale.wait(timeout=10) == -9
     assert not run_dir.exists()
@@ -67,13 +65,12 @@ def test_live_run_and_foreign_process_are_left_alone(tmp_path: Path) -> None:
     stale_dir = tmp_path / "run-gone"
     stale_dir.mkdir()
     (stale_dir / "owner").write_text("0")
-    # A pid recorded by the stale run but now carrying another run's marker.
-    foreign = _sleeper("run-someone-else")
-    (stale_dir / "pids").write_text(f"{foreign.pid}\n")
+    # A pid the stale run recorded, reused since by another process (other start time).
+    foreign = _sleeper()
+    (stale_dir / "pids").write_text(f"{foreign.pid} {start_time(foreign.pid) - 1}\n")
     try:
         assert remove_stale_runs(tmp_path) == ["run-gone"]
         assert live_dir.exists()
-        time.sleep(0)  # no wait needed: the check below is immediate
         assert foreign.poll() is None
     finally:
         foreign.kill()

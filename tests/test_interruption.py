@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
-from rig.backends.local import RUN_MARKER, RUNS_DIR
+from rig.backends.local import RUNS_DIR
+from rig.backends.pids import same_process, zombie
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = "late_ack_kill_after_write_create"  # parks a task, so a run is mid-scenario for a while
@@ -71,19 +72,19 @@ def local_runs(owner: int) -> list[Path]:
     ]
 
 
-def local_processes(run_ids: list[str]) -> list[int]:
-    """Processes, anywhere, that carry one of these runs' markers."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            environ = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(f"{RUN_MARKER}={run_id}".encode() in environ for run_id in run_ids):
-            found.append(int(proc.name))
-    return found
+def recorded_processes(owner: int) -> list[tuple[int, int]]:
+    """(pid, start time) of every process the owner's local runs started."""
+    recorded = []
+    for run in local_runs(owner):
+        pids = run / "pids"
+        for line in pids.read_text().splitlines() if pids.exists() else []:
+            pid, started = (int(field) for field in line.split())
+            recorded.append((pid, started))
+    return recorded
+
+
+def still_running(recorded: list[tuple[int, int]]) -> list[int]:
+    return [pid for pid, started in recorded if same_process(pid, started) and not zombie(pid)]
 
 
 def local_workers_running(owner: int) -> bool:
@@ -113,23 +114,25 @@ def backend(request: pytest.FixtureRequest) -> str:
 def test_sigterm_mid_scenario_removes_everything(backend: str) -> None:
     rig = start_rig(backend)
     wait_for(lambda: WORKERS_RUNNING[backend](rig.pid), f"{backend} workers of pid {rig.pid}")
-    runs = [run.name for run in local_runs(rig.pid)]
+    started = recorded_processes(rig.pid)
     rig.send_signal(signal.SIGTERM)
     output, _ = rig.communicate(timeout=90)
     assert rig.returncode == 130, output
     assert "interrupted" in output and "Traceback" not in output, output
     assert LEFTOVERS[backend](rig.pid) == []
-    assert local_processes(runs) == []
+    assert still_running(started) == []
 
 
 @pytest.mark.integration
 def test_after_a_sigkill_the_next_start_cleans_up_and_passes(backend: str) -> None:
     killed = start_rig(backend)
     wait_for(lambda: WORKERS_RUNNING[backend](killed.pid), f"{backend} workers of pid {killed.pid}")
-    runs = [run.name for run in local_runs(killed.pid)]
     killed.send_signal(signal.SIGKILL)  # no cleanup can run: leftovers stay behind
     killed.communicate(timeout=30)
     assert LEFTOVERS[backend](killed.pid), "a SIGKILLed run should have left something behind"
+    orphans = recorded_processes(killed.pid)  # redis-server and workers, local only
+    if backend == "local":
+        assert still_running(orphans), "the killed run's processes should still be running"
 
     again = start_rig(backend, "early_ack_kill_before_write")
     output, _ = again.communicate(timeout=300)
@@ -137,4 +140,4 @@ def test_after_a_sigkill_the_next_start_cleans_up_and_passes(backend: str) -> No
     assert "removed leftovers of interrupted run(s)" in output, output
     assert LEFTOVERS[backend](killed.pid) == []
     assert LEFTOVERS[backend](again.pid) == []
-    assert local_processes(runs) == []
+    assert still_running(orphans) == []

@@ -7,7 +7,7 @@ command. "Kill the container" becomes SIGKILL of a worker's process group.
 
 Everything lives under one directory per run, RUNS_DIR/<run id>, with an
 `owner` file (the controller's pid) and a `pids` file (every process group
-started). A run whose owner is gone was interrupted: the next start kills
+started, as pid and start time). A run whose owner is gone was interrupted: the next start kills
 its processes and removes its directory.
 """
 
@@ -31,28 +31,18 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 
 from rig import compose
 from rig.backends.base import BackendInfo, KillResult, Services, WorkerSpec
-from rig.backends.pids import alive, zombie
+from rig.backends.pids import alive, same_process, start_time, zombie
 from rig.errors import EnvironmentProblem
 from rig.history import BACKEND, History
 
 REPO = Path(__file__).resolve().parents[2]
 RUNS_DIR = Path(tempfile.gettempdir()) / "celery-rig"
-RUN_MARKER = "RIG_LOCAL_RUN"
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _belongs_to(pid: int, run_id: str) -> bool:
-    """True if the process carries our run marker (a reused pid would not)."""
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return False
-    return f"{RUN_MARKER}={run_id}".encode() in environ.split(b"\0")
 
 
 def remove_stale_runs(runs_dir: Path = RUNS_DIR) -> list[str]:
@@ -64,9 +54,9 @@ def remove_stale_runs(runs_dir: Path = RUNS_DIR) -> list[str]:
         if owner == os.getpid() or (owner and alive(owner)):
             continue
         pids_file = run_dir / "pids"
-        for line in pids_file.read_text().split() if pids_file.exists() else []:
-            pid = int(line)
-            if _belongs_to(pid, run_dir.name):
+        for line in pids_file.read_text().splitlines() if pids_file.exists() else []:
+            pid, started = (int(field) for field in line.split())
+            if same_process(pid, started):
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -137,7 +127,7 @@ class LocalBackend:
         process = subprocess.Popen(
             command,
             cwd=REPO,
-            env={**os.environ, **env, RUN_MARKER: self.run_id},
+            env={**os.environ, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -146,7 +136,7 @@ class LocalBackend:
         )
         log.close()
         with (self.dir / "pids").open("a") as pids:
-            pids.write(f"{process.pid}\n")
+            pids.write(f"{process.pid} {start_time(process.pid)}\n")
         return process
 
     def _wait_redis(self, url: str) -> None:

@@ -23,3 +23,21 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process: alive, and not ours to touch
     return not zombie(pid)
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22).
+
+    With the pid it names one process for good: a reused pid has another
+    start time. (An environment marker would not do: redis-server rewrites
+    its environ to make room for its process title.)
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def same_process(pid: int, started: int) -> bool:
+    return start_time(pid) == started
