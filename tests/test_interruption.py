@@ -53,7 +53,9 @@ def docker_objects(owner: int) -> list[str]:
 
     client = docker.from_env()
     labels = {"label": [PROJECT_LABEL, f"{OWNER_LABEL}={owner}"]}
-    containers = [c.name for c in client.containers.list(all=True, filters=labels)]
+    containers = [
+        c.name for c in client.containers.list(all=True, filters=labels, ignore_removed=True)
+    ]
     networks = [n.name for n in client.networks.list(filters=labels)]
     volumes = [v.name for v in client.volumes.list(filters=labels)]
     return containers + networks + volumes

@@ -47,7 +47,7 @@ def project_objects() -> list[str]:
     client = docker.from_env()
     label = {"label": f"com.docker.compose.project={PROJECT}"}
     return (
-        [c.name for c in client.containers.list(all=True, filters=label)]
+        [c.name for c in client.containers.list(all=True, filters=label, ignore_removed=True)]
         + [n.name for n in client.networks.list(filters=label)]
         + [v.name for v in client.volumes.list(filters=label)]
     )

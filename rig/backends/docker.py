@@ -138,7 +138,9 @@ class DockerBackend:
     def _remove_leftovers(self) -> None:
         """Remove what an interrupted run left: labelled objects whose owner is gone."""
         stale_runs = set()
-        for container in self.client.containers.list(all=True, filters={"label": PROJECT_LABEL}):
+        for container in self.client.containers.list(
+            all=True, filters={"label": PROJECT_LABEL}, ignore_removed=True
+        ):
             owner = int(container.labels.get(OWNER_LABEL, "0"))
             if owner != os.getpid() and not alive(owner):
                 stale_runs.add(container.labels.get(RUN_LABEL))
@@ -284,7 +286,9 @@ class DockerBackend:
         """Remove this run's containers by label, including any that an
         interruption created on the engine before we could track it."""
         selector = {"label": [f"{RUN_LABEL}={self.run_id}", *labels]}
-        for container in self.client.containers.list(all=True, filters=selector):
+        for container in self.client.containers.list(
+            all=True, filters=selector, ignore_removed=True
+        ):
             try:
                 container.remove(force=True, v=True)
             except docker.errors.NotFound:
