@@ -26,6 +26,7 @@ from rig.waiting import until_nothing_missing
 FAULTS = {"container": kill_container, "pool-child": kill_pool_child}
 WORKERS_ONLINE_S = 90.0
 TERMINAL_EVENTS = ("task-succeeded", "task-failed", "task-rejected")
+STABLE_S = 1.0  # how long "nothing left to happen" must hold before a run counts as settled
 Progress = Callable[[str], None]
 
 
@@ -183,6 +184,11 @@ class Runner:
             reported = sum(len(history.celery(kind)) for kind in TERMINAL_EVENTS)
             if reported < reporting:
                 return f"{reporting - reported} execution(s) not yet reported by their worker"
+            # Early ack acknowledges before the task body runs: a started task can
+            # be off the broker and not yet in the ledger. Its task-started says so.
+            started = len(history.celery("task-started")) - len(silent)
+            if reported < started:
+                return f"{started - reported} started execution(s) not yet finished"
             finished = {row["task_id"] for row in ledger if row["finished_at"]}
             failed = {event["uuid"] for event in history.celery("task-failed")}
             open_tasks = {e.data["task_id"] for e in history.events(SENT)} - finished - failed
@@ -191,9 +197,17 @@ class Runner:
             return ""
 
         said = [""]
+        calm_since: list[float | None] = [None]
 
         def unsettled_and_said() -> str:
             reason = unsettled()
+            # Settled only once it stays so for STABLE_S: the broker, the events
+            # and the ledger are read one after another, not in one snapshot.
+            if reason:
+                calm_since[0] = None
+            elif calm_since[0] is None or time.time() - calm_since[0] < STABLE_S:
+                calm_since[0] = calm_since[0] or time.time()
+                reason = "settling"
             if reason and reason != said[0]:  # say what it waits for, once per change
                 progress(f"waiting: {reason}")
                 said[0] = reason
