@@ -29,11 +29,6 @@ class FaultRecord:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @property
-    def latency_s(self) -> float | None:
-        """From the checkpoint's report to the confirmed death."""
-        return None if self.confirmed_at is None else self.confirmed_at - self.checkpoint_at
-
 
 def record(name: str, report: CheckpointReport, result: KillResult, park_s: float) -> FaultRecord:
     """A kill landed if it was confirmed before the parked task could move on."""
