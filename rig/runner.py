@@ -26,7 +26,7 @@ from rig.waiting import until_nothing_missing
 FAULTS = {"container": kill_container, "pool-child": kill_pool_child}
 WORKERS_ONLINE_S = 90.0
 TERMINAL_EVENTS = ("task-succeeded", "task-failed", "task-rejected")
-STABLE_S = 1.0  # how long "nothing left to happen" must hold before a run counts as settled
+STABLE_S = 0.5  # how long "nothing left to happen" must hold before a run counts as settled
 Progress = Callable[[str], None]
 
 
