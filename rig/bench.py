@@ -24,10 +24,9 @@ from rich.table import Table
 
 from rig.backends.select import engine_answers
 from rig.catalog import run_scenarios, session
-from rig.errors import RigError
 from rig.faults import kill_container
 from rig.scenarios import load_catalog
-from rig.terminal import console, err, progress
+from rig.terminal import console, progress, run_command
 
 TARGETS = {"scenario_s": 15.0, "catalog_s": {"docker": 180.0, "local": 60.0}, "kill_ms": 200.0}
 
@@ -100,14 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=Path("reports/bench.json"))
     args = parser.parse_args(argv)
     backends = args.backend or (["docker", "local"] if engine_answers()[0] else ["local"])
-    try:
-        figures = [bench_backend(backend) for backend in backends]
-    except RigError as error:
-        err.print(f"[red]error:[/] {error}")
-        return error.exit_code
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted:[/] everything the bench started has been removed")
-        return 130
+    figures = [bench_backend(backend) for backend in backends]
     show(figures)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2))
@@ -116,4 +108,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

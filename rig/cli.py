@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import time
 from collections import Counter
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from rig import fairness, report
 from rig.catalog import replay_command, run_scenarios, session
-from rig.errors import BadInput, RigError
+from rig.errors import BadInput
 from rig.runner import Result
 from rig.scenarios import find, load_catalog
 from rig.settings import make_settings
-from rig.terminal import console, err, progress
+from rig.terminal import console, err, progress, run_command
 
 
 def _on_off(value: str) -> bool:
@@ -307,29 +305,14 @@ def command_clean() -> int:
     return 0
 
 
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    # Turn SIGTERM into the same path as Ctrl-C, so every finally block runs.
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _terminate)
     args = build_parser().parse_args(argv)
-    try:
-        if args.command == "list":
-            return command_list()
-        if args.command == "run":
-            return command_run(args)
-        if args.command == "chaos":
-            return command_chaos(args)
-        if args.command == "fairness":
-            return command_fairness(args)
-        if args.command == "soak":
-            return command_soak(args)
-        return command_clean()
-    except RigError as error:
-        err.print(f"[red]error:[/] {error}")
-        return error.exit_code
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted:[/] everything this run started has been removed")
-        return 130
+    commands = {
+        "list": command_list,
+        "run": lambda: command_run(args),
+        "chaos": lambda: command_chaos(args),
+        "fairness": lambda: command_fairness(args),
+        "soak": lambda: command_soak(args),
+        "clean": command_clean,
+    }
+    return run_command(commands[args.command])

@@ -19,10 +19,10 @@ import redis
 from rich.table import Table
 
 from rig import prefetch
-from rig.errors import EnvironmentProblem, RigError
+from rig.errors import EnvironmentProblem
 from rig.events import EventListener, controller_app, wait_finished
 from rig.history import CELERY, History
-from rig.terminal import console, err, progress
+from rig.terminal import console, progress, run_command
 from rig.waiting import until_nothing_missing
 
 TASKS = {
@@ -115,22 +115,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     url = broker_url()
+    workers = _stack_workers(url)
+    history = History()
+    listener = EventListener(controller_app(url), history)
+    listener.start()
+    results = {}
     try:
-        workers = _stack_workers(url)
-        history = History()
-        listener = EventListener(controller_app(url), history)
-        listener.start()
-        results = {}
-        try:
-            with progress("the seed's experiment") as update:
-                for label in TASKS:
-                    update(f"{label}: {len(DURATIONS_S)} tasks on {len(workers)} workers")
-                    results[label] = run_phase(url, history, label, workers)
-        finally:
-            listener.stop()
-    except RigError as error:
-        err.print(f"[red]error:[/] {error}")
-        return error.exit_code
+        with progress("the seed's experiment") as update:
+            for label in TASKS:
+                update(f"{label}: {len(DURATIONS_S)} tasks on {len(workers)} workers")
+                results[label] = run_phase(url, history, label, workers)
+    finally:
+        listener.stop()
     console.print(table(results))
     console.print(
         f"workers: {', '.join(workers)}; task durations {', '.join(map(str, DURATIONS_S))} s. "
@@ -156,4 +152,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

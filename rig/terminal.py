@@ -4,12 +4,16 @@ log (CI, a file), so a long step never sits silent either way."""
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 from rich.console import Console
+
+from rig.errors import RigError
 
 # Wide enough for the results tables when the output is a file or a CI log.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 180)
@@ -29,3 +33,22 @@ def progress(first: str) -> Iterator[Callable[[str], None]]:
 
     line(first)
     yield line
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    # SIGTERM takes the same path as Ctrl-C, so every finally block runs.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_command(command: Callable[[], int]) -> int:
+    """Run an entry point: a user error is one line and its exit code, never a
+    traceback; Ctrl-C and SIGTERM end it after its cleanup has run."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return command()
+    except RigError as error:
+        err.print(f"[red]error:[/] {error}")
+        return error.exit_code
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted:[/] everything this run started has been removed")
+        return 130
