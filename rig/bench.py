@@ -74,7 +74,11 @@ def show(figures: list[dict[str, Any]]) -> None:
             scenario = entry["scenarios"].get(name, {})
             seconds = scenario.get("seconds")
             verdict = scenario.get("verdict", "-")
-            cells.append("skipped" if seconds is None else f"{_mark(seconds, 15)} {verdict}")
+            cells.append(
+                "skipped"
+                if seconds is None
+                else f"{_mark(seconds, TARGETS['scenario_s'])} {verdict}"
+            )
         table.add_row(name, *cells)
     console.print(table)
     summary = Table(title="catalog and kill latency")

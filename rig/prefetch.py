@@ -144,10 +144,10 @@ def max_held(spans: list[TaskSpan]) -> int:
     """The most tasks one worker held at once, received and not yet finished."""
     best = 0
     for worker in {s.worker for s in spans}:
+        # Tuples sort by time, then -1 before 1: a finish before a receive at a tie.
         changes = sorted(
             [(s.received_at, 1) for s in spans if s.worker == worker]
-            + [(s.finished_at, -1) for s in spans if s.worker == worker],
-            key=lambda change: (change[0], change[1]),  # a finish before a receive at a tie
+            + [(s.finished_at, -1) for s in spans if s.worker == worker]
         )
         held = 0
         for _, delta in changes:
@@ -163,9 +163,6 @@ def measure(spans: list[TaskSpan], consumers: dict[str, set[str]], sent: int) ->
     window = (min(s.sent_at for s in spans), max(s.finished_at for s in spans))
     makespan = window[1] - window[0]
     busy = {worker: _busy(spans, worker) for worker in consumers}
-    unfair = 0.0
-    held_behind = 0
-    held_behind_s = 0.0
     per_kind: dict[str, dict[str, float]] = {}
     for span in spans:
         running_before = [
@@ -181,10 +178,6 @@ def measure(spans: list[TaskSpan], consumers: dict[str, set[str]], sent: int) ->
             if worker != span.worker and span.queue in consumers[worker]
         }
         task_unfair = _unfair_seconds(blocked, others, window)
-        unfair += task_unfair
-        if blocked_s > 0:
-            held_behind += 1
-            held_behind_s += blocked_s
         kind = per_kind.setdefault(
             span.kind, {"tasks": 0, "held_behind": 0, "held_behind_s": 0.0, "unfair_wait_s": 0.0}
         )
@@ -197,9 +190,9 @@ def measure(spans: list[TaskSpan], consumers: dict[str, set[str]], sent: int) ->
         for worker, intervals in busy.items()
     }
     return FairnessMetrics(
-        unfair_wait_s=unfair,
-        held_behind=held_behind,
-        held_behind_s=held_behind_s,
+        unfair_wait_s=sum(kind["unfair_wait_s"] for kind in per_kind.values()),
+        held_behind=int(sum(kind["held_behind"] for kind in per_kind.values())),
+        held_behind_s=sum(kind["held_behind_s"] for kind in per_kind.values()),
         max_held_by_one_worker=max_held(spans),
         makespan_s=makespan,
         utilisation=utilisation,

@@ -217,12 +217,12 @@ def fairness_svg(results: list[FairnessResult]) -> str:
     )
 
 
-def write_fairness(directory: Path, results: list[FairnessResult], summary: dict[str, Any]) -> Path:
-    """fairness.json and fairness.svg; returns the picture's path."""
+def write_fairness(directory: Path, results: list[FairnessResult], summary: dict[str, Any]) -> str:
+    """fairness.json and fairness.svg; returns the picture, for the HTML report."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "fairness.json").write_text(json.dumps(summary, indent=2))
-    picture = directory / "fairness.svg"
-    picture.write_text(fairness_svg(results))
+    picture = fairness_svg(results)
+    (directory / "fairness.svg").write_text(picture)
     return picture
 
 
@@ -243,8 +243,7 @@ def write_reports(
     directory.mkdir(parents=True, exist_ok=True)
     fairness_svg_text = None
     if fairness is not None:
-        picture = write_fairness(directory, fairness["results"], fairness["summary"])
-        fairness_svg_text = picture.read_text()
+        fairness_svg_text = write_fairness(directory, fairness["results"], fairness["summary"])
     rows = [result.as_json() for result in results] + skipped
     (directory / "results.json").write_text(json.dumps({**header, "scenarios": rows}, indent=2))
     history_path = directory / "history.jsonl"

@@ -49,12 +49,14 @@ def _stack_workers(url: str) -> list[str]:
         ) from None
     control = controller_app(url).control
 
-    def answering() -> list[str]:
-        return sorted(name for reply in control.ping(timeout=1.0) or [] for name in reply)
+    workers: list[str] = []
+
+    def too_few_answering() -> bool:
+        workers[:] = sorted(name for reply in control.ping(timeout=1.0) or [] for name in reply)
+        return len(workers) < 2
 
     # Workers answer a few seconds after `make up` returns; wait for two, bounded.
-    until_nothing_missing(lambda: len(answering()) < 2, timeout_s=30)
-    workers = answering()
+    until_nothing_missing(too_few_answering, timeout_s=30)
     if len(workers) < 2:
         raise EnvironmentProblem(
             f"the stack has {len(workers)} worker(s) answering; it needs at least 2 (make up)"

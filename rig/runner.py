@@ -196,21 +196,22 @@ class Runner:
                 return f"{len(open_tasks)} task(s) may still be redelivered"
             return ""
 
-        said = [""]
-        calm_since: list[float | None] = [None]
+        said = ""
+        calm_since: float | None = None
 
         def unsettled_and_said() -> str:
+            nonlocal said, calm_since
             reason = unsettled()
             # Settled only once it stays so for STABLE_S: the broker, the events
             # and the ledger are read one after another, not in one snapshot.
             if reason:
-                calm_since[0] = None
-            elif calm_since[0] is None or time.time() - calm_since[0] < STABLE_S:
-                calm_since[0] = calm_since[0] or time.time()
+                calm_since = None
+            elif calm_since is None or time.time() - calm_since < STABLE_S:
+                calm_since = calm_since or time.time()
                 reason = "settling"
-            if reason and reason != said[0]:  # say what it waits for, once per change
+            if reason and reason != said:  # say what it waits for, once per change
                 progress(f"waiting: {reason}")
-                said[0] = reason
+                said = reason
             return reason
 
         reason = until_nothing_missing(unsettled_and_said, deadline_s, interval_s=0.25)

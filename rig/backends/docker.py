@@ -105,7 +105,6 @@ class DockerBackend:
         }
         self.services = compose.load_services()
         self.network: Any = None
-        self.infra: list[Container] = []
         self.workers: dict[str, Container] = {}
         self.history: History | None = None
         self._deaths: dict[str, threading.Event] = {}
@@ -183,7 +182,7 @@ class DockerBackend:
 
     def _run_service(self, name: str, publish: int) -> Container:
         spec = self.services[name]
-        container = self._run(
+        return self._run(
             name,
             spec["image"],
             command=spec.get("command"),
@@ -193,8 +192,6 @@ class DockerBackend:
             # An ephemeral port on loopback: no clash with `make up` or anything else.
             ports={f"{publish}/tcp": ("127.0.0.1", None)},
         )
-        self.infra.append(container)
-        return container
 
     def _host_port(self, container: Container, port: int) -> int:
         container.reload()
@@ -334,7 +331,6 @@ class DockerBackend:
     def close(self) -> None:
         self._remove_containers()
         self.workers.clear()
-        self.infra.clear()
         if self._events is not None:
             self._events.close()
             self._events = None

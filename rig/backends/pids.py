@@ -6,13 +6,19 @@ import os
 from pathlib import Path
 
 
-def zombie(pid: int) -> bool:
-    """True if the process is gone or dead but not yet reaped."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat from field 3 (state) on; the name before it may hold spaces."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+        return None
+    return stat.rsplit(")", 1)[1].split()
+
+
+def zombie(pid: int) -> bool:
+    """True if the process is gone or dead but not yet reaped."""
+    fields = _stat_fields(pid)
+    return fields is None or fields[0] in ("Z", "X")
 
 
 def alive(pid: int) -> bool:
@@ -32,11 +38,8 @@ def start_time(pid: int) -> int | None:
     start time. (An environment marker would not do: redis-server rewrites
     its environ to make room for its process title.)
     """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[19])
 
 
 def same_process(pid: int, started: int) -> bool:
