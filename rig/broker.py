@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
@@ -60,3 +61,9 @@ class Broker:
 
     def close(self) -> None:
         self.client.close()
+
+
+def with_db(url: str, db: int) -> str:
+    """The same Redis server, database `db`."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}"))

@@ -3,25 +3,28 @@ the soak and the pytest scenario tests."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from rig import schema
 from rig.backends.select import choose
 from rig.runner import Progress, Result, Runner
 from rig.scenarios import Scenario
+from rig.settings import Settings
+from rig.terminal import console
 
 
 @contextmanager
 def session(backend_name: str | None, say: Progress) -> Iterator[Runner]:
     """A started backend and a runner on it; everything is removed on the way out."""
     backend = choose(backend_name)
-    say(f"backend: {backend.info.name} ({backend.info.reason})")
+    console.print(f"backend: {backend.info.name} ({backend.info.reason})")
     try:
         say("starting the broker and the database")
         services = backend.start()
         for note in backend.info.notes:
-            say(note)
+            console.print(note)
         runner = Runner(backend, services)
         try:
             yield runner
@@ -53,18 +56,34 @@ def skipped_row(scenario: Scenario, reason: str) -> dict[str, Any]:
 
 
 def run_scenarios(
-    runner: Runner, scenarios: list[Scenario], say: Progress
+    runner: Runner,
+    scenarios: list[Scenario],
+    say: Progress,
+    on_result: Callable[[dict[str, Any]], None] = lambda _row: None,
 ) -> tuple[list[Result], list[dict[str, Any]]]:
+    """Run them in order, each next crew starting while the previous run settles;
+    `on_result` sees each row (a result's JSON, or a skipped row) as it comes."""
+    engine = runner.services.database_engine
+    runnable = [s for s in scenarios if skip_reason(s, engine) is None]
     results: list[Result] = []
     skipped: list[dict[str, Any]] = []
     for scenario in scenarios:
-        reason = skip_reason(scenario, runner.services.database_engine)
+        reason = skip_reason(scenario, engine)
         if reason:
             skipped.append(skipped_row(scenario, reason))
+            on_result(skipped[-1])
             continue
-        results.append(runner.run(scenario.name, scenario.settings, scenario.expect, say))
+        following = runnable[runnable.index(scenario) + 1 :]
+        then = following[0].settings if following else None
+        result = runner.run(scenario.name, scenario.settings, scenario.expect, say, then)
+        results.append(result)
+        on_result(result.as_json())
     return results, skipped
 
 
-def replay_command(name: str, backend: str) -> str:
-    return f"python -m rig run {name} --backend {backend}"
+def replay_command(name: str, settings: Settings, backend: str, catalog: bool) -> str:
+    """The command that runs this again alone: by name for a catalog scenario,
+    with every setting as a flag for a matrix cell."""
+    if catalog:
+        return f"python -m rig run {name} --backend {backend}"
+    return " ".join(["python -m rig run", *schema.as_flags(settings), "--backend", backend])

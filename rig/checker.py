@@ -3,7 +3,8 @@
 The ledger (one row per execution, from the database) is the ground truth
 for how often a task ran; Celery events tell what failed; the fault records
 say whether the kill landed inside its window. A run whose fault did not
-land, or that never settled, is "unknown", never "pass".
+land, or that never settled, is "unknown", never "pass"; a run that crashed
+is "error", with the crash's message.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from rig.errors import BadInput
-from rig.history import FAULT, LEDGER, ROW, SENT, SETTLED, History
+from rig.history import ERROR, FAULT, LEDGER, ROW, SENT, SETTLED, History
 
-Verdict = Literal["pass", "fail", "unknown", "observed"]
+Verdict = Literal["pass", "fail", "unknown", "observed", "error"]
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,9 @@ def check(
     counts = count(history)
     latencies = redelivery_latencies(history)
     faults = [e.data for e in history.events(FAULT)]
+    crashes = [e.data["message"] for e in history.events(ERROR)]
+    if crashes:
+        return Outcome("error", counts, crashes, latencies, faults)
     unknown = _unknown_reasons(history, counts, fault_expected)
     if unknown:
         return Outcome("unknown", counts, unknown, latencies, faults)

@@ -1,5 +1,8 @@
 """python -m rig: list | run | chaos | fairness | soak | clean.
 
+Flags of `run` and `fairness` come from the settings' declarations
+(rig.settings, rig.fairness.Workload through rig.schema), help and all.
+
 Every user error ends as one line on stderr and a non-zero exit, never a
 traceback; Ctrl-C and SIGTERM end the run after removing what it started.
 """
@@ -13,115 +16,150 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from rig import fairness, report
+from rig import fairness, report, schema, summary
 from rig.catalog import replay_command, run_scenarios, session
 from rig.errors import BadInput
-from rig.runner import Result
-from rig.scenarios import find, load_catalog
-from rig.settings import make_settings
+from rig.scenarios import Scenario, find, load_catalog
+from rig.settings import Settings, make_settings
 from rig.terminal import console, err, progress, run_command
 
+EXAMPLES = {
+    "list": """examples:
+  python -m rig list
+  RIG_CATALOG_DIR=my_scenarios python -m rig list""",
+    "run": """Kill a worker at a checkpoint inside a task and count what happened to the work.
+Give a catalog scenario's name (see `list`), or build any cell of the matrix with
+the flags below; flags left out take their defaults. A matrix cell has no
+expectation: its verdict is "observed", or "unknown" if the kill never landed.
 
-def _on_off(value: str) -> bool:
-    return value == "on"
+examples:
+  python -m rig run late_ack_kill_after_write_create
+  python -m rig run --acks late --kill container --at after_write --task create --tasks 4""",
+    "chaos": """Run the catalog (chaos/*.toml), one after another on one broker and database,
+then write reports/<time>/ (report.html, results.json, history.jsonl).
+
+examples:
+  python -m rig chaos
+  python -m rig chaos --only early_ack_kill_before_write --backend local --no-fairness""",
+    "fairness": """Send a burst of long then short tasks to workers of concurrency 1 under each
+prefetch configuration and measure, from Celery's events, how long tasks waited
+reserved behind another while a worker idled; then the short-task throughput.
+
+examples:
+  python -m rig fairness
+  python -m rig fairness --only early-ack late-ack --rounds 1""",
+    "soak": """Run the whole catalog N times on one backend and count wrong verdicts.
+
+examples:
+  python -m rig soak --runs 20
+  python -m rig soak --runs 3 --backend local --json soak.json""",
+    "clean": """Remove what interrupted runs left: labelled containers and networks, local
+processes and run directories whose owner is gone.
+
+examples:
+  python -m rig clean
+  make down""",
+}
 
 
-def _add_backend(parser: argparse.ArgumentParser) -> None:
+def _command(
+    commands: argparse._SubParsersAction, name: str, summary: str
+) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=EXAMPLES[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         choices=("auto", "docker", "local"),
         default=None,
         help="where to run (default: RIG_BACKEND, else docker if an engine answers, else local)",
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print every progress line instead of one live line per scenario",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rig", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="list the scenario catalog")
+    parser = argparse.ArgumentParser(
+        prog="python -m rig",
+        description="Kill Celery workers mid-task and count lost, repeated and duplicated work.",
+        epilog="Each command has its own --help, with examples.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _command(commands, "list", "list the scenario catalog and every setting")
 
-    run = commands.add_parser("run", help="run one named scenario, or any cell of the matrix")
-    run.add_argument("scenario", nargs="?", help="a catalog scenario (see `list`)")
-    run.add_argument("--acks", choices=("early", "late"))
-    run.add_argument("--reject-on-worker-lost", choices=("on", "off"))
-    run.add_argument("--kill", choices=("container", "pool-child", "none"))
-    run.add_argument("--at", choices=("before_write", "in_transaction", "after_write"))
-    run.add_argument("--task", choices=("create", "get_or_create", "get_or_create_unconstrained"))
-    run.add_argument("--workers", type=int)
-    run.add_argument("--tasks", type=int)
-    run.add_argument("--task-seconds", type=float)
-    run.add_argument("--visibility-timeout", type=float)
-    run.add_argument("--restart", choices=("on", "off"))
-    run.add_argument("--pool", choices=("prefork", "solo", "threads"))
-    run.add_argument("--prefetch-multiplier", type=int)
-    run.add_argument("--concurrency", type=int)
-    run.add_argument("--json", type=Path, help="write the result as JSON here")
-    _add_backend(run)
+    run = _command(commands, "run", "run one catalog scenario, or any cell of the matrix")
+    run.add_argument("scenario", nargs="?", help="a catalog scenario's name (see `list`)")
+    schema.add_flags(run, Settings, "matrix settings (for a cell; a named scenario fixes its own)")
+    run.add_argument("--json", type=Path, metavar="PATH", help="write the result as JSON here")
+    _add_common(run)
 
-    chaos = commands.add_parser("chaos", help="run the whole catalog and write a report")
-    chaos.add_argument("--only", nargs="+", metavar="SCENARIO", help="run only these")
-    chaos.add_argument("--reports", type=Path, default=Path("reports"))
+    chaos = _command(commands, "chaos", "run the whole catalog and write a report")
+    chaos.add_argument("--only", nargs="+", metavar="SCENARIO", help="run only these scenarios")
+    chaos.add_argument(
+        "--reports",
+        type=Path,
+        default=Path("reports"),
+        metavar="DIR",
+        help="where the timestamped report folder goes (default: reports)",
+    )
     chaos.add_argument(
         "--no-fairness", action="store_true", help="skip the prefetch fairness section"
     )
-    _add_backend(chaos)
+    _add_common(chaos)
 
-    fair = commands.add_parser("fairness", help="compare prefetch configurations on a burst")
-    fair.add_argument("--only", nargs="+", metavar="CONFIG", help=", ".join(fairness.CONFIG_NAMES))
-    defaults = fairness.Workload()
-    fair.add_argument("--workers", type=int, default=defaults.workers)
-    fair.add_argument("--long-tasks", type=int, default=defaults.long_tasks)
-    fair.add_argument("--long-seconds", type=float, default=defaults.long_seconds)
-    fair.add_argument("--short-tasks", type=int, default=defaults.short_tasks)
-    fair.add_argument("--short-seconds", type=float, default=defaults.short_seconds)
-    fair.add_argument("--burst", type=int, default=defaults.burst)
-    fair.add_argument("--json", type=Path, help="write the comparison as JSON here")
-    fair.add_argument("--reports", type=Path, default=Path("reports"))
-    _add_backend(fair)
+    fair = _command(commands, "fairness", "compare prefetch configurations on a burst")
+    fair.add_argument(
+        "--only",
+        nargs="+",
+        metavar="CONFIG",
+        help="run only these configurations: " + ", ".join(fairness.CONFIG_NAMES),
+    )
+    schema.add_flags(fair, fairness.Workload, "workload")
+    fair.add_argument("--json", type=Path, metavar="PATH", help="write the comparison as JSON here")
+    fair.add_argument(
+        "--reports",
+        type=Path,
+        default=Path("reports"),
+        metavar="DIR",
+        help="where the timestamped report folder goes (default: reports)",
+    )
+    _add_common(fair)
 
-    soak = commands.add_parser("soak", help="run the catalog N times and count wrong verdicts")
-    soak.add_argument("--runs", type=int, default=20)
-    soak.add_argument("--json", type=Path)
-    _add_backend(soak)
+    soak = _command(commands, "soak", "run the catalog N times and count wrong verdicts")
+    soak.add_argument("--runs", type=int, default=20, metavar="N", help="how many catalog runs")
+    soak.add_argument("--json", type=Path, metavar="PATH", help="write the tally as JSON here")
+    _add_common(soak)
 
-    commands.add_parser("clean", help="remove leftovers of interrupted runs")
+    _command(commands, "clean", "remove leftovers of interrupted runs")
     return parser
 
 
-MATRIX_FLAGS = (
-    "acks",
-    "reject_on_worker_lost",
-    "kill",
-    "at",
-    "task",
-    "workers",
-    "tasks",
-    "task_seconds",
-    "visibility_timeout",
-    "restart",
-    "pool",
-    "prefetch_multiplier",
-    "concurrency",
-)
+class Printer:
+    """Prints each result as it arrives: compact, aligned, with its replay when it did not pass."""
+
+    def __init__(self, names: list[str], backend: str) -> None:
+        self.width = max(map(len, names), default=10)
+        self.backend = backend
+
+    def __call__(self, row: dict[str, Any], replay: str | None = None) -> None:
+        for line in summary.entry(row, self.width, replay):
+            # Markup is ours; the reasons may hold brackets, which stay as they are.
+            console.print(line, overflow="ignore", crop=False)
 
 
-def _matrix_settings(args: argparse.Namespace) -> dict[str, Any]:
-    given = {name: getattr(args, name) for name in MATRIX_FLAGS if getattr(args, name) is not None}
-    for name in ("reject_on_worker_lost", "restart"):
-        if name in given:
-            given[name] = _on_off(given[name])
-    return given
-
-
-def _print_failures(results: list[Result], backend: str, directory: Path | None) -> None:
-    for result in results:
-        if result.outcome.verdict in ("fail", "unknown"):
-            err.print(f"[bold]{result.name}[/]: {result.outcome.verdict}")
-            for reason in result.outcome.reasons:
-                err.print(f"  - {reason}")
-            if directory is not None and result.worker_logs:
-                err.print(f"  worker logs: {directory / 'logs'}")
-            err.print(f"  replay it alone: {replay_command(result.name, backend)}")
+def _replay(row: dict[str, Any], backend: str, catalog: bool) -> str:
+    settings = make_settings(**row["settings"])
+    return replay_command(row["scenario"], settings, backend, catalog)
 
 
 def command_list() -> int:
@@ -130,37 +168,33 @@ def command_list() -> int:
         console.print(
             f"[bold]{scenario.name}[/]{requires}\n  {' '.join(scenario.description.split())}"
         )
+    console.print("\n[bold]settings[/] (scenario files' [settings] keys, `run` flags, markers):")
+    for name, default, text in schema.describe(Settings):
+        console.print(f"  {name} = {default}: {text}")
     return 0
 
 
 def command_run(args: argparse.Namespace) -> int:
-    flags = _matrix_settings(args)
+    flags = schema.given_flags(args, Settings)
     if args.scenario:
         if flags:
             raise BadInput(
                 f"scenario {args.scenario} fixes its own settings; drop the flags "
-                f"({', '.join('--' + f.replace('_', '-') for f in flags)}) or the name"
+                f"({', '.join(schema.flag_name(f) for f in flags)}) or the name"
             )
         scenario = find(args.scenario)
-        name, settings, expect = scenario.name, scenario.settings, scenario.expect
     else:
-        name, settings, expect = "matrix", make_settings(**flags), None
-    with progress("starting") as update, session(args.backend, console.print) as runner:
-        if args.scenario:
-            results, skipped = run_scenarios(runner, [scenario], update)
-            if skipped:
-                console.print(skipped[0]["reasons"][0])
-                return 0
-            result = results[0]
-        else:
-            result = runner.run(name, settings, expect, update)
+        scenario = Scenario("matrix", "a cell of the matrix", make_settings(**flags), None)
+    with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
+        results, skipped = run_scenarios(runner, [scenario], update)
         backend = runner.backend.info.name
-    row = result.as_json()
-    console.print(report.results_table([row], f"{name} on {backend}"))
+    row = results[0].as_json() if results else skipped[0]
+    Printer([scenario.name], backend)(row)
+    for line in ["replay:", *summary.pasteable(_replay(row, backend, bool(args.scenario)), "  ")]:
+        console.print(line, markup=False, overflow="ignore", crop=False)
     if args.json:
         args.json.write_text(json.dumps(row, indent=2))
-    _print_failures([result], backend, None)
-    return 0 if result.outcome.verdict in ("pass", "observed") else 1
+    return 0 if row["verdict"] in ("pass", "observed", "skipped") else 1
 
 
 def command_chaos(args: argparse.Namespace) -> int:
@@ -171,23 +205,23 @@ def command_chaos(args: argparse.Namespace) -> int:
     scenarios = [catalog[name] for name in names]
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     fair: dict[str, Any] | None = None
-    with progress("starting") as update, session(args.backend, console.print) as runner:
+    with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
+        backend = runner.backend.info.name
+        printer = Printer(names, backend)
         done: list[str] = []
 
         def say(message: str) -> None:
             update(f"[{len(done) + 1}/{len(scenarios)}] {message}")
 
-        results, skipped = [], []
-        for scenario in scenarios:
-            more, skip = run_scenarios(runner, [scenario], say)
-            results += more
-            skipped += skip
-            done.append(scenario.name)
-            verdict = more[0].outcome.verdict if more else "skipped"
-            console.print(f"  {scenario.name}: [{report.VERDICT_STYLE[verdict]}]{verdict}[/]")
+        def show(row: dict[str, Any]) -> None:
+            done.append(row["scenario"])
+            failed = row["verdict"] in ("fail", "unknown", "error")
+            printer(row, _replay(row, backend, catalog=True) if failed else None)
+
+        results, skipped = run_scenarios(runner, scenarios, say, show)
         info = runner.backend.info
         if not (args.only or args.no_fairness):
-            workload = fairness.make_workload()
+            workload = fairness.Workload()
             fair_results = fairness.run_fairness(runner, list(fairness.CONFIGS), workload, update)
             fair = {
                 "summary": fairness.as_json(fair_results, workload, info.name),
@@ -203,7 +237,6 @@ def command_chaos(args: argparse.Namespace) -> int:
         report.new_report_dir(args.reports), results, skipped, header, fair
     )
     rows = [r.as_json() for r in results] + skipped
-    console.print(report.results_table(rows, f"chaos catalog on {info.name}"))
     fair_complete = True
     if fair is not None:
         configs = fair["summary"]["configs"]
@@ -211,40 +244,30 @@ def command_chaos(args: argparse.Namespace) -> int:
         fair_complete = all(c["complete"] for c in configs)
         if not fair_complete:
             err.print("fairness: some runs did not finish; replay: python -m rig fairness")
-    console.print(f"report: {directory / 'report.html'}")
-    _print_failures(results, info.name, directory)
+    console.print(f"{summary.tally(rows)} on {info.name}; report: {directory / 'report.html'}")
     return 0 if all(r.outcome.verdict == "pass" for r in results) and fair_complete else 1
 
 
 def command_fairness(args: argparse.Namespace) -> int:
     configs = fairness.select_configs(args.only)
-    workload = fairness.make_workload(
-        workers=args.workers,
-        long_tasks=args.long_tasks,
-        long_seconds=args.long_seconds,
-        short_tasks=args.short_tasks,
-        short_seconds=args.short_seconds,
-        burst=args.burst,
-    )
+    workload = schema.make(fairness.Workload, schema.given_flags(args, fairness.Workload))
     started = time.strftime("%Y-%m-%d %H:%M:%S")
-    with progress("starting") as update, session(args.backend, console.print) as runner:
+    with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
         results = fairness.run_fairness(runner, configs, workload, update)
         info = runner.backend.info
         database = runner.services.database_engine
-    summary = fairness.as_json(results, workload, info.name)
+    fair_summary = fairness.as_json(results, workload, info.name)
     header = {"backend": info.name, "reason": info.reason, "started": started, "database": database}
-    fair = {"summary": summary, "results": results}
+    fair = {"summary": fair_summary, "results": results}
     directory = report.write_reports(report.new_report_dir(args.reports), [], [], header, fair)
-    console.print(report.fairness_table(summary["configs"], f"prefetch fairness on {info.name}"))
     console.print(
-        f"workload: {workload.workers} workers, {workload.long_tasks} x {workload.long_seconds} s "
-        f"long then {workload.short_tasks} x {workload.short_seconds} s short; "
-        f"throughput from {workload.burst} zero-second tasks"
+        report.fairness_table(fair_summary["configs"], f"prefetch fairness on {info.name}")
     )
+    console.print(fairness.describe(workload))
     console.print(f"report: {directory / 'report.html'}, picture: {directory / 'fairness.svg'}")
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=2))
-    if not all(c["complete"] for c in summary["configs"]):
+        args.json.write_text(json.dumps(fair_summary, indent=2))
+    if not all(c["complete"] for c in fair_summary["configs"]):
         err.print("some runs did not finish: their figures are partial (see the report)")
         return 1
     return 0
@@ -257,7 +280,7 @@ def command_soak(args: argparse.Namespace) -> int:
     wrong: Counter[str] = Counter()
     verdicts: dict[str, Counter[str]] = {s.name: Counter() for s in scenarios}
     seconds: list[float] = []
-    with progress("starting") as update, session(args.backend, console.print) as runner:
+    with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
         for run in range(1, args.runs + 1):
             started = time.time()
             say = lambda message, run=run: update(f"soak run {run}/{args.runs}: {message}")  # noqa: E731
@@ -274,7 +297,7 @@ def command_soak(args: argparse.Namespace) -> int:
                 f"{seconds[-1]:.1f} s"
             )
         backend = runner.backend.info.name
-    summary = {
+    tally = {
         "backend": backend,
         "runs": args.runs,
         "seconds_per_run": [round(s, 1) for s in seconds],
@@ -282,10 +305,10 @@ def command_soak(args: argparse.Namespace) -> int:
             name: {"wrong": wrong[name], "verdicts": dict(v)} for name, v in verdicts.items()
         },
     }
-    for name, entry in summary["scenarios"].items():
+    for name, entry in tally["scenarios"].items():
         console.print(f"{name}: {entry['wrong']} wrong of {args.runs} ({entry['verdicts']})")
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=2))
+        args.json.write_text(json.dumps(tally, indent=2))
     return 0 if not wrong else 1
 
 

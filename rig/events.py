@@ -45,7 +45,7 @@ class EventListener:
                 while not self._receiver.should_stop:
                     try:
                         # Redis subscribes to the event channel on the first poll.
-                        conn.drain_events(timeout=0.5)
+                        conn.drain_events(timeout=0.1)
                     except TimeoutError:
                         pass
                     self._ready.set()
@@ -62,19 +62,21 @@ class EventListener:
             self._receiver.should_stop = True
         self._thread.join(timeout=5)
 
-    def wait_workers_online(self, hostnames: list[str], timeout_s: float) -> None:
-        """Wait until every named worker has said worker-online, bounded."""
 
-        def missing() -> set[str]:
-            online = {e["hostname"] for e in self.history.celery("worker-online")}
-            return set(hostnames) - online
+def wait_answering(app: Celery, nodenames: list[str], timeout_s: float) -> None:
+    """Wait, bounded, until every named worker answers a ping (its consumer is up)."""
+    answered: set[str] = set()
 
-        still_missing = until_nothing_missing(missing, timeout_s)
-        if still_missing:
-            raise TimeoutError(
-                f"workers {', '.join(sorted(still_missing))} did not come online "
-                f"in {timeout_s:.0f} s"
-            )
+    def missing() -> set[str]:
+        for reply in app.control.ping(destination=sorted(set(nodenames) - answered), timeout=0.3):
+            answered.update(reply)
+        return set(nodenames) - answered
+
+    still_missing = until_nothing_missing(missing, timeout_s, interval_s=0.05)
+    if still_missing:
+        raise TimeoutError(
+            f"workers {', '.join(sorted(still_missing))} did not answer a ping in {timeout_s:.0f} s"
+        )
 
 
 def wait_finished(history: History, task_ids: set[str], timeout_s: float) -> int:

@@ -2,14 +2,16 @@
 each prefetch configuration, measured from Celery's events (rig.prefetch).
 
 Long tasks go first, then short ones, as a batch of network retrievals
-followed by indexing would. Each configuration then gets a second burst of
-zero-second tasks whose rate is its short-task throughput: the price of
-fetching one message at a time.
+followed by indexing would. Then rounds of zero-second tasks, interleaved
+across the configurations, give each one's short-task throughput (median
+and spread): the price of fetching one message at a time.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,7 +20,8 @@ from rig.backends.base import WorkerSpec
 from rig.errors import BadInput
 from rig.events import EventListener, wait_finished
 from rig.history import CELERY, NOTE, SENT, History
-from rig.runner import WORKERS_ONLINE_S, Progress, Runner
+from rig.runner import Crew, Progress, Runner
+from rig.schema import setting
 from rig.settings import make_settings
 
 TASKS = {
@@ -57,39 +60,30 @@ CONFIG_NAMES = tuple(config.name for config in CONFIGS)
 
 @dataclass(frozen=True)
 class Workload:
-    workers: int = 3
-    long_tasks: int = 2
-    long_seconds: float = 3.0
-    short_tasks: int = 6
-    short_seconds: float = 0.2
-    burst: int = 100  # zero-second tasks for the throughput figure
+    workers: int = setting(3, "workers of concurrency 1 (at least 2, to compare)", minimum=2)
+    long_tasks: int = setting(2, "long tasks sent first", minimum=1)
+    long_seconds: float = setting(3.0, "how long a long task runs, in seconds", minimum=0)
+    short_tasks: int = setting(6, "short tasks sent right after the long ones", minimum=1)
+    short_seconds: float = setting(0.2, "how long a short task runs, in seconds", minimum=0)
+    burst: int = setting(300, "zero-second tasks per throughput round", minimum=1)
+    rounds: int = setting(3, "throughput rounds, interleaved across the configurations", minimum=1)
+
+    def validate(self) -> None:
+        if self.short_seconds >= self.long_seconds:
+            raise BadInput(
+                f"short_seconds={self.short_seconds} must be below long_seconds={self.long_seconds}"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def make_workload(
-    *,
-    workers: int = 3,
-    long_tasks: int = 2,
-    long_seconds: float = 3.0,
-    short_tasks: int = 6,
-    short_seconds: float = 0.2,
-    burst: int = 100,
-) -> Workload:
-    """Validate the workload, so a bad flag is an error and not a silent default."""
-    for name, value in (("long_tasks", long_tasks), ("short_tasks", short_tasks), ("burst", burst)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise BadInput(f"{name}={value!r}: expected a whole number of at least 1")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 2:
-        raise BadInput(f"workers={workers!r}: fairness needs at least 2 workers to compare")
-    for name, seconds in (("long_seconds", long_seconds), ("short_seconds", short_seconds)):
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-            raise BadInput(f"{name}={seconds!r}: expected a number of seconds, at least 0")
-    if short_seconds >= long_seconds:
-        raise BadInput(f"short_seconds={short_seconds} must be below long_seconds={long_seconds}")
-    return Workload(
-        workers, long_tasks, float(long_seconds), short_tasks, float(short_seconds), burst
+def describe(workload: Workload) -> str:
+    w = workload
+    return (
+        f"workload: {w.workers} workers, {w.long_tasks} x {w.long_seconds} s long then "
+        f"{w.short_tasks} x {w.short_seconds} s short; throughput from {w.rounds} interleaved "
+        f"round(s) of {w.burst} zero-second tasks (median, and the spread from min to max)"
     )
 
 
@@ -110,11 +104,15 @@ class FairnessResult:
     config: FairnessConfig
     workload: Workload
     metrics: prefetch.FairnessMetrics
-    throughput_per_s: float
+    throughput_rounds: list[float]  # short tasks per second, one per round
     spans: list[prefetch.TaskSpan]
     consumers: dict[str, set[str]]
     history: History
     complete: bool
+
+    @property
+    def throughput_per_s(self) -> float:
+        return statistics.median(self.throughput_rounds) if self.throughput_rounds else 0.0
 
     def as_json(self) -> dict[str, Any]:
         m = self.metrics
@@ -133,13 +131,14 @@ class FairnessResult:
             "makespan_s": round(m.makespan_s, 3),
             "utilisation": {worker: round(u, 3) for worker, u in m.utilisation.items()},
             "short_task_throughput_per_s": round(self.throughput_per_s, 1),
+            "throughput_rounds_per_s": [round(r, 1) for r in self.throughput_rounds],
             "per_kind": m.per_kind,
         }
 
 
 def _specs(config: FairnessConfig, workload: Workload) -> list[WorkerSpec]:
     settings = make_settings(
-        acks=config.acks,  # type: ignore[arg-type]
+        acks=config.acks,
         prefetch_multiplier=config.prefetch_multiplier,
         # Nothing is killed here: Redis' default visibility timeout, so a task
         # reserved for a while is not restored and run a second time meanwhile.
@@ -160,19 +159,22 @@ def _specs(config: FairnessConfig, workload: Workload) -> list[WorkerSpec]:
 
 
 class FairnessRun:
-    """One configuration on one started backend: workers, two bursts, metrics."""
+    """One configuration's crew and history: the mixed burst, then throughput rounds."""
 
-    def __init__(self, runner: Runner, config: FairnessConfig, workload: Workload) -> None:
-        self.runner = runner
+    def __init__(self, crew: Crew, config: FairnessConfig, workload: Workload) -> None:
+        self.crew = crew
         self.config = config
         self.workload = workload
         self.history = History()
+        self.mix: list[prefetch.SentTask] = []
+        self.rounds: list[list[prefetch.SentTask]] = []
+        self.complete = True
 
     def _send(self, kind: str, count: int, seconds: float, queue: str) -> list[prefetch.SentTask]:
         batch = []
         for index in range(count):
             sent_at = time.time()
-            result = self.runner.app.send_task(
+            result = self.crew.app.send_task(
                 TASKS[self.config.acks],
                 kwargs={"seconds": seconds, "key": f"{kind}-{index}"},
                 queue=queue,
@@ -181,58 +183,89 @@ class FairnessRun:
             batch.append(prefetch.SentTask(result.id, kind, queue, sent_at))
         return batch
 
-    def _wait_finished(self, batch: list[prefetch.SentTask], deadline_s: float) -> bool:
-        left = wait_finished(self.history, {task.task_id for task in batch}, deadline_s)
-        if left:
-            self.history.add(NOTE, text=f"{left} task(s) did not finish within {deadline_s:.0f} s")
-        return not left
-
-    def run(self, say: Progress) -> FairnessResult:
-        backend = self.runner.backend
-        self.runner.broker.reset()
-        self.runner.store.reset()
-        listener = EventListener(self.runner.app, self.history)
+    def _measure(self, send: Callable[[], list[prefetch.SentTask]], deadline_s: float) -> list:
+        """Send a batch with the event listener on, and wait (bounded) for all of it."""
+        listener = EventListener(self.crew.app, self.history)
         listener.start()
-        specs = _specs(self.config, self.workload)
-        w = self.workload
         try:
-            say(f"fairness {self.config.name}: starting {len(specs)} workers")
-            backend.start_workers(specs)
-            listener.wait_workers_online([s.nodename for s in specs], WORKERS_ONLINE_S)
-            say(f"fairness {self.config.name}: {w.long_tasks} long + {w.short_tasks} short tasks")
-            long_queue = LONG_QUEUE if self.config.routing else DEFAULT_QUEUE
-            mix = self._send("long", w.long_tasks, w.long_seconds, long_queue)
-            mix += self._send("short", w.short_tasks, w.short_seconds, DEFAULT_QUEUE)
-            work_s = w.long_tasks * w.long_seconds + w.short_tasks * w.short_seconds
-            complete = self._wait_finished(mix, 30 + 2 * work_s)
-            say(f"fairness {self.config.name}: burst of {w.burst} zero-second tasks")
-            burst = self._send("burst", w.burst, 0.0, DEFAULT_QUEUE)
-            complete = self._wait_finished(burst, 30 + w.burst) and complete
-        except TimeoutError as error:
-            self.history.add(NOTE, text=str(error))
-            mix, burst, complete = [], [], False
+            batch = send()
+            left = wait_finished(self.history, {task.task_id for task in batch}, deadline_s)
         finally:
             listener.stop()
-            backend.stop_workers()
+        if left:
+            self.history.add(NOTE, text=f"{left} task(s) did not finish within {deadline_s:.0f} s")
+            self.complete = False
+        return batch
+
+    def run_mix(self) -> None:
+        w = self.workload
+        long_queue = LONG_QUEUE if self.config.routing else DEFAULT_QUEUE
+
+        def send() -> list[prefetch.SentTask]:
+            mix = self._send("long", w.long_tasks, w.long_seconds, long_queue)
+            return mix + self._send("short", w.short_tasks, w.short_seconds, DEFAULT_QUEUE)
+
+        work_s = w.long_tasks * w.long_seconds + w.short_tasks * w.short_seconds
+        self.mix = self._measure(send, 30 + 2 * work_s)
+
+    def run_round(self) -> None:
+        burst = self.workload.burst
+        send = lambda: self._send("burst", burst, 0.0, DEFAULT_QUEUE)  # noqa: E731
+        self.rounds.append(self._measure(send, 30 + burst / 5))
+
+    def result(self) -> FairnessResult:
         events = [event.data for event in self.history.events(CELERY)]
-        consumers = {spec.nodename: set(spec.queues) for spec in specs}
-        mix_spans = prefetch.spans_from_events(mix, events)
+        consumers = {spec.nodename: set(spec.queues) for spec in self.crew.specs}
+        mix_spans = prefetch.spans_from_events(self.mix, events)
         return FairnessResult(
             config=self.config,
-            workload=w,
-            metrics=prefetch.measure(mix_spans, consumers, len(mix)),
-            throughput_per_s=prefetch.throughput(prefetch.spans_from_events(burst, events)),
+            workload=self.workload,
+            metrics=prefetch.measure(mix_spans, consumers, len(self.mix)),
+            throughput_rounds=[
+                prefetch.throughput(prefetch.spans_from_events(batch, events))
+                for batch in self.rounds
+            ],
             spans=mix_spans,
             consumers=consumers,
             history=self.history,
-            complete=complete and len(mix_spans) == len(mix),
+            complete=self.complete and bool(self.mix) and len(mix_spans) == len(self.mix),
         )
 
 
 def run_fairness(
     runner: Runner, configs: list[FairnessConfig], workload: Workload, say: Progress
 ) -> list[FairnessResult]:
-    return [FairnessRun(runner, config, workload).run(say) for config in configs]
+    """Every configuration's crew starts first and stays up, each on its own Redis
+    database, so the throughput rounds can interleave the configurations: a
+    slow moment of the machine then spreads over all of them, not one."""
+    say(f"fairness: starting {len(configs)} x {workload.workers} workers")
+    crews = [runner.start_crew(_specs(config, workload)) for config in configs]
+    runs: list[FairnessRun] = []
+    try:
+        for config, crew in zip(configs, crews, strict=True):
+            runner.wait_ready(crew)
+            runs.append(FairnessRun(crew, config, workload))
+        for run in runs:
+            say(
+                f"fairness {run.config.name}: {workload.long_tasks} long + "
+                f"{workload.short_tasks} short tasks"
+            )
+            run.run_mix()
+        for number in range(1, workload.rounds + 1):
+            for run in runs:
+                say(
+                    f"fairness round {number}/{workload.rounds}: {run.config.name}, "
+                    f"{workload.burst} zero-second tasks"
+                )
+                run.run_round()
+    except TimeoutError as error:
+        for run in runs:
+            run.history.add(NOTE, text=str(error))
+            run.complete = False
+    finally:
+        for crew in crews:
+            runner.dismiss(crew)
+    return [run.result() for run in runs]
 
 
 def as_json(results: list[FairnessResult], workload: Workload, backend: str) -> dict[str, Any]:

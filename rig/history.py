@@ -25,6 +25,7 @@ BACKEND = "backend"  # action (die, start, exit), worker, exit_code
 LEDGER = "ledger"  # one attempt row: task_id, attempt, hostname, pid, redelivered, *_at
 ROW = "row"  # one side-effect row: table, business_key, task_id
 SETTLED = "settled"  # settled (bool), reason
+ERROR = "error"  # the run crashed: message (type and first line)
 NOTE = "note"  # anything worth reading in the timeline, free text in "text"
 
 

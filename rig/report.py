@@ -1,12 +1,15 @@
-"""Shows results: a terminal table (rich) and a reports/<timestamp>/ folder
-with results.json, history.jsonl and a self-contained report.html whose
-timeline has one lane per worker, attempts as bars, kills marked and
-redeliveries linked. Reads results; never talks to a backend."""
+"""Shows results: a reports/<timestamp>/ folder
+with results.json, history.jsonl and a self-contained report.html: a tally
+of verdicts, a table, then per scenario a timeline as wide as the page, one
+lane per worker, attempts as bars, kills marked and redeliveries linked.
+Reads results; never talks to a backend."""
 
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,22 +22,15 @@ from rig.history import FAULT, LEDGER, SENT, History
 from rig.runner import Result
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-VERDICT_STYLE = {
-    "pass": "green",
-    "fail": "red",
-    "unknown": "yellow",
-    "observed": "cyan",
-    "skipped": "dim",
+# The summary line, in this order: "6 of 8 passed · 1 failed · 1 crashed · 1 skipped".
+VERDICT_WORDS = {
+    "pass": "passed",
+    "fail": "failed",
+    "error": "crashed",
+    "unknown": "unknown",
+    "observed": "observed",
+    "skipped": "skipped",
 }
-SHOWN_COUNTS = (
-    "executions",
-    "completed",
-    "lost",
-    "redelivered",
-    "duplicate_rows",
-    "missing_rows",
-    "failed",
-)
 
 
 def _short_settings(settings: dict[str, Any]) -> str:
@@ -48,83 +44,150 @@ def _short_settings(settings: dict[str, Any]) -> str:
     return f"{text}, {settings['task']}"
 
 
-def _expected_text(expected: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in expected.items() if k in SHOWN_COUNTS)
-
-
-def results_table(rows: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title, show_lines=False)
-    for column in ("scenario", "settings", "expected", *SHOWN_COUNTS, "verdict", "s"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        verdict = row["verdict"]
-        counts = row.get("counts", {})
-        table.add_row(
-            row["scenario"],
-            _short_settings(row["settings"]),
-            _expected_text(row.get("expected", {})) if verdict != "skipped" else row["reasons"][0],
-            *(str(counts.get(name, "")) for name in SHOWN_COUNTS),
-            f"[{VERDICT_STYLE[verdict]}]{verdict}[/]",
-            f"{row.get('seconds', 0):.1f}",
-        )
-    return table
-
-
 # --- the HTML timeline ----------------------------------------------------
 @dataclass(frozen=True)
 class Bar:
+    """One execution (a ledger row), in seconds from the first send."""
+
     lane: int
     start: float
     end: float
-    label: str
-    killed: bool
+    label: str  # "#2 on w2", drawn on the bar
+    tooltip: str  # business key, task id, pid, times
+    state: str  # finished, killed (a fault ended it) or open (neither: never finished)
     task_id: str
     attempt: int
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A fault confirmed on an attempt; `kill` for the one that ended it."""
+
+    lane: int
+    at: float
+    label: str
+    tooltip: str
+    kill: bool
+
+
+@dataclass(frozen=True)
+class Link:
+    """A redelivery: from a kill to the start of the task's next attempt."""
+
+    from_lane: int
+    from_at: float
+    to_lane: int
+    to_at: float
+
+    @property
+    def latency(self) -> float:
+        return self.to_at - self.from_at
+
+
+@dataclass(frozen=True)
+class Tick:
+    at: float
+    label: str
 
 
 @dataclass(frozen=True)
 class Timeline:
     lanes: list[str]
     bars: list[Bar]
-    kills: list[tuple[int, float, str]]  # lane, time, label
-    links: list[tuple[int, float, int, float]]  # from lane/time (kill) to lane/time (next start)
+    marks: list[Mark]
+    links: list[Link]
+    ticks: list[Tick]
     origin: float
-    span: float
+    span: float  # the axis length: the last tick, so the axis ends on a round number
+
+
+def nice_ticks(span: float, most: int = 8) -> list[Tick]:
+    """Ticks every 1, 2 or 5 × 10^k seconds: the smallest such step with at most `most` gaps."""
+    raw = max(span, 0.01) / most
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+    gaps = max(1, math.ceil(span / step - 1e-9))
+    return [Tick(round(i * step, 6), f"{round(i * step, 6):g} s") for i in range(gaps + 1)]
+
+
+def _worker(hostname: str) -> str:
+    return hostname.split("@", 1)[-1]  # celery@w1 -> w1, the backend's name for the worker
+
+
+def _bar(
+    row: dict[str, Any], lane: int, fault: dict[str, Any] | None, last: float, origin: float
+) -> Bar:
+    """`fault` is the first one confirmed on this attempt; `last` ends an attempt that never did."""
+    finished = row.get("finished_at")
+    killed = fault is not None and not finished  # an attempt that finished survived its fault
+    state = "finished" if finished else "killed" if killed else "open"
+    end = finished or (fault["confirmed_at"] if fault and killed else last)
+    tooltip = (
+        f"{row.get('business_key')}: task {row['task_id']} attempt {row['attempt']}"
+        f" on {row['hostname']} pid {row.get('pid')}, {state}"
+        + (", wrote its row" if row.get("written_at") else "")
+        + (", a redelivery" if row.get("redelivered") else "")
+    )
+    label = f"#{row['attempt']} on {_worker(row['hostname'])}"
+    start = row["started_at"] - origin
+    return Bar(lane, start, end - origin, label, tooltip, state, row["task_id"], row["attempt"])
+
+
+def _mark(fault: dict[str, Any], bar: Bar, kill: bool, origin: float) -> Mark:
+    landed = "landed in its window" if fault.get("landed") else "did not land in its window"
+    tooltip = f"{fault['name']} ({fault.get('signal')}) on {fault.get('target')}, {landed}"
+    label = f"{fault['name']} ({fault.get('signal')})" if kill else fault["name"]
+    return Mark(bar.lane, fault["confirmed_at"] - origin, label, tooltip, kill)
+
+
+def _links(bars: list[Bar]) -> list[Link]:
+    """From each killed attempt to the task's next attempt, if there was one."""
+    links = []
+    for bar in (b for b in bars if b.state == "killed"):
+        later = [b for b in bars if b.task_id == bar.task_id and b.attempt > bar.attempt]
+        if later:
+            after = min(later, key=lambda b: b.attempt)
+            links.append(Link(bar.lane, bar.end, after.lane, after.start))
+    return links
 
 
 def timeline(history: History) -> Timeline:
+    """Lanes, bars, fault marks, redelivery links and ticks. Pure: reads the history only."""
     sent = history.events(SENT)
     ledger = [e.data for e in history.events(LEDGER)]
-    faults = [e.data for e in history.events(FAULT) if e.data.get("signal") == "SIGKILL"]
-    origin = min([e.at for e in sent] + [r["started_at"] for r in ledger] or [time.time()])
-    end = max(
-        [r["finished_at"] or r["started_at"] for r in ledger]
-        + [f["confirmed_at"] or origin for f in faults]
-        + [origin + 1]
+    # Any fault aimed at an attempt and confirmed marks it, whatever its signal or name.
+    faults = sorted(
+        (e.data for e in history.events(FAULT) if _aimed(e.data)),
+        key=lambda f: f["confirmed_at"],
     )
-    lanes = sorted({r["hostname"] for r in ledger})
-    kill_at = {(f["task_id"], f["attempt"]): f["confirmed_at"] or end for f in faults}
+    origin = min([e.at for e in sent] + [r["started_at"] for r in ledger], default=0.0)
+    last = max(
+        [r.get("finished_at") or r["started_at"] for r in ledger]
+        + [f["confirmed_at"] for f in faults],
+        default=origin,
+    )
+    ticks = nice_ticks(last - origin)
+    end = origin + ticks[-1].at  # an attempt that never finished runs off the end of the axis
+    first: dict[tuple[str, int], dict[str, Any]] = {}
+    for fault in faults:
+        first.setdefault((fault["task_id"], fault["attempt"]), fault)
+    hosts = sorted({r["hostname"] for r in ledger})
     bars = [
-        Bar(
-            lane=lanes.index(r["hostname"]),
-            start=r["started_at"] - origin,
-            end=(r["finished_at"] or kill_at.get((r["task_id"], r["attempt"]), end)) - origin,
-            label=f"{r['business_key']} #{r['attempt']}",
-            killed=(r["task_id"], r["attempt"]) in kill_at,
-            task_id=r["task_id"],
-            attempt=r["attempt"],
-        )
+        _bar(r, hosts.index(r["hostname"]), first.get((r["task_id"], r["attempt"])), end, origin)
         for r in ledger
     ]
-    kills, links = [], []
-    for bar in bars:
-        if not bar.killed:
-            continue
-        kills.append((bar.lane, bar.end, "SIGKILL"))
-        later = [b for b in bars if b.task_id == bar.task_id and b.attempt == bar.attempt + 1]
-        if later:
-            links.append((bar.lane, bar.end, later[0].lane, later[0].start))
-    return Timeline(lanes, bars, kills, links, origin, end - origin)
+    attempts = {(b.task_id, b.attempt): b for b in bars}
+    marks = [
+        _mark(f, attempts[key], f is first[key] and attempts[key].state == "killed", origin)
+        for f in faults
+        if (key := (f["task_id"], f["attempt"])) in attempts
+    ]
+    lanes = [_worker(h) for h in hosts]
+    return Timeline(lanes, bars, marks, _links(bars), ticks, origin, ticks[-1].at)
+
+
+def _aimed(fault: dict[str, Any]) -> bool:
+    return all(fault.get(key) is not None for key in ("task_id", "attempt", "confirmed_at"))
 
 
 # --- fairness: table and lanes of reserved and running time -------------------
@@ -226,6 +289,25 @@ def write_fairness(directory: Path, results: list[FairnessResult], summary: dict
     return picture
 
 
+def summary(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(verdict, text) badges: how many passed out of all, then every other verdict seen."""
+    seen = Counter(row["verdict"] for row in rows)
+    badges = [("pass", f"{seen['pass']} of {len(rows)} passed")]
+    others = [v for v in VERDICT_WORDS if v != "pass"] + sorted(set(seen) - set(VERDICT_WORDS))
+    return badges + [(v, f"{seen[v]} {VERDICT_WORDS.get(v, v)}") for v in others if seen[v]]
+
+
+def _write_logs(directory: Path, result: Result) -> list[str]:
+    """Each worker's log as logs/<scenario>-<worker>.log; the paths, relative to the report."""
+    names = []
+    for worker, log in result.worker_logs.items():
+        name = f"logs/{result.name}-{worker}.log"
+        (directory / "logs").mkdir(exist_ok=True)
+        (directory / name).write_text(log)
+        names.append(name)
+    return names
+
+
 def _environment() -> Environment:
     return Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"])
@@ -248,21 +330,20 @@ def write_reports(
     (directory / "results.json").write_text(json.dumps({**header, "scenarios": rows}, indent=2))
     history_path = directory / "history.jsonl"
     history_path.unlink(missing_ok=True)
+    logs = {}
     for result in results:
         result.history.write_jsonl(history_path, scenario=result.name)
-        for worker, log in result.worker_logs.items():
-            logs = directory / "logs"
-            logs.mkdir(exist_ok=True)
-            (logs / f"{result.name}-{worker}.log").write_text(log)
+        logs[result.name] = _write_logs(directory, result)
     html = (
         _environment()
         .get_template("report.html.j2")
         .render(
             header=header,
             rows=rows,
+            summary=summary(rows),
+            logs=logs,
             timelines={r.name: timeline(r.history) for r in results},
             describe=_short_settings,
-            shown_counts=SHOWN_COUNTS,
             fairness=fairness["summary"] if fairness else None,
             fairness_svg=fairness_svg_text,
         )

@@ -1,24 +1,31 @@
-"""Runs one scenario: workload, fault at its checkpoint, settle, check.
+"""Runs one scenario: workers, workload, fault at its checkpoint, settle, check.
 
-The order matters: the event listener starts before the workers (Redis
-events are pub/sub), the checkpoint is armed before any task is sent, and
-the ledger is read only once the run has settled.
+The order matters: the workers answer a ping before anything is sent, the
+event listener subscribes before the first task (Redis events are pub/sub),
+the checkpoint is armed before any task is sent, and the ledger is read only
+once the run has settled. Each scenario's workers (its crew) use their own
+Redis database, so the next crew starts while this run waits for its
+redelivery, and a crew that is leaving cannot touch the next run.
 """
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from celery import Celery
 
 from rig import checker
 from rig.backends.base import Backend, Services, WorkerSpec
-from rig.broker import Broker
+from rig.broker import Broker, with_db
 from rig.checker import Expected, Outcome
-from rig.events import EventListener, controller_app
-from rig.faults import FaultRecord, kill_container, kill_pool_child, restart_worker
-from rig.history import CHECKPOINT, FAULT, LEDGER, NOTE, ROW, SENT, SETTLED, History
+from rig.events import EventListener, controller_app, wait_answering
+from rig.faults import kill_container, kill_pool_child, restart_worker
+from rig.history import CHECKPOINT, ERROR, FAULT, LEDGER, NOTE, ROW, SENT, SETTLED, History
 from rig.settings import PARK_S, TASK_NAMES, Settings
 from rig.store import Store
 from rig.waiting import until_nothing_missing
@@ -66,103 +73,196 @@ def _latency(fault: dict[str, Any]) -> float | None:
     return round(fault["confirmed_at"] - fault["checkpoint_at"], 4)
 
 
+@dataclass
+class Crew:
+    """The workers of one scenario, on a Redis database of their own, so the
+    next scenario's crew can start while this one's run settles."""
+
+    db: int
+    specs: list[WorkerSpec]
+    broker: Broker
+    app: Celery
+    ready: threading.Thread
+    error: BaseException | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [spec.name for spec in self.specs]
+
+    def matches(self, specs: list[WorkerSpec]) -> bool:
+        """Started for these specs (same count, environments and queues)?"""
+        return [(s.environment, s.queues) for s in self.specs] == [
+            (s.environment, s.queues) for s in specs
+        ]
+
+
 class Runner:
     """Runs scenarios one after another on one started backend."""
 
     def __init__(self, backend: Backend, services: Services) -> None:
         self.backend = backend
         self.services = services
-        self.broker = Broker(services.broker_url)
         self.store = Store(services.database_url)
-        self.app = controller_app(services.broker_url)
+        self._databases = itertools.cycle(range(1, 16))  # Redis' 16 databases; 0 unused
+        self._crews = itertools.count(1)
+        self._apps: dict[int, Celery] = {}
+        self._next: Crew | None = None
+        self._leaving: list[threading.Thread] = []
 
+    # --- crews ----------------------------------------------------------
+    def _app(self, db: int) -> Celery:
+        if db not in self._apps:
+            self._apps[db] = controller_app(with_db(self.services.broker_url, db))
+        return self._apps[db]
+
+    def start_crew(self, specs: list[WorkerSpec]) -> Crew:
+        """Start a crew in the background; its `ready` thread ends once all answer a ping."""
+        db, number = next(self._databases), next(self._crews)
+        named = [replace(s, name=f"{s.name}-{number}", broker_db=db) for s in specs]
+        broker = Broker(with_db(self.services.broker_url, db))
+        crew = Crew(db, named, broker, self._app(db), threading.Thread())
+
+        def start() -> None:
+            try:
+                broker.reset()  # before any worker binds its queues here
+                self.backend.start_workers(named)
+                wait_answering(crew.app, [s.nodename for s in named], WORKERS_ONLINE_S)
+            except BaseException as error:  # noqa: BLE001 - handed to whoever takes the crew
+                crew.error = error
+
+        crew.ready = threading.Thread(target=start, name=f"crew-{number}", daemon=True)
+        crew.ready.start()
+        return crew
+
+    def prepare(self, specs: list[WorkerSpec]) -> None:
+        """Start the crew the next run will want, unless one like it is already waiting."""
+        if self._next is not None and self._next.matches(specs):
+            return
+        self.dismiss(self._next)
+        self._next = self.start_crew(specs)
+
+    def hire(self, specs: list[WorkerSpec]) -> Crew:
+        """A ready crew for these specs: the prepared one when it matches, else a new one."""
+        crew = self._next if self._next is not None and self._next.matches(specs) else None
+        if crew is None:
+            self.dismiss(self._next)
+            crew = self.start_crew(specs)
+        self._next = None
+        self.wait_ready(crew)
+        return crew
+
+    def wait_ready(self, crew: Crew) -> None:
+        """Block until the crew answers; its start's error (a timeout too) is raised here."""
+        crew.ready.join(WORKERS_ONLINE_S + 30)
+        if crew.ready.is_alive():
+            crew.error = TimeoutError(f"crew on database {crew.db} still starting")
+        if crew.error is not None:
+            self.dismiss(crew)
+            raise crew.error
+
+    def dismiss(self, crew: Crew | None) -> None:
+        """Remove a crew's workers without making the next run wait for it."""
+        if crew is None:
+            return
+
+        def leave() -> None:
+            crew.ready.join()
+            self.backend.stop_workers(crew.names)
+
+        thread = threading.Thread(target=leave, name="crew-leaving", daemon=True)
+        thread.start()
+        self._leaving.append(thread)
+
+    # --- one run ----------------------------------------------------------
     def run(
         self,
         name: str,
         settings: Settings,
         expect: dict[str, Expected] | None,
         progress: Progress = lambda _message: None,
+        then: Settings | None = None,
     ) -> Result:
+        """Run one scenario; `then` names the next one's settings, whose workers
+        start while this run settles. A crash is a result (verdict error)."""
         started = time.time()
         history = History()
-        self.broker.reset()
-        self.store.reset()
-        listener = EventListener(self.app, history)
-        listener.start()
-        self.backend.observe(history)
         logs: dict[str, str] = {}
+        crew: Crew | None = None
         try:
-            self._run_steps(name, settings, history, listener, progress)
+            progress(f"{name}: starting {settings.workers} workers")
+            crew = self.hire(worker_specs(settings))
+            self.store.reset()
+            self._run_steps(name, settings, crew, history, progress, then)
         except TimeoutError as error:
             # A bounded wait ran out: the run proves nothing, and says why.
             history.add(SETTLED, settled=False, reason=str(error))
+        except Exception as error:  # noqa: BLE001 - one crashing scenario is a result
+            history.add(ERROR, message=one_line(error))
         finally:
-            listener.stop()
             self._collect_rows(settings, history)
             outcome = checker.check(history, expect, fault_expected=settings.kill != "none")
-            if outcome.verdict in ("fail", "unknown"):
-                logs = self.backend.worker_logs()
-            self.backend.stop_workers()
+            if crew is not None:
+                if outcome.verdict in ("fail", "unknown", "error"):
+                    logs = self.backend.worker_logs(crew.names)
+                self.dismiss(crew)
         return Result(name, settings, expect, outcome, history, time.time() - started, logs)
 
     def _run_steps(
         self,
         name: str,
         settings: Settings,
+        crew: Crew,
         history: History,
-        listener: EventListener,
         progress: Progress,
+        then: Settings | None,
     ) -> None:
-        specs = [
-            WorkerSpec(f"w{i}", settings.worker_environment())
-            for i in range(1, settings.workers + 1)
-        ]
-        if settings.kill != "none":
-            self.broker.arm(settings.at)
-        progress(f"{name}: starting {len(specs)} workers")
-        self.backend.start_workers(specs)
-        listener.wait_workers_online([spec.nodename for spec in specs], WORKERS_ONLINE_S)
-        progress(f"{name}: sending {settings.tasks} task(s)")
-        self._send(name, settings, history)
-        fault_at = None
-        if settings.kill != "none":
-            progress(f"{name}: waiting for a task at {settings.at}")
-            fault = self._inject(settings, history)
-            fault_at = fault.confirmed_at if fault else None
-        progress(f"{name}: waiting for the run to settle (redelivery, drain)")
-        self._wait_settled(settings, history, fault_at or time.time(), progress)
+        listener = EventListener(crew.app, history)
+        listener.start()
+        self.backend.observe(history, crew.names)
+        try:
+            if settings.kill != "none":
+                crew.broker.arm(settings.at)
+            progress(f"{name}: sending {settings.tasks} task(s)")
+            self._send(crew, name, settings, history)
+            if settings.kill != "none":
+                progress(f"{name}: waiting for a task at {settings.at}")
+                self._inject(crew, settings, history)
+            if then is not None:  # the fault has landed: the next crew may start now
+                self.prepare(worker_specs(then))
+            progress(f"{name}: waiting for the run to settle (redelivery, drain)")
+            self._wait_settled(crew, settings, history, progress)
+        finally:
+            listener.stop()
 
-    def _send(self, name: str, settings: Settings, history: History) -> None:
+    def _send(self, crew: Crew, name: str, settings: Settings, history: History) -> None:
         task_name = TASK_NAMES[settings.task]
         for index in range(settings.tasks):
             key = f"{name}-{index}"
-            result = self.app.send_task(
+            result = crew.app.send_task(
                 task_name, kwargs={"key": key, "seconds": settings.task_seconds}
             )
             history.add(SENT, task_id=result.id, task=task_name, business_key=key)
 
-    def _inject(self, settings: Settings, history: History) -> FaultRecord | None:
-        report = self.broker.wait_checkpoint(timeout_s=30)
+    def _inject(self, crew: Crew, settings: Settings, history: History) -> None:
+        report = crew.broker.wait_checkpoint(timeout_s=30)
         if report is None:
             history.add(NOTE, text=f"no task reached {settings.at} within 30 s")
-            return None
+            return
         history.add(CHECKPOINT, at=report.reported_at, **report.as_dict())
         fault = FAULTS[settings.kill].inject(self.backend, report, PARK_S)
         history.add(FAULT, at=fault.confirmed_at or time.time(), **fault.as_dict())
         if settings.restart and fault.landed:
             restarted = restart_worker.inject(self.backend, fault)
             history.add(FAULT, at=restarted.confirmed_at, **restarted.as_dict())
-        return fault
 
     def _wait_settled(
-        self, settings: Settings, history: History, since: float, progress: Progress
+        self, crew: Crew, settings: Settings, history: History, progress: Progress
     ) -> None:
         """Wait, bounded, until nothing more can happen; record whether it did settle."""
         deadline_s = 60 + settings.tasks * settings.task_seconds * 3
-        quiet_s = settings.redelivery_window_s()
 
         def unsettled() -> str:
-            pending = self.broker.pending_messages()
+            pending = crew.broker.pending_messages()
             if pending:
                 return f"{pending} message(s) still queued or unacknowledged"
             faults = [f.data for f in history.events(FAULT) if f.data["signal"] == "SIGKILL"]
@@ -189,11 +289,8 @@ class Runner:
             started = len(history.celery("task-started")) - len(silent)
             if reported < started:
                 return f"{started - reported} started execution(s) not yet finished"
-            finished = {row["task_id"] for row in ledger if row["finished_at"]}
-            failed = {event["uuid"] for event in history.celery("task-failed")}
-            open_tasks = {e.data["task_id"] for e in history.events(SENT)} - finished - failed
-            if open_tasks and time.time() - since < quiet_s:
-                return f"{len(open_tasks)} task(s) may still be redelivered"
+            # A task neither finished nor failed is lost for good once nothing is
+            # queued or unacknowledged: on Redis only those come back.
             return ""
 
         said = ""
@@ -214,7 +311,7 @@ class Runner:
                 said = reason
             return reason
 
-        reason = until_nothing_missing(unsettled_and_said, deadline_s, interval_s=0.25)
+        reason = until_nothing_missing(unsettled_and_said, deadline_s, interval_s=0.1)
         history.add(SETTLED, settled=not reason, reason=reason or "drained and quiet")
 
     def _collect_rows(self, settings: Settings, history: History) -> None:
@@ -224,4 +321,21 @@ class Runner:
             history.add(ROW, **row)
 
     def close(self) -> None:
-        self.broker.close()
+        """Wait for crews still starting or leaving; the backend removes the rest."""
+        self.dismiss(self._next)
+        self._next = None
+        for thread in self._leaving:
+            thread.join(WORKERS_ONLINE_S + 30)
+        for app in self._apps.values():
+            app.close()
+
+
+def worker_specs(settings: Settings) -> list[WorkerSpec]:
+    environment = settings.worker_environment()
+    return [WorkerSpec(f"w{i}", environment) for i in range(1, settings.workers + 1)]
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    message = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {message[0]}" if message else type(error).__name__

@@ -30,7 +30,7 @@ class Scenario:
     name: str
     description: str
     settings: Settings
-    expect: dict[str, Expected]
+    expect: dict[str, Expected] | None  # None: a matrix cell, only observed
     requires: tuple[str, ...] = field(default=())
 
 

@@ -1,50 +1,95 @@
-"""The axes of the chaos matrix, validated by one typed function.
+"""The axes of the chaos matrix, each declared once (see rig.schema).
 
-make_settings() is what the CLI flags, the scenario files and the pytest
-marker all go through, so a typo or an impossible combination is an error
-with a message, never a silent default (as pytest-django validates django_db).
+The CLI's flags and their help, the keys of a scenario file's [settings]
+table, the `matrix` pytest marker's signature and the validation all come
+from the Settings dataclass below, so a typo or an impossible combination
+is an error with a message, never a silent default.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal, get_args
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
+from exam_app.users.checkpoints import POINTS
+from rig import schema
 from rig.errors import BadInput
-
-Acks = Literal["early", "late"]
-Kill = Literal["container", "pool-child", "none"]
-Point = Literal["before_write", "in_transaction", "after_write"]
-TaskKind = Literal["create", "get_or_create", "get_or_create_unconstrained"]
-Pool = Literal["prefork", "solo", "threads"]
 
 TASK_NAMES: dict[str, str] = {
     "create": "exam_app.users.tasks.create_record",
     "get_or_create": "exam_app.users.tasks.get_or_create_record",
     "get_or_create_unconstrained": "exam_app.users.tasks.get_or_create_unconstrained",
 }
+Acks = Literal["early", "late"]
+Kill = Literal["container", "pool-child", "none"]
+# The task side names its checkpoints; the rig takes them from there.
+Point = Literal[POINTS]  # type: ignore[valid-type]
+TaskKind = Literal[tuple(TASK_NAMES)]  # type: ignore[valid-type]
+Pool = Literal["prefork", "solo", "threads"]
+
 # How often a surviving worker sweeps for unacked messages older than the
 # visibility timeout (kombu 5.7 unacked_restore_interval, throttle 1).
-RESTORE_INTERVAL_S = 0.5
+RESTORE_INTERVAL_S = 0.25
 # An armed checkpoint parks its task at most this long waiting for the kill.
 PARK_S = 20.0
+setting = schema.setting
 
 
 @dataclass(frozen=True)
 class Settings:
-    acks: Acks = "late"
-    reject_on_worker_lost: bool = False
-    kill: Kill = "none"
-    at: Point = "after_write"
-    task: TaskKind = "create"
-    workers: int = 2
-    tasks: int = 1
-    task_seconds: float = 0.2
-    visibility_timeout: float = 4.0
-    restart: bool = False
-    pool: Pool = "prefork"
-    concurrency: int = 1
-    prefetch_multiplier: int = 1
+    acks: Acks = setting(
+        "late",
+        "when the message is acknowledged: early (as a pool process takes it, "
+        "Celery's default) or late (after the task returns)",
+    )
+    reject_on_worker_lost: bool = setting(
+        False, "requeue the task when its pool process dies (task_reject_on_worker_lost)"
+    )
+    kill: Kill = setting(
+        "none",
+        "what is SIGKILLed when a task reaches --at: the whole worker (container, or "
+        "process group locally), only the prefork child running the task, or nothing",
+    )
+    at: Point = setting(
+        "after_write",
+        "the checkpoint inside the task where the kill lands: before its write, inside "
+        "the write's open transaction, or after the write committed",
+    )
+    task: TaskKind = setting(
+        "create",
+        "the task under test: a naive create, get_or_create on a unique key, or "
+        "get_or_create without a constraint",
+    )
+    workers: int = setting(2, "how many worker nodes consume the queue", minimum=1)
+    tasks: int = setting(1, "how many tasks are sent, each with its own business key", minimum=1)
+    task_seconds: float = setting(
+        0.2, "how long each task's slow retrieval takes, in seconds", minimum=0
+    )
+    visibility_timeout: float = setting(
+        2.0,
+        "seconds after delivery before Redis hands an unacknowledged message to "
+        "another worker (broker_transport_options)",
+        minimum=1,
+    )
+    restart: bool = setting(
+        False, "start the killed worker again at once, as an orchestrator would"
+    )
+    pool: Pool = setting("prefork", "the worker's execution pool (worker_pool)")
+    concurrency: int = setting(1, "processes or threads per worker (worker_concurrency)", minimum=1)
+    prefetch_multiplier: int = setting(
+        1, "messages reserved per process (worker_prefetch_multiplier)", minimum=0
+    )
+
+    def validate(self) -> None:
+        """The combinations that cannot run."""
+        if self.kill == "pool-child" and self.pool != "prefork":
+            raise BadInput(
+                f"kill=pool-child needs pool=prefork: the {self.pool} pool has no child process"
+            )
+        if self.restart and self.kill != "container":
+            raise BadInput(
+                "restart=true needs kill=container: only a killed worker can be restarted"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,86 +111,12 @@ class Settings:
             "RIG_CHECKPOINT_TIMEOUT": str(PARK_S),
         }
 
-    def redelivery_window_s(self) -> float:
-        """How long after a kill a redelivery can still come: timeout plus two sweeps."""
-        return self.visibility_timeout + 2 * RESTORE_INTERVAL_S + 1.0
 
-
-def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise BadInput(f"{name}={value!r}: expected one of {', '.join(allowed)}")
-
-
-def _check_number(name: str, value: object, kind: type, minimum: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-        raise BadInput(
-            f"{name}={value!r}: expected a {'number' if kind is float else 'whole number'}"
-        )
-    if value < minimum:
-        raise BadInput(f"{name}={value!r}: must be at least {minimum}")
-
-
-def make_settings(
-    *,
-    acks: Acks = "late",
-    reject_on_worker_lost: bool = False,
-    kill: Kill = "none",
-    at: Point = "after_write",
-    task: TaskKind = "create",
-    workers: int = 2,
-    tasks: int = 1,
-    task_seconds: float = 0.2,
-    visibility_timeout: float = 4.0,
-    restart: bool = False,
-    pool: Pool = "prefork",
-    concurrency: int = 1,
-    prefetch_multiplier: int = 1,
-) -> Settings:
-    """Validate every axis and the combinations that cannot run."""
-    _check_choice("acks", acks, get_args(Acks))
-    _check_choice("kill", kill, get_args(Kill))
-    _check_choice("at", at, get_args(Point))
-    _check_choice("task", task, get_args(TaskKind))
-    _check_choice("pool", pool, get_args(Pool))
-    for name, flag in (("reject_on_worker_lost", reject_on_worker_lost), ("restart", restart)):
-        if not isinstance(flag, bool):
-            raise BadInput(f"{name}={flag!r}: expected true or false")
-    _check_number("workers", workers, int, 1)
-    _check_number("tasks", tasks, int, 1)
-    _check_number("concurrency", concurrency, int, 1)
-    _check_number("prefetch_multiplier", prefetch_multiplier, int, 0)
-    _check_number("task_seconds", task_seconds, float, 0)
-    _check_number("visibility_timeout", visibility_timeout, float, 1)
-    if kill == "pool-child" and pool != "prefork":
-        raise BadInput(f"kill=pool-child needs pool=prefork: the {pool} pool has no child process")
-    if restart and kill != "container":
-        raise BadInput("restart=true needs kill=container: only a killed worker can be restarted")
-    return Settings(
-        acks=acks,
-        reject_on_worker_lost=reject_on_worker_lost,
-        kill=kill,
-        at=at,
-        task=task,
-        workers=workers,
-        tasks=tasks,
-        task_seconds=float(task_seconds),
-        visibility_timeout=float(visibility_timeout),
-        restart=restart,
-        pool=pool,
-        concurrency=concurrency,
-        prefetch_multiplier=prefetch_multiplier,
-    )
+def make_settings(**values: Any) -> Settings:
+    """Settings from keyword arguments, every one checked against its declaration."""
+    return schema.make(Settings, values)
 
 
 def settings_from_mapping(values: dict[str, Any], where: str) -> Settings:
-    """make_settings(**values), naming `where` (a file, a marker) when a key is unknown."""
-    known = {field.name for field in fields(Settings)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise BadInput(
-            f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    try:
-        return make_settings(**values)
-    except BadInput as error:
-        raise BadInput(f"{where}: {error}") from None
+    """Settings from a file's table or a marker, naming `where` in any error."""
+    return schema.make(Settings, values, where)

@@ -1,6 +1,6 @@
 """Where the rig writes: one console for results, one for errors, and a
-progress display that is a spinner on a terminal and timestamped lines in a
-log (CI, a file), so a long step never sits silent either way."""
+progress display that is one live line on a terminal and timestamped lines
+in a log (CI, a file) or with --verbose, so a long step never sits silent."""
 
 from __future__ import annotations
 
@@ -15,20 +15,22 @@ from rich.console import Console
 
 from rig.errors import RigError
 
-# Wide enough for the results tables when the output is a file or a CI log.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 180)
+# Results are written to fit 100 columns; a log gets the same width.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 100)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 
 
 @contextmanager
-def progress(first: str) -> Iterator[Callable[[str], None]]:
-    if console.is_terminal:
+def progress(first: str, verbose: bool = False) -> Iterator[Callable[[str], None]]:
+    if console.is_terminal and not verbose:
         with console.status(first) as status:
             yield status.update
         return
 
     def line(message: str) -> None:
-        console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
+        console.print(
+            f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", no_wrap=True, overflow="ellipsis"
+        )
         sys.stdout.flush()
 
     line(first)

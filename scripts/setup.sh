@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The host's needs: a venv with requirements.txt, and Debian's redis-server
-# (the local backend's broker) and debootstrap (the offline image base).
+# (the local backend's broker), debootstrap (the offline image base) and
+# chromium (tests/test_report.py renders the HTML report and reads its pixels).
 # Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,7 @@ PYTHON=${PYTHON:-python3}
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "[setup] installing Debian packages: ${missing[*]}"

@@ -14,7 +14,8 @@ from rig.catalog import session
 from rig.errors import BadInput
 from rig.runner import Runner
 from rig.scenarios import load_catalog
-from rig.settings import settings_from_mapping
+from rig.schema import bind
+from rig.settings import Settings
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -30,12 +31,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         marker = item.get_closest_marker("matrix")
         if marker is None:
             continue
-        if marker.args:
-            raise pytest.UsageError(f"{item.nodeid}: matrix() takes keyword arguments only")
         try:
-            settings_from_mapping(marker.kwargs, f"{item.nodeid}: @pytest.mark.matrix")
+            matrix_settings(marker, item.nodeid)
         except BadInput as error:
             raise pytest.UsageError(str(error)) from None
+
+
+def matrix_settings(marker: pytest.Mark, where: str) -> Settings:
+    """The marker's arguments bound to the settings' signature: a typo is an error."""
+    return bind(Settings, marker.args, marker.kwargs, f"{where}: @pytest.mark.matrix")
 
 
 def _docker_or_skip() -> None:

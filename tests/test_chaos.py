@@ -12,7 +12,7 @@ from rig.catalog import replay_command, skip_reason
 from rig.checker import Counts, matches
 from rig.runner import Runner
 from rig.scenarios import load_catalog
-from rig.settings import settings_from_mapping
+from tests.conftest import matrix_settings
 
 CATALOG = load_catalog()
 BACKENDS = ("docker", "local")
@@ -34,7 +34,7 @@ def test_scenario(runner: Runner, name: str) -> None:
     if reason:
         pytest.skip(reason)
     result = runner.run(scenario.name, scenario.settings, scenario.expect)
-    replay = replay_command(name, runner.backend.info.name)
+    replay = replay_command(name, scenario.settings, runner.backend.info.name, catalog=True)
     assert result.outcome.verdict == "pass", (
         f"{name}: {result.outcome.verdict}: {result.outcome.reasons}; replay: {replay}"
     )
@@ -52,7 +52,7 @@ def test_scenario(runner: Runner, name: str) -> None:
 def test_prefetched_tasks_survive_a_kill(runner: Runner, request: pytest.FixtureRequest) -> None:
     """Four tasks on two workers, one worker killed mid-task: the killed task and
     anything the dead worker held are redelivered; nothing is lost."""
-    settings = settings_from_mapping(request.node.get_closest_marker("matrix").kwargs, "test")
+    settings = matrix_settings(request.node.get_closest_marker("matrix"), request.node.nodeid)
     result = runner.run("matrix", settings, None)
     assert result.outcome.verdict == "observed", result.outcome.reasons
     counts: Counts = result.outcome.counts

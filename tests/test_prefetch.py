@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rig import fairness
+from rig import fairness, schema
 from rig.errors import BadInput
 from rig.prefetch import SentTask, TaskSpan, max_held, measure, spans_from_events, throughput
 from rig.runner import Runner
@@ -84,7 +84,7 @@ def test_an_empty_run_measures_nothing_and_says_so() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"workers": 1}, "at least 2 workers"),
+        ({"workers": 1}, "workers=1: must be at least 2"),
         ({"long_tasks": 0}, "long_tasks=0"),
         ({"short_seconds": 5.0, "long_seconds": 3.0}, "must be below"),
         ({"burst": "many"}, "burst='many'"),
@@ -92,7 +92,7 @@ def test_an_empty_run_measures_nothing_and_says_so() -> None:
 )
 def test_a_bad_workload_is_an_error(values: dict, message: str) -> None:
     with pytest.raises(BadInput, match=message):
-        fairness.make_workload(**values)
+        schema.make(fairness.Workload, values)
 
 
 def test_an_unknown_configuration_is_an_error_naming_the_known_ones() -> None:
@@ -102,15 +102,22 @@ def test_an_unknown_configuration_is_an_error_naming_the_known_ones() -> None:
 
 # --- the seed's claims, on real workers -----------------------------------
 CLAIMED = ["early-ack", "late-ack", "disable-prefetch"]
+ROUNDS = fairness.Workload(burst=30, rounds=2)
 
 
 @pytest.fixture(scope="module", params=["docker", "local"])
 def comparison(request: pytest.FixtureRequest) -> dict[str, fairness.FairnessResult]:
     runner: Runner = request.getfixturevalue(f"{request.param}_runner")
-    results = fairness.run_fairness(
-        runner, fairness.select_configs(CLAIMED), fairness.make_workload(burst=40), print
-    )
+    results = fairness.run_fairness(runner, fairness.select_configs(CLAIMED), ROUNDS, print)
     return {result.config.name: result for result in results}
+
+
+@pytest.mark.fairness
+def test_throughput_has_one_figure_per_round_and_reports_their_median(comparison: dict) -> None:
+    for result in comparison.values():
+        rounds = _complete(result).throughput_rounds
+        assert len(rounds) == ROUNDS.rounds and all(rate > 0 for rate in rounds), rounds
+        assert min(rounds) <= result.throughput_per_s <= max(rounds)
 
 
 def _complete(result: fairness.FairnessResult) -> fairness.FairnessResult:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from rig import schema
 from rig.errors import BadInput
 from rig.scenarios import find, load_catalog, parse_scenario
-from rig.settings import make_settings, settings_from_mapping
+from rig.settings import Settings, make_settings, settings_from_mapping
 
 
 def test_defaults_and_worker_environment() -> None:
@@ -64,3 +65,42 @@ def test_a_file_with_a_typo_in_settings_is_an_error(tmp_path: Path) -> None:
     path.write_text('[settings]\nkil = "container"\n[expect]\nlost = 0\n')
     with pytest.raises(BadInput, match="typo.toml: unknown setting"):
         parse_scenario(path)
+
+
+def test_every_setting_has_help_and_a_flag() -> None:
+    from rig.cli import build_parser
+
+    run_help = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    for name, _default, text in schema.describe(Settings):
+        assert text, f"{name} has no help"
+        assert schema.flag_name(name) in run_help, f"{name} has no flag in `run --help`"
+
+
+def test_a_marker_is_bound_to_the_settings_signature() -> None:
+    assert schema.bind(Settings, (), {"kill": "container"}, "t").kill == "container"
+    with pytest.raises(BadInput, match="t: got an unexpected keyword argument 'kil'"):
+        schema.bind(Settings, (), {"kil": "container"}, "t")
+    with pytest.raises(BadInput, match="too many positional arguments"):
+        schema.bind(Settings, ("late",), {}, "t")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        make_settings(),
+        make_settings(acks="early", kill="pool-child", at="in_transaction", tasks=3),
+        make_settings(reject_on_worker_lost=True, restart=True, kill="container", task_seconds=1.5),
+    ],
+)
+def test_the_flags_of_a_setting_recreate_it(settings: Settings) -> None:
+    """The replay command's flags parse back into exactly the same settings."""
+    from rig.cli import build_parser
+
+    args = build_parser().parse_args(["run", *schema.as_flags(settings)])
+    assert make_settings(**schema.given_flags(args, Settings)) == settings
+
+
+def test_checkpoint_names_come_from_the_task_side() -> None:
+    from exam_app.users.checkpoints import POINTS
+
+    assert schema.choices(Settings, "at") == POINTS

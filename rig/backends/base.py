@@ -20,6 +20,9 @@ class WorkerSpec:
     name: str  # the worker's node name is celery@<name>
     environment: dict[str, str]
     queues: tuple[str, ...] = ("celery",)
+    # The Redis database of its broker: each crew of workers has its own, so
+    # the next scenario's workers can start while this one's still settle.
+    broker_db: int = 0
 
     @property
     def nodename(self) -> str:
@@ -49,13 +52,15 @@ class Backend(Protocol):
         """Start the broker and the database (migrated); clean leftovers of earlier runs."""
         ...
 
-    def observe(self, history: History) -> None:
-        """Send deaths and exits of workers to this history from now on."""
+    def observe(self, history: History, workers: list[str]) -> None:
+        """Send deaths and exits of these workers to this history from now on."""
         ...
 
     def start_workers(self, specs: list[WorkerSpec]) -> None: ...
 
-    def stop_workers(self) -> None: ...
+    def stop_workers(self, names: list[str] | None = None) -> None:
+        """Remove these workers (all when None)."""
+        ...
 
     def kill_worker(self, name: str) -> KillResult:
         """SIGKILL a worker whole (container, or main process and its group)."""
@@ -67,7 +72,7 @@ class Backend(Protocol):
 
     def restart_worker(self, name: str) -> None: ...
 
-    def worker_logs(self) -> dict[str, str]: ...
+    def worker_logs(self, names: list[str] | None = None) -> dict[str, str]: ...
 
     def close(self) -> None:
         """Remove everything this backend started. Safe to call twice."""

@@ -13,20 +13,23 @@ next start.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import docker
 import docker.errors
+import psycopg
+import redis
 from docker.models.containers import Container
-from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from rig import compose
 from rig.backends.base import BackendInfo, KillResult, Services, WorkerSpec
 from rig.backends.pids import alive
+from rig.broker import with_db
 from rig.errors import EnvironmentProblem
 from rig.history import BACKEND, History
 
@@ -56,27 +59,12 @@ sys.exit(1)
 """
 
 
-def _nanoseconds(duration: str | None, default_s: float) -> int:
-    """Compose durations such as '1s' or '500ms' as the nanoseconds the API wants."""
-    if not duration:
-        return int(default_s * 1e9)
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", str(duration))
-    if not match:
-        raise EnvironmentProblem(f"docker-compose.yml: cannot read duration {duration!r}")
-    factor = {"ms": 1e6, "s": 1e9, "m": 60e9}[match[2]]
-    return int(float(match[1]) * factor)
-
-
-def _healthcheck(spec: dict[str, Any]) -> dict[str, Any] | None:
-    check = spec.get("healthcheck")
-    if not check:
-        return None
-    return {
-        "test": check["test"],
-        "interval": _nanoseconds(check.get("interval"), 1),
-        "timeout": _nanoseconds(check.get("timeout"), 3),
-        "retries": int(check.get("retries", 30)),
-    }
+def _redis_ping(url: str) -> None:
+    client = redis.Redis.from_url(url, socket_timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
 
 
 def _tmpfs(spec: dict[str, Any]) -> dict[str, str]:
@@ -107,6 +95,7 @@ class DockerBackend:
         self.network: Any = None
         self.workers: dict[str, Container] = {}
         self.history: History | None = None
+        self.observed: set[str] = set()
         self._deaths: dict[str, threading.Event] = {}
         self._death_info: dict[str, tuple[float, str]] = {}
         self._events: Any = None
@@ -120,8 +109,6 @@ class DockerBackend:
         self._watch_events()
         redis = self._run_service("redis", publish=6379)
         postgres = self._run_service("postgres", publish=5432)
-        for container in (redis, postgres):
-            self._wait_healthy(container)
         env = compose.environment(self.services["postgres"])
         services = Services(
             broker_url=f"redis://127.0.0.1:{self._host_port(redis, 6379)}/0",
@@ -131,6 +118,10 @@ class DockerBackend:
             ),
             database_engine="postgresql",
         )
+        # Ready when a real connection from here succeeds: polling that is quicker
+        # than waiting for the compose health check's next 1 s tick.
+        self._wait_answering(redis, lambda: _redis_ping(services.broker_url))
+        self._wait_answering(postgres, lambda: psycopg.connect(services.database_url).close())
         self._migrate()
         return services
 
@@ -188,7 +179,6 @@ class DockerBackend:
             command=spec.get("command"),
             environment=compose.environment(spec),
             tmpfs=_tmpfs(spec),
-            healthcheck=_healthcheck(spec),
             # An ephemeral port on loopback: no clash with `make up` or anything else.
             ports={f"{publish}/tcp": ("127.0.0.1", None)},
         )
@@ -197,22 +187,21 @@ class DockerBackend:
         container.reload()
         return int(container.attrs["NetworkSettings"]["Ports"][f"{port}/tcp"][0]["HostPort"])
 
-    def _wait_healthy(self, container: Container, timeout_s: float = 60) -> None:
-        def status() -> str:
-            container.reload()
-            return container.attrs["State"].get("Health", {}).get("Status", "none")
-
-        result = retry(
-            stop=stop_after_delay(timeout_s),
-            wait=wait_fixed(0.3),
-            retry=retry_if_result(lambda s: s not in ("healthy", "unhealthy")),
-            retry_error_callback=lambda state: state.outcome.result(),
-        )(status)()
-        if result != "healthy":
+    def _wait_answering(
+        self, container: Container, connect: Callable[[], object], timeout_s: float = 60
+    ) -> None:
+        try:
+            retry(
+                stop=stop_after_delay(timeout_s),
+                wait=wait_fixed(0.1),
+                retry=retry_if_exception_type((OSError, redis.RedisError, psycopg.Error)),
+                reraise=True,
+            )(connect)()
+        except (OSError, redis.RedisError, psycopg.Error) as error:
             logs = container.logs(tail=20).decode(errors="replace")
             raise EnvironmentProblem(
-                f"{container.name} is {result} after {timeout_s:.0f} s:\n{logs}"
-            )
+                f"{container.name} does not answer after {timeout_s:.0f} s ({error}):\n{logs}"
+            ) from None
 
     def _migrate(self) -> None:
         spec = self.services[compose.WORKER_TEMPLATE]
@@ -254,21 +243,23 @@ class DockerBackend:
         if event.get("Action") == "die":
             self._death_info[container_id] = (at, attributes.get("exitCode", "?"))
             self._deaths.setdefault(container_id, threading.Event()).set()
-        if self.history is not None and name.startswith(self.run_id):
+        worker = name.removeprefix(f"{self.run_id}-")
+        if self.history is not None and worker in self.observed:
             self.history.add(
                 BACKEND,
                 at=at,
                 action=event.get("Action"),
-                worker=name.removeprefix(f"{self.run_id}-"),
+                worker=worker,
                 exit_code=attributes.get("exitCode"),
             )
 
-    def observe(self, history: History) -> None:
-        self.history = history
+    def observe(self, history: History, workers: list[str]) -> None:
+        self.history, self.observed = history, set(workers)
 
     # --- workers ---------------------------------------------------------
     def start_workers(self, specs: list[WorkerSpec]) -> None:
         template = self.services[compose.WORKER_TEMPLATE]
+        environment = compose.environment(template)
         for spec in specs:
             command = [*template["command"], f"--queues={','.join(spec.queues)}"]
             self.workers[spec.name] = self._run(
@@ -276,7 +267,11 @@ class DockerBackend:
                 template["image"],
                 role="worker",
                 command=command,
-                environment={**compose.environment(template), **spec.environment},
+                environment={
+                    **environment,
+                    "CELERY_BROKER_URL": with_db(environment["CELERY_BROKER_URL"], spec.broker_db),
+                    **spec.environment,
+                },
             )
 
     def _remove_containers(self, *labels: str) -> None:
@@ -291,9 +286,17 @@ class DockerBackend:
             except docker.errors.NotFound:
                 pass
 
-    def stop_workers(self) -> None:
-        self._remove_containers(f"{ROLE_LABEL}=worker")
-        self.workers.clear()
+    def stop_workers(self, names: list[str] | None = None) -> None:
+        for name in list(self.workers) if names is None else names:
+            container = self.workers.pop(name, None)
+            if container is None:
+                continue
+            try:
+                container.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+        if names is None:  # and any an interruption created before we could track it
+            self._remove_containers(f"{ROLE_LABEL}=worker")
 
     def kill_worker(self, name: str) -> KillResult:
         container = self.workers[name]
@@ -318,9 +321,11 @@ class DockerBackend:
     def restart_worker(self, name: str) -> None:
         self.workers[name].start()
 
-    def worker_logs(self) -> dict[str, str]:
+    def worker_logs(self, names: list[str] | None = None) -> dict[str, str]:
         logs = {}
         for name, container in self.workers.items():
+            if names is not None and name not in names:
+                continue
             try:
                 logs[name] = container.logs().decode(errors="replace")
             except docker.errors.NotFound:

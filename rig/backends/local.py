@@ -32,6 +32,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 from rig import compose
 from rig.backends.base import BackendInfo, KillResult, Services, WorkerSpec
 from rig.backends.pids import alive, same_process, start_time, zombie
+from rig.broker import with_db
 from rig.errors import EnvironmentProblem
 from rig.history import BACKEND, History
 
@@ -74,6 +75,7 @@ class LocalBackend:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.specs: dict[str, WorkerSpec] = {}
         self.history: History | None = None
+        self.observed: set[str] = set()
         self.redis: subprocess.Popen[bytes] | None = None
         self.base_env: dict[str, str] = {}
 
@@ -166,8 +168,8 @@ class LocalBackend:
         if result.returncode != 0:
             raise EnvironmentProblem(f"migrations failed:\n{result.stderr[-2000:]}")
 
-    def observe(self, history: History) -> None:
-        self.history = history
+    def observe(self, history: History, workers: list[str]) -> None:
+        self.history, self.observed = history, set(workers)
 
     # --- workers ---------------------------------------------------------
     def _command(self, spec: WorkerSpec) -> list[str]:
@@ -186,20 +188,23 @@ class LocalBackend:
             self._start_worker(spec)
 
     def _start_worker(self, spec: WorkerSpec) -> None:
-        process = self._spawn(spec.name, self._command(spec), {**self.base_env, **spec.environment})
+        broker_url = with_db(self.base_env["CELERY_BROKER_URL"], spec.broker_db)
+        environment = {**self.base_env, "CELERY_BROKER_URL": broker_url, **spec.environment}
+        process = self._spawn(spec.name, self._command(spec), environment)
         self.processes[spec.name] = process
         threading.Thread(target=self._watch, args=(spec.name, process), daemon=True).start()
 
     def _watch(self, name: str, process: subprocess.Popen[bytes]) -> None:
         """Record the worker's exit in the history, as Docker's die event would be."""
         code = process.wait()
-        if self.history is not None:
+        if self.history is not None and name in self.observed:
             self.history.add(BACKEND, action="exit", worker=name, exit_code=code)
 
-    def stop_workers(self) -> None:
-        for process in self.processes.values():
-            self._kill_group(process)
-        self.processes.clear()
+    def stop_workers(self, names: list[str] | None = None) -> None:
+        for name in list(self.processes) if names is None else names:
+            process = self.processes.pop(name, None)
+            if process is not None:
+                self._kill_group(process)
 
     def _kill_group(self, process: subprocess.Popen[bytes]) -> None:
         try:
@@ -238,10 +243,10 @@ class LocalBackend:
     def restart_worker(self, name: str) -> None:
         self._start_worker(self.specs[name])
 
-    def worker_logs(self) -> dict[str, str]:
+    def worker_logs(self, names: list[str] | None = None) -> dict[str, str]:
         return {
             name: (self.dir / f"{name}.log").read_text(errors="replace")
-            for name in self.processes
+            for name in (self.specs if names is None else names)
             if (self.dir / f"{name}.log").exists()
         }
 

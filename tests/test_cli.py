@@ -1,0 +1,111 @@
+"""The command line as a user meets it: help on every flag, output that fits
+100 columns, a replay command that reproduces the run, and a crashing
+scenario that becomes a result instead of ending the catalog."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rig import cli
+from rig.runner import Runner
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = cli.build_parser()
+    (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return commands.choices
+
+
+@pytest.mark.parametrize("name", sorted(_subcommands()))
+def test_every_flag_of_every_command_says_what_it_does(name: str) -> None:
+    command = _subcommands()[name]
+    assert (
+        command.description and command.description.count("python -m rig") >= 2 or (name == "clean")
+    ), f"{name}: --help needs two examples"
+    for action in command._actions:
+        assert action.help, f"{name} {'/'.join(action.option_strings) or action.dest}: no help"
+
+
+def rig(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rig", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def replay_from(output: str) -> list[str]:
+    """The command printed after `replay:`, its backslash-continued lines joined."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "replay:") + 1
+    parts = []
+    for line in lines[start:]:
+        parts.append(line.strip().removesuffix("\\"))
+        if not line.rstrip().endswith("\\"):
+            break
+    words = shlex.split(" ".join(parts))
+    assert words[:3] == ["python", "-m", "rig"], words
+    return words[3:]
+
+
+@pytest.mark.integration
+def test_the_replay_of_a_matrix_cell_gives_the_same_verdict(tmp_path: Path) -> None:
+    first = rig(
+        "run", "--acks", "early", "--kill", "container", "--at", "before_write",
+        "--backend", "local", "--json", str(tmp_path / "first.json"),
+    )  # fmt: skip
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert all(len(line) <= 100 for line in first.stdout.splitlines()), first.stdout
+    replay = replay_from(first.stdout)
+    assert "--acks" in replay and "--visibility-timeout" in replay, replay
+    second = rig(*replay, "--json", str(tmp_path / "second.json"))
+    assert second.returncode == 0, second.stdout + second.stderr
+    rows = [json.loads((tmp_path / f"{n}.json").read_text()) for n in ("first", "second")]
+    assert rows[0]["verdict"] == rows[1]["verdict"] == "observed", rows
+    assert rows[0]["settings"] == rows[1]["settings"]
+    # Early ack, killed before the write: lost both times, never redelivered.
+    for row in rows:
+        assert (row["counts"]["lost"], row["counts"]["redelivered"]) == (1, 0), row
+
+
+@pytest.mark.integration
+def test_a_scenario_that_crashes_is_an_error_result_and_the_report_lists_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crashing, passing = "late_ack_kill_in_transaction", "early_ack_kill_before_write"
+    send = Runner._send
+
+    def send_or_crash(self: Runner, crew: object, name: str, *args: object) -> None:
+        if name == crashing:
+            raise RuntimeError("injected crash while sending\nsecond line")
+        send(self, crew, name, *args)
+
+    monkeypatch.setattr(Runner, "_send", send_or_crash)
+    code = cli.main(
+        ["chaos", "--only", crashing, passing, "--backend", "local", "--reports", str(tmp_path)]
+    )
+    assert code == 1
+    (directory,) = tmp_path.iterdir()
+    rows = {
+        r["scenario"]: r for r in json.loads((directory / "results.json").read_text())["scenarios"]
+    }
+    assert rows[crashing]["verdict"] == "error"
+    assert rows[crashing]["reasons"] == ["RuntimeError: injected crash while sending"]
+    assert rows[passing]["verdict"] == "pass", rows[passing]
+    html = (directory / "report.html").read_text()
+    assert crashing in html and passing in html
+    assert list((directory / "logs").glob(f"{crashing}-w*.log")), "the crashed run's worker logs"
+    output = capsys.readouterr().out
+    assert "replay:" in output and f"python -m rig run {crashing} --backend local" in output
+    assert all(len(line) <= 100 for line in output.splitlines()), output

@@ -1,0 +1,267 @@
+"""The HTML report from hand-written results: pure, no backend. The last test
+renders the page in headless Chromium and reads the screenshot's pixels."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import subprocess
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from rig.checker import Counts, Outcome, check, make_expectation
+from rig.history import FAULT, LEDGER, ROW, SENT, SETTLED, History
+from rig.report import VERDICT_WORDS, nice_ticks, timeline, write_reports
+from rig.runner import Result
+from rig.settings import make_settings
+
+T0 = 1_700_000_000.0
+FINISHED_RGB = (0x4A, 0x90, 0xD9)  # the template's colour of an attempt that finished
+KILLED_RGB = (0xE3, 0x9B, 0x2F)  # ... and of a killed one
+HEADER = {"backend": "local", "reason": "test", "started": "today", "database": "sqlite"}
+
+
+def _attempt(history: History, attempt: int, worker: str, start: float, end: float | None) -> None:
+    history.add(
+        LEDGER,
+        at=T0 + start,
+        task_id="t1",
+        task_name="create_record",
+        business_key="kill-0",
+        hostname=f"celery@{worker}",
+        pid=40 + attempt,
+        attempt=attempt,
+        redelivered=attempt > 1,
+        started_at=T0 + start,
+        written_at=T0 + start + 0.1,
+        finished_at=None if end is None else T0 + end,
+    )
+
+
+def killed_then_redelivered() -> History:
+    """Late ack, container of w1 killed after the write; w2 runs attempt 2 after the timeout."""
+    history = History()
+    history.add(SENT, at=T0, task_id="t1", task="create_record", business_key="kill-0")
+    _attempt(history, 1, "w1", 0.05, None)
+    history.add(
+        FAULT,
+        at=T0 + 0.32,
+        name="kill-container",
+        target="w1",
+        signal="SIGKILL",
+        task_id="t1",
+        attempt=1,
+        point="after_write",
+        checkpoint_at=T0 + 0.3,
+        confirmed_at=T0 + 0.32,
+        landed=True,
+        detail="die event, exit code 137",
+    )
+    _attempt(history, 2, "w2", 4.9, 5.15)
+    for _ in range(2):  # the naive create wrote its row twice
+        history.add(ROW, table="users_naiverecord", business_key="kill-0", task_id="t1")
+    history.add(SETTLED, at=T0 + 6.0, settled=True, reason="drained and quiet")
+    return history
+
+
+def _results() -> tuple[list[Result], list[dict]]:
+    history = killed_then_redelivered()
+    expect = make_expectation(executions=2, completed=1, lost=0, redelivered=1, duplicate_rows=1)
+    settings = make_settings(kill="container")
+    killed = Result(
+        name="kill_after_write",
+        settings=settings,
+        expect=expect,
+        outcome=check(history, expect, fault_expected=True),
+        history=history,
+        seconds=6.2,
+    )
+    crashed = Result(
+        name="crashed_run",
+        settings=settings,
+        expect=expect,
+        outcome=Outcome("error", Counts(), ["boom"]),  # type: ignore[arg-type]  # not in Verdict yet
+        history=History(),
+        seconds=0.4,
+        worker_logs={"w1": "Traceback: boom\n"},
+    )
+    skipped = {
+        "scenario": "needs_postgres",
+        "verdict": "skipped",
+        "reasons": ["skipped: needs PostgreSQL"],
+        "settings": settings.as_dict(),
+        "expected": {},
+        "counts": {},
+        "seconds": 0.0,
+    }
+    return [killed, crashed], [skipped]
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Path:
+    results, skipped = _results()
+    return write_reports(tmp_path / "report", results, skipped, HEADER) / "report.html"
+
+
+def _section(html: str, name: str) -> str:
+    found = re.search(rf'<section id="{name}">(.*?)</section>', html, re.S)
+    assert found, f"no section for {name}"
+    return found.group(1)
+
+
+def _text(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_the_timeline_is_laid_out_from_the_history_alone() -> None:
+    t = timeline(killed_then_redelivered())
+    assert t.lanes == ["w1", "w2"]
+    assert [(b.label, b.state) for b in t.bars] == [
+        ("#1 on w1", "killed"),
+        ("#2 on w2", "finished"),
+    ]
+    assert t.bars[0].end == pytest.approx(0.32)
+    assert [(m.label, m.kill) for m in t.marks] == [("kill-container (SIGKILL)", True)]
+    assert len(t.links) == 1 and t.links[0].latency == pytest.approx(4.58)
+    assert [tick.label for tick in t.ticks] == [f"{s} s" for s in range(7)]
+    assert t.span == 6
+
+
+@pytest.mark.parametrize(
+    ("span", "step"), [(0.3, 0.05), (1.0, 0.2), (5.15, 1), (9.0, 2), (31, 5), (400, 50)]
+)
+def test_ticks_fall_on_round_steps(span: float, step: float) -> None:
+    ticks = nice_ticks(span)
+    assert 5 <= len(ticks) <= 9
+    assert ticks[1].at == pytest.approx(step) and ticks[-1].at >= span
+
+
+def test_the_report_summarises_then_shows_each_scenario(report: Path) -> None:
+    html = report.read_text()
+    results, skipped = _results()
+    rows = [r.as_json() for r in results] + skipped
+    seen = Counter(row["verdict"] for row in rows)
+    headline = re.search(r'<p class="headline">(.*?)</p>', html, re.S)
+    assert headline, "no summary line"
+    # In the report's order of verdicts: "1 of 3 passed · 1 crashed · 1 skipped".
+    others = [f"{seen[v]} {word}" for v, word in VERDICT_WORDS.items() if v != "pass" and seen[v]]
+    assert _text(headline.group(1)) == " · ".join(
+        [f"{seen['pass']} of {len(rows)} passed", *others]
+    )
+    for row in rows:
+        assert f'<span class="badge {row["verdict"]}">{row["verdict"]}</span>' in _section(
+            html, row["scenario"]
+        )
+    killed = _section(html, "kill_after_write")
+    assert killed.count('class="lane"') == 2
+    assert killed.count('class="bar ') == 2
+    assert killed.count('class="bar killed"') == 1 and killed.count('class="bar finished"') == 1
+    assert '<g class="kill">' in killed and "kill-container (SIGKILL)" in killed
+    assert '<g class="redelivery">' in killed and "redelivered after 4.58 s" in killed
+    assert re.findall(r'<text class="tick"[^>]*>([^<]+)</text>', killed)[-1] == "6 s"
+    crashed = _section(html, "crashed_run")
+    assert "boom" in crashed and 'href="logs/crashed_run-w1.log"' in crashed
+    assert (report.parent / "logs" / "crashed_run-w1.log").read_text() == "Traceback: boom\n"
+
+
+# --- the page as a browser draws it ---------------------------------------------
+def _unfilter(kind: int, line: bytearray, above: bytes, bpp: int) -> None:
+    """Undo one PNG row filter in place (PNG spec 9.2: None, Sub, Up, Average, Paeth)."""
+    for i in range(len(line)):
+        left = line[i - bpp] if i >= bpp else 0
+        up = above[i]
+        if kind == 1:
+            line[i] = (line[i] + left) & 0xFF
+        elif kind == 2:
+            line[i] = (line[i] + up) & 0xFF
+        elif kind == 3:
+            line[i] = (line[i] + (left + up) // 2) & 0xFF
+        elif kind == 4:
+            corner = above[i - bpp] if i >= bpp else 0
+            p = left + up - corner
+            pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+            line[i] = (
+                line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)
+            ) & 0xFF
+
+
+def read_png(path: Path) -> tuple[int, int, list[bytes], int]:
+    """Width, height, rows of pixels and bytes per pixel of an 8-bit RGB(A) PNG."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    pos, header, compressed = 8, b"", b""
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        chunk = data[pos + 8 : pos + 8 + length]
+        header = chunk if kind == b"IHDR" else header
+        compressed += chunk if kind == b"IDAT" else b""
+        pos += 12 + length
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    assert depth == 8 and colour in (2, 6) and not interlace, "only 8-bit RGB(A), not interlaced"
+    bpp = 3 if colour == 2 else 4
+    raw, stride = zlib.decompress(compressed), width * bpp + 1
+    rows, above = [], bytes(width * bpp)
+    for y in range(height):
+        line = bytearray(raw[y * stride + 1 : (y + 1) * stride])
+        if raw[y * stride]:
+            _unfilter(raw[y * stride], line, above, bpp)
+        rows.append(bytes(line))
+        above = rows[-1]
+    return width, height, rows, bpp
+
+
+def _pixels_of(rgb: tuple[int, int, int], rows: list[bytes], bpp: int) -> tuple[int, int, int]:
+    """How many pixels have this colour (give or take 3 per channel), leftmost and rightmost x."""
+    count, xs = 0, []
+    for row in rows:
+        for x in range(len(row) // bpp):
+            if all(abs(row[x * bpp + c] - rgb[c]) <= 3 for c in range(3)):
+                count += 1
+                xs.append(x)
+    return count, min(xs, default=-1), max(xs, default=-1)
+
+
+def _browser() -> str:
+    found = shutil.which("chromium")
+    if found:
+        return found
+    why = "chromium is not installed (apt-get install chromium, or scripts/setup.sh)"
+    # Where the picture must be checked, a missing browser is a failure, not a skip.
+    if os.environ.get("RIG_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"RIG_REQUIRE_BROWSER=1 but {why}")
+    pytest.skip(why)
+
+
+def test_the_browser_draws_the_lanes_across_the_page(report: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "report.png"
+    command = [
+        _browser(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1400,1000",
+        f"--screenshot={shot}",
+        report.as_uri(),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=90)
+    assert shot.exists(), f"chromium made no screenshot (exit {done.returncode}): {done.stderr}"
+    if os.environ.get("RIG_KEEP_SCREENSHOT"):  # to look at it: RIG_KEEP_SCREENSHOT=out.png
+        shutil.copy(shot, os.environ["RIG_KEEP_SCREENSHOT"])
+    width, _height, rows, bpp = read_png(shot)
+    finished, finished_left, finished_right = _pixels_of(FINISHED_RGB, rows, bpp)
+    killed, killed_left, _ = _pixels_of(KILLED_RGB, rows, bpp)
+    # The legend's swatches are 12 px squares; the bars are far bigger than that.
+    assert finished > 600, f"only {finished} pixels of the finished-bar colour"
+    assert killed > 600, f"only {killed} pixels of the killed-bar colour"
+    # The SVG scales to the page: attempt 2 ends near the right edge, attempt 1 starts near
+    # the left one.
+    assert finished_right > 0.6 * width, f"bars end at x={finished_right} of {width}"
+    assert min(killed_left, finished_left) < 0.25 * width
