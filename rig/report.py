@@ -197,8 +197,15 @@ FAIRNESS_COLUMNS = (
     ("unfair wait s", "unfair_wait_s"),
     ("max held", "max_held_by_one_worker"),
     ("makespan s", "makespan_s"),
-    ("short tasks/s", "short_task_throughput_per_s"),
+    ("short tasks/s (spread)", "short_task_throughput_per_s"),
 )
+
+
+def throughput_text(row: dict[str, Any]) -> str:
+    """The median over the rounds, and their spread from min to max."""
+    rounds = row.get("throughput_rounds_per_s") or []
+    spread = f" ({min(rounds):g} to {max(rounds):g})" if len(rounds) > 1 else ""
+    return f"{row['short_task_throughput_per_s']:g}{spread}"
 
 
 def fairness_table(rows: list[dict[str, Any]], title: str) -> Table:
@@ -207,7 +214,7 @@ def fairness_table(rows: list[dict[str, Any]], title: str) -> Table:
         table.add_column(header, overflow="fold")
     table.add_column("utilisation")
     for row in rows:
-        cells = [str(row[key]) for _, key in FAIRNESS_COLUMNS]
+        cells = [str(row[key]) for _, key in FAIRNESS_COLUMNS[:-1]] + [throughput_text(row)]
         if not row["complete"]:
             cells[0] += " [yellow](incomplete)[/]"
         utilisation = " ".join(f"{u:.0%}" for u in row["utilisation"].values())
@@ -346,6 +353,7 @@ def write_reports(
             describe=_short_settings,
             fairness=fairness["summary"] if fairness else None,
             fairness_svg=fairness_svg_text,
+            throughput_text=throughput_text,
         )
     )
     (directory / "report.html").write_text(html)

@@ -8,7 +8,6 @@ them and passes.
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 import sys
@@ -62,8 +61,12 @@ def docker_objects(owner: int) -> list[str]:
 
 
 def docker_workers_running(owner: int) -> bool:
-    # Worker containers are named <run>-w1, <run>-w2, ...
-    return any(re.search(r"-w\d+$", name) for name in docker_objects(owner))
+    import docker
+
+    from rig.backends.docker import OWNER_LABEL, ROLE_LABEL
+
+    labels = {"label": [f"{ROLE_LABEL}=worker", f"{OWNER_LABEL}={owner}"]}
+    return bool(docker.from_env().containers.list(filters=labels, ignore_removed=True))
 
 
 def local_runs(owner: int) -> list[Path]:
