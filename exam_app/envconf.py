@@ -50,7 +50,12 @@ def integer(
     return number
 
 
-def seconds(name: str, default: float, environ: Mapping[str, str] | None = None) -> float:
+def seconds(
+    name: str,
+    default: float,
+    environ: Mapping[str, str] | None = None,
+    allow_zero: bool = False,
+) -> float:
     value = _raw(name, environ)
     if value is None:
         return default
@@ -58,7 +63,7 @@ def seconds(name: str, default: float, environ: Mapping[str, str] | None = None)
         number = float(value)
     except ValueError:
         raise EnvError(f"{name}={value!r}: expected a number of seconds") from None
-    if number <= 0:
+    if number < 0 or (number == 0 and not allow_zero):
         raise EnvError(f"{name}={number}: must be more than 0 seconds")
     return number
 

@@ -42,6 +42,14 @@ CELERY_WORKER_LOST_WAIT = env.seconds("CELERY_WORKER_LOST_WAIT", 10.0)
 # Tasks that do not choose for themselves (the side-effect tasks) follow these.
 CELERY_TASK_ACKS_LATE = env.flag("CELERY_TASK_ACKS_LATE", False)
 CELERY_TASK_REJECT_ON_WORKER_LOST = env.flag("CELERY_TASK_REJECT_ON_WORKER_LOST", False)
+# A hard time limit (0: none), and whether a late-ack task that hits it is
+# acknowledged (Celery's default) or requeued.
+CELERY_TASK_TIME_LIMIT = env.seconds("CELERY_TASK_TIME_LIMIT", 0.0, allow_zero=True) or None
+CELERY_TASK_ACKS_ON_TIMEOUT = env.flag("CELERY_TASK_ACKS_ON_TIMEOUT", True)
+# Cold shutdown (SIGQUIT) gives running tasks this long first (Celery 5.5+ soft shutdown).
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.seconds(
+    "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", 0.0, allow_zero=True
+)
 # Events, so Flower and the rig see received/started/succeeded.
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True

@@ -51,7 +51,7 @@ def bench_backend(backend: str) -> dict[str, Any]:
         for fault in result.as_json()["faults"]
         if fault["kill_latency_s"] is not None and fault["name"] == kill_container.NAME
     ]
-    kill_seconds = [r.seconds for r in results if r.settings.kill != "none"]
+    kill_seconds = [r.seconds for r in results if r.settings.fault != "none"]
     return {
         "backend": backend,
         "catalog_from_stopped_s": round(total, 1),

@@ -2,7 +2,7 @@
 
 The ledger (one row per execution, from the database) is the ground truth
 for how often a task ran; Celery events tell what failed; the fault records
-say whether the kill landed inside its window. A run whose fault did not
+say whether each fault landed inside its window. A run whose fault did not
 land, or that never settled, is "unknown", never "pass"; a run that crashed
 is "error", with the crash's message.
 """
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from rig.errors import BadInput
-from rig.history import ERROR, FAULT, LEDGER, ROW, SENT, SETTLED, History
+from rig.history import BACKEND, ERROR, FAULT, LEDGER, ROW, SENT, SETTLED, History
 
 Verdict = Literal["pass", "fail", "unknown", "observed", "error"]
 
@@ -109,12 +109,37 @@ def count(history: History) -> Counts:
     )
 
 
+def ended_by_fault(history: History) -> set[tuple[str, int]]:
+    """(task id, attempt) of every execution a landed fault ended on the spot."""
+    return {
+        (f["task_id"], f["attempt"])
+        for f in (e.data for e in history.events(FAULT))
+        if f.get("landed") and f.get("ends_execution")
+    }
+
+
+def silenced(row: dict[str, Any], history: History) -> bool:
+    """An unfinished execution whose worker died after it began: nobody will
+    report on it (no Celery event, no ledger update), whichever fault it was."""
+    if row["finished_at"]:
+        return False
+    worker = row["hostname"].split("@", 1)[-1]
+    return any(
+        e.data.get("worker") == worker and e.at >= row["started_at"]
+        for e in history.events(BACKEND)
+        if e.data.get("action") in ("die", "exit")
+    )
+
+
 def redelivery_latencies(history: History) -> list[float]:
-    """Seconds from each landed kill to the start of the killed task's next execution."""
+    """Seconds from each landed fault to the start of the next execution of the
+    task it hit, when that execution did not finish."""
     ledger = [e.data for e in history.events(LEDGER)]
+    unfinished = {(row["task_id"], row["attempt"]) for row in ledger if not row["finished_at"]}
     latencies = []
     for fault in (e.data for e in history.events(FAULT)):
-        if not fault.get("landed") or fault.get("signal") != "SIGKILL":
+        hit = (fault.get("task_id"), fault.get("attempt"))
+        if not fault.get("landed") or hit not in unfinished:
             continue
         later = [
             row["started_at"]

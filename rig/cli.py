@@ -34,7 +34,7 @@ expectation: its verdict is "observed", or "unknown" if the kill never landed.
 
 examples:
   python -m rig run late_ack_kill_after_write_create
-  python -m rig run --acks late --kill container --at after_write --task create --tasks 4""",
+  python -m rig run --acks late --fault container --at after_write --task create --tasks 4""",
     "chaos": """Run the catalog (chaos/*.toml), one after another on one broker and database,
 then write reports/<time>/ (report.html, results.json, history.jsonl).
 

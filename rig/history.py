@@ -20,7 +20,8 @@ from typing import Any
 SENT = "sent"  # task_id, task, business_key
 CELERY = "celery"  # the raw Celery event: type, uuid, hostname, timestamp, ...
 CHECKPOINT = "checkpoint"  # task_id, attempt, hostname, pid, point, reported_at
-FAULT = "fault"  # name, target, signal, landed, checkpoint_at, confirmed_at, detail
+FAULT = "fault"  # a fault began: rig.faults.FaultRecord (name, target, action, landed, ...)
+HEAL = "heal"  # what could be undone was: rig.faults.Heal (name, target, action, healed_at)
 BACKEND = "backend"  # action (die, start, exit), worker, exit_code
 LEDGER = "ledger"  # one attempt row: task_id, attempt, hostname, pid, redelivered, *_at
 ROW = "row"  # one side-effect row: table, business_key, task_id

@@ -34,12 +34,21 @@ VERDICT_WORDS = {
 
 
 def _short_settings(settings: dict[str, Any]) -> str:
-    text = f"{settings['acks']} ack, kill {settings['kill']}"
-    if settings["kill"] != "none":
-        text += f" at {settings['at']}"
+    fault = settings["fault"]
+    text = f"{settings['acks']} ack"
+    text += f", {fault} at {settings['at']}" if fault != "none" else ", no fault"
+    extras = {
+        "term": f"grace {settings['grace']:g} s",
+        "quit": f"soft shutdown {settings['soft_shutdown_timeout']:g} s",
+        "pause": f"{settings['pause_seconds']:g} s",
+        "time-limit": f"limit {settings['time_limit']:g} s"
+        + ("" if settings["acks_on_timeout"] else ", requeued on timeout"),
+    }
+    if fault in extras:
+        text += f" ({extras[fault]})"
     if settings["reject_on_worker_lost"]:
         text += ", reject_on_worker_lost"
-    if settings["kill"] == "none":
+    if fault == "none":
         text += f", {settings['task_seconds']}s task > {settings['visibility_timeout']}s visibility"
     return f"{text}, {settings['task']}"
 
@@ -135,8 +144,8 @@ def _bar(
 
 def _mark(fault: dict[str, Any], bar: Bar, kill: bool, origin: float) -> Mark:
     landed = "landed in its window" if fault.get("landed") else "did not land in its window"
-    tooltip = f"{fault['name']} ({fault.get('signal')}) on {fault.get('target')}, {landed}"
-    label = f"{fault['name']} ({fault.get('signal')})" if kill else fault["name"]
+    tooltip = f"{fault['name']} ({fault.get('action')}) on {fault.get('target')}, {landed}"
+    label = f"{fault['name']} ({fault.get('action')})" if kill else fault["name"]
     return Mark(bar.lane, fault["confirmed_at"] - origin, label, tooltip, kill)
 
 

@@ -24,13 +24,13 @@ from rig.backends.base import Backend, Services, WorkerSpec
 from rig.broker import Broker, with_db
 from rig.checker import Expected, Outcome
 from rig.events import EventListener, controller_app, wait_answering
-from rig.faults import kill_container, kill_pool_child, restart_worker
-from rig.history import CHECKPOINT, ERROR, FAULT, LEDGER, NOTE, ROW, SENT, SETTLED, History
+from rig.faults import FaultContext
+from rig.faults.registry import FAULTS
+from rig.history import CHECKPOINT, ERROR, FAULT, HEAL, LEDGER, NOTE, ROW, SENT, SETTLED, History
 from rig.settings import PARK_S, TASK_NAMES, Settings
 from rig.store import Store
 from rig.waiting import until_nothing_missing
 
-FAULTS = {"container": kill_container, "pool-child": kill_pool_child}
 WORKERS_ONLINE_S = 90.0
 TERMINAL_EVENTS = ("task-succeeded", "task-failed", "task-rejected")
 STABLE_S = 0.5  # how long "nothing left to happen" must hold before a run counts as settled
@@ -58,7 +58,7 @@ class Result:
             },
             "counts": self.outcome.counts.as_dict(),
             "faults": [
-                {key: f[key] for key in ("name", "target", "signal", "landed", "detail")}
+                {key: f[key] for key in ("name", "target", "action", "landed", "detail")}
                 | {"at": f["confirmed_at"], "kill_latency_s": _latency(f)}
                 for f in self.outcome.faults
             ],
@@ -68,7 +68,8 @@ class Result:
 
 
 def _latency(fault: dict[str, Any]) -> float | None:
-    if fault.get("confirmed_at") is None or fault.get("signal") != "SIGKILL":
+    """Checkpoint to confirmed end, for a fault that ended its execution at once."""
+    if fault.get("confirmed_at") is None or not fault.get("ends_execution"):
         return None
     return round(fault["confirmed_at"] - fault["checkpoint_at"], 4)
 
@@ -200,7 +201,7 @@ class Runner:
             history.add(ERROR, message=one_line(error))
         finally:
             self._collect_rows(settings, history)
-            outcome = checker.check(history, expect, fault_expected=settings.kill != "none")
+            outcome = checker.check(history, expect, fault_expected=settings.fault != "none")
             if crew is not None:
                 if outcome.verdict in ("fail", "unknown", "error"):
                     logs = self.backend.worker_logs(crew.names)
@@ -220,11 +221,11 @@ class Runner:
         listener.start()
         self.backend.observe(history, crew.names)
         try:
-            if settings.kill != "none":
+            if settings.fault != "none":
                 crew.broker.arm(settings.at)
             progress(f"{name}: sending {settings.tasks} task(s)")
             self._send(crew, name, settings, history)
-            if settings.kill != "none":
+            if settings.fault != "none":
                 progress(f"{name}: waiting for a task at {settings.at}")
                 self._inject(crew, settings, history)
             if then is not None:  # the fault has landed: the next crew may start now
@@ -249,11 +250,13 @@ class Runner:
             history.add(NOTE, text=f"no task reached {settings.at} within 30 s")
             return
         history.add(CHECKPOINT, at=report.reported_at, **report.as_dict())
-        fault = FAULTS[settings.kill].inject(self.backend, report, PARK_S)
-        history.add(FAULT, at=fault.confirmed_at or time.time(), **fault.as_dict())
-        if settings.restart and fault.landed:
-            restarted = restart_worker.inject(self.backend, fault)
-            history.add(FAULT, at=restarted.confirmed_at, **restarted.as_dict())
+        fault = FAULTS[settings.fault]
+        context = FaultContext(self.backend, crew.broker, settings, report, PARK_S)
+        started = fault.start(context)
+        history.add(FAULT, at=started.confirmed_at or time.time(), **started.as_dict())
+        healed = fault.heal(context, started)
+        if healed is not None:
+            history.add(HEAL, at=healed.healed_at, **healed.as_dict())
 
     def _wait_settled(
         self, crew: Crew, settings: Settings, history: History, progress: Progress
@@ -265,22 +268,21 @@ class Runner:
             pending = crew.broker.pending_messages()
             if pending:
                 return f"{pending} message(s) still queued or unacknowledged"
-            faults = [f.data for f in history.events(FAULT) if f.data["signal"] == "SIGKILL"]
-            killed = {(f["task_id"], f["attempt"]) for f in faults}
             ledger = self.store.ledger()
+            silent = [row for row in ledger if checker.silenced(row, history)]
+            ended = checker.ended_by_fault(history)
             live = [
                 row
                 for row in ledger
-                if not row["finished_at"] and (row["task_id"], row["attempt"]) not in killed
+                if not row["finished_at"]
+                and (row["task_id"], row["attempt"]) not in ended
+                and row not in silent
             ]
             if live:
                 return f"{len(live)} execution(s) still running"
-            # Every execution a worker outlived ends in a task-succeeded,
+            # Every execution its worker outlived ends in a task-succeeded,
             # -failed or -rejected event; wait for them so none arrives late.
-            silent = {
-                (f["task_id"], f["attempt"]) for f in faults if f["name"] == kill_container.NAME
-            }
-            reporting = sum(1 for row in ledger if (row["task_id"], row["attempt"]) not in silent)
+            reporting = len(ledger) - len(silent)
             reported = sum(len(history.celery(kind)) for kind in TERMINAL_EVENTS)
             if reported < reporting:
                 return f"{reporting - reported} execution(s) not yet reported by their worker"

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from exam_app.users.checkpoints import POINTS
 from rig import schema
 from rig.errors import BadInput
+from rig.faults.registry import FAULTS
 
 TASK_NAMES: dict[str, str] = {
     "create": "exam_app.users.tasks.create_record",
@@ -21,7 +22,8 @@ TASK_NAMES: dict[str, str] = {
     "get_or_create_unconstrained": "exam_app.users.tasks.get_or_create_unconstrained",
 }
 Acks = Literal["early", "late"]
-Kill = Literal["container", "pool-child", "none"]
+# "none" or a fault of the registry (rig/faults/registry.py).
+FaultName = Literal[("none", *FAULTS)]  # type: ignore[valid-type]
 # The task side names its checkpoints; the rig takes them from there.
 Point = Literal[POINTS]  # type: ignore[valid-type]
 TaskKind = Literal[tuple(TASK_NAMES)]  # type: ignore[valid-type]
@@ -45,14 +47,16 @@ class Settings:
     reject_on_worker_lost: bool = setting(
         False, "requeue the task when its pool process dies (task_reject_on_worker_lost)"
     )
-    kill: Kill = setting(
+    fault: FaultName = setting(
         "none",
-        "what is SIGKILLed when a task reaches --at: the whole worker (container, or "
-        "process group locally), only the prefork child running the task, or nothing",
+        "what hits the worker when a task reaches --at: container (SIGKILL of the whole "
+        "worker), pool-child (SIGKILL of the task's prefork child), term (a deploy: SIGTERM, "
+        "SIGKILL after --grace), quit (SIGQUIT cold shutdown after --soft-shutdown-timeout), "
+        "pause (frozen for --pause-seconds), time-limit (a hard --time-limit), or none",
     )
     at: Point = setting(
         "after_write",
-        "the checkpoint inside the task where the kill lands: before its write, inside "
+        "the checkpoint inside the task where the fault lands: before its write, inside "
         "the write's open transaction, or after the write committed",
     )
     task: TaskKind = setting(
@@ -74,6 +78,23 @@ class Settings:
     restart: bool = setting(
         False, "start the killed worker again at once, as an orchestrator would"
     )
+    grace: float = setting(
+        10.0, "term: seconds between SIGTERM and SIGKILL (docker stop's default)", minimum=0
+    )
+    soft_shutdown_timeout: float = setting(
+        0.0,
+        "seconds running tasks get on a cold shutdown (worker_soft_shutdown_timeout)",
+        minimum=0,
+    )
+    pause_seconds: float = setting(
+        4.0, "pause: how long the worker stays frozen, in seconds", minimum=0.5
+    )
+    time_limit: float = setting(
+        0.0, "hard time limit per task in seconds, 0 for none (task_time_limit)", minimum=0
+    )
+    acks_on_timeout: bool = setting(
+        True, "acknowledge a late-ack task that hit its hard time limit (task_acks_on_timeout)"
+    )
     pool: Pool = setting("prefork", "the worker's execution pool (worker_pool)")
     concurrency: int = setting(1, "processes or threads per worker (worker_concurrency)", minimum=1)
     prefetch_multiplier: int = setting(
@@ -82,13 +103,21 @@ class Settings:
 
     def validate(self) -> None:
         """The combinations that cannot run."""
-        if self.kill == "pool-child" and self.pool != "prefork":
+        if self.fault in ("pool-child", "time-limit") and self.pool != "prefork":
             raise BadInput(
-                f"kill=pool-child needs pool=prefork: the {self.pool} pool has no child process"
+                f"fault={self.fault} needs pool=prefork: the {self.pool} pool has no child "
+                "process (and enforces no hard time limit)"
             )
-        if self.restart and self.kill != "container":
+        if self.restart and self.fault != "container":
             raise BadInput(
-                "restart=true needs kill=container: only a killed worker can be restarted"
+                "restart=true needs fault=container: only a killed worker can be restarted"
+            )
+        if self.pause_seconds >= PARK_S:
+            raise BadInput(f"pause_seconds must stay below {PARK_S:g} s, the checkpoint's park")
+        if self.fault == "time-limit" and not 0 < self.time_limit < PARK_S:
+            raise BadInput(
+                f"fault=time-limit needs 0 < time_limit < {PARK_S:g} s: the task waits "
+                "for its limit parked at the checkpoint"
             )
 
     def as_dict(self) -> dict[str, Any]:
@@ -108,6 +137,9 @@ class Settings:
             "CELERY_BROKER_UNACKED_MUTEX_EXPIRE": str(self.visibility_timeout),
             # A dead pool child turns into WorkerLostError after this wait.
             "CELERY_WORKER_LOST_WAIT": "1",
+            "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": str(self.soft_shutdown_timeout),
+            "CELERY_TASK_TIME_LIMIT": str(self.time_limit),
+            "CELERY_TASK_ACKS_ON_TIMEOUT": str(self.acks_on_timeout).lower(),
             "RIG_CHECKPOINT_TIMEOUT": str(PARK_S),
         }
 

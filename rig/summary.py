@@ -22,8 +22,11 @@ HIDDEN_COUNTS = ("sent",)
 
 
 def counts_text(counts: dict[str, int]) -> str:
+    # A no-break space keeps each count with its name when the line wraps.
     shown = [
-        f"{name} {value}" for name, value in counts.items() if value and name not in HIDDEN_COUNTS
+        f"{name}\u00a0{value}"
+        for name, value in counts.items()
+        if value and name not in HIDDEN_COUNTS
     ]
     return ", ".join(shown) or "no counts"
 

@@ -43,8 +43,11 @@ def assert_clear_error(result: subprocess.CompletedProcess[str], code: int, *nee
         (["run", "--workers", "0"], ["workers=0: must be at least 1"]),
         (["run", "--task-seconds", "-1"], ["task_seconds=-1.0: must be at least 0"]),
         (["run", "--visibility-timeout", "0.5"], ["visibility_timeout=0.5"]),
-        (["run", "--kill", "pool-child", "--pool", "solo"], ["needs pool=prefork"]),
-        (["run", "--restart", "--kill", "none"], ["restart=true needs kill=container"]),
+        (
+            ["run", "--fault", "pool-child", "--pool", "solo"],
+            ["fault=pool-child needs pool=prefork"],
+        ),
+        (["run", "--restart", "--fault", "none"], ["restart=true needs fault=container"]),
         (["run", "early_ack_kill_before_write", "--workers", "3"], ["fixes its own settings"]),
         (["chaos", "--only", "nope"], ["unknown scenario 'nope'", "known:"]),
         (["fairness", "--only", "eager-ack"], ["unknown fairness configuration", "early-ack"]),

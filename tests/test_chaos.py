@@ -42,12 +42,12 @@ def test_scenario(runner: Runner, name: str) -> None:
     for count_name, expected in scenario.expect.items():
         assert matches(counts[count_name], expected), f"{count_name}={counts[count_name]}"
     # Every kill the scenario asked for landed inside its window.
-    if scenario.settings.kill != "none":
+    if scenario.settings.fault != "none":
         assert result.outcome.faults and all(f["landed"] for f in result.outcome.faults)
 
 
 @pytest.mark.chaos
-@pytest.mark.matrix(acks="late", kill="container", at="after_write", task="create", tasks=4)
+@pytest.mark.matrix(acks="late", fault="container", at="after_write", task="create", tasks=4)
 @pytest.mark.parametrize("runner", ["local"], indirect=True)
 def test_prefetched_tasks_survive_a_kill(runner: Runner, request: pytest.FixtureRequest) -> None:
     """Four tasks on two workers, one worker killed mid-task: the killed task and

@@ -32,9 +32,10 @@ def _kill(history: History, at: float, landed: bool = True) -> None:
     history.add(
         FAULT,
         at=at,
-        name="kill-container",
+        name="container",
         target="w1",
-        signal="SIGKILL",
+        action="SIGKILL",
+        ends_execution=True,
         task_id="t1",
         attempt=1,
         point="after_write",

@@ -62,7 +62,7 @@ def replay_from(output: str) -> list[str]:
 @pytest.mark.integration
 def test_the_replay_of_a_matrix_cell_gives_the_same_verdict(tmp_path: Path) -> None:
     first = rig(
-        "run", "--acks", "early", "--kill", "container", "--at", "before_write",
+        "run", "--acks", "early", "--fault", "container", "--at", "before_write",
         "--backend", "local", "--json", str(tmp_path / "first.json"),
     )  # fmt: skip
     assert first.returncode == 0, first.stdout + first.stderr

@@ -51,9 +51,10 @@ def killed_then_redelivered() -> History:
     history.add(
         FAULT,
         at=T0 + 0.32,
-        name="kill-container",
+        name="container",
         target="w1",
-        signal="SIGKILL",
+        action="SIGKILL",
+        ends_execution=True,
         task_id="t1",
         attempt=1,
         point="after_write",
@@ -72,7 +73,7 @@ def killed_then_redelivered() -> History:
 def _results() -> tuple[list[Result], list[dict]]:
     history = killed_then_redelivered()
     expect = make_expectation(executions=2, completed=1, lost=0, redelivered=1, duplicate_rows=1)
-    settings = make_settings(kill="container")
+    settings = make_settings(fault="container")
     killed = Result(
         name="kill_after_write",
         settings=settings,
@@ -126,7 +127,7 @@ def test_the_timeline_is_laid_out_from_the_history_alone() -> None:
         ("#2 on w2", "finished"),
     ]
     assert t.bars[0].end == pytest.approx(0.32)
-    assert [(m.label, m.kill) for m in t.marks] == [("kill-container (SIGKILL)", True)]
+    assert [(m.label, m.kill) for m in t.marks] == [("container (SIGKILL)", True)]
     assert len(t.links) == 1 and t.links[0].latency == pytest.approx(4.58)
     assert [tick.label for tick in t.ticks] == [f"{s} s" for s in range(7)]
     assert t.span == 6
@@ -161,7 +162,7 @@ def test_the_report_summarises_then_shows_each_scenario(report: Path) -> None:
     assert killed.count('class="lane"') == 2
     assert killed.count('class="bar ') == 2
     assert killed.count('class="bar killed"') == 1 and killed.count('class="bar finished"') == 1
-    assert '<g class="kill">' in killed and "kill-container (SIGKILL)" in killed
+    assert '<g class="kill">' in killed and "container (SIGKILL)" in killed
     assert '<g class="redelivery">' in killed and "redelivered after 4.58 s" in killed
     assert re.findall(r'<text class="tick"[^>]*>([^<]+)</text>', killed)[-1] == "6 s"
     crashed = _section(html, "crashed_run")

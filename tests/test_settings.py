@@ -25,8 +25,8 @@ def test_defaults_and_worker_environment() -> None:
     ("values", "message"),
     [
         ({"acks": "eraly"}, "acks='eraly'"),
-        ({"kill": "pool-child", "pool": "solo"}, "needs pool=prefork"),
-        ({"restart": True}, "restart=true needs kill=container"),
+        ({"fault": "pool-child", "pool": "solo"}, "needs pool=prefork"),
+        ({"restart": True}, "restart=true needs fault=container"),
         ({"workers": 0}, "workers=0: must be at least 1"),
         ({"tasks": 1.5}, "tasks=1.5: expected a whole number"),
         ({"visibility_timeout": "soon"}, "expected a number"),
@@ -42,7 +42,7 @@ def test_bad_settings_are_errors(values: dict, message: str) -> None:
 def test_catalog_has_the_issue_scenarios() -> None:
     catalog = load_catalog()
     assert len(catalog) >= 7
-    kills = {(s.settings.acks, s.settings.kill, s.settings.at) for s in catalog.values()}
+    kills = {(s.settings.acks, s.settings.fault, s.settings.at) for s in catalog.values()}
     assert ("early", "container", "before_write") in kills
     assert ("late", "container", "in_transaction") in kills
     assert any(s.expect.get("duplicate_rows") == 1 for s in catalog.values())
@@ -77,7 +77,7 @@ def test_every_setting_has_help_and_a_flag() -> None:
 
 
 def test_a_marker_is_bound_to_the_settings_signature() -> None:
-    assert schema.bind(Settings, (), {"kill": "container"}, "t").kill == "container"
+    assert schema.bind(Settings, (), {"fault": "container"}, "t").fault == "container"
     with pytest.raises(BadInput, match="t: got an unexpected keyword argument 'kil'"):
         schema.bind(Settings, (), {"kil": "container"}, "t")
     with pytest.raises(BadInput, match="too many positional arguments"):
@@ -88,8 +88,10 @@ def test_a_marker_is_bound_to_the_settings_signature() -> None:
     "settings",
     [
         make_settings(),
-        make_settings(acks="early", kill="pool-child", at="in_transaction", tasks=3),
-        make_settings(reject_on_worker_lost=True, restart=True, kill="container", task_seconds=1.5),
+        make_settings(acks="early", fault="pool-child", at="in_transaction", tasks=3),
+        make_settings(
+            reject_on_worker_lost=True, restart=True, fault="container", task_seconds=1.5
+        ),
     ],
 )
 def test_the_flags_of_a_setting_recreate_it(settings: Settings) -> None:

@@ -30,12 +30,16 @@ class WorkerSpec:
 
 
 @dataclass(frozen=True)
-class KillResult:
-    target: str
-    signal: str
-    confirmed: bool
-    confirmed_at: float | None
+class Exit:
+    """A confirmed change of a worker or a process: when, and how it was seen."""
+
+    at: float
     detail: str
+
+
+# What a fault may need from a backend (rig.faults.*.NEEDS); a backend says
+# which it lacks and why, and a scenario needing one is skipped with that reason.
+CAPABILITIES = ("kill", "pause", "partition", "memory-limit")
 
 
 @dataclass
@@ -62,13 +66,31 @@ class Backend(Protocol):
         """Remove these workers (all when None)."""
         ...
 
-    def kill_worker(self, name: str) -> KillResult:
-        """SIGKILL a worker whole (container, or main process and its group)."""
+    def lacks(self) -> dict[str, str]:
+        """Capabilities this backend does not have, each with the reason."""
         ...
 
-    def kill_process(self, name: str, pid: int) -> KillResult:
-        """SIGKILL one process of a worker (a prefork child), by its pid as the task saw it."""
+    def signal_worker(self, name: str, signal: str) -> None:
+        """Send a signal to the worker's main process, as `docker kill -s` does to
+        PID 1; SIGKILL takes the whole worker (container, or process group)."""
         ...
+
+    def wait_exit(self, name: str, timeout_s: float) -> Exit | None:
+        """When the worker's main process ended (since the last signal), or None."""
+        ...
+
+    def signal_process(self, name: str, pid: int, signal: str) -> Exit | None:
+        """Signal one process of a worker (a prefork child, by the pid the task
+        saw) and wait until it is gone."""
+        ...
+
+    def wait_process_gone(self, name: str, pid: int, timeout_s: float) -> Exit | None: ...
+
+    def pause_worker(self, name: str) -> Exit | None:
+        """Freeze every process of the worker; confirmed when frozen."""
+        ...
+
+    def resume_worker(self, name: str) -> None: ...
 
     def restart_worker(self, name: str) -> None: ...
 

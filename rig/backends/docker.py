@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from signal import Signals
 from typing import Any
 
 import docker
@@ -27,7 +28,7 @@ from docker.models.containers import Container
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from rig import compose
-from rig.backends.base import BackendInfo, KillResult, Services, WorkerSpec
+from rig.backends.base import BackendInfo, Exit, Services, WorkerSpec
 from rig.backends.pids import alive
 from rig.broker import with_db
 from rig.errors import EnvironmentProblem
@@ -38,13 +39,14 @@ RUN_LABEL = "com.celery-rig.run"
 OWNER_LABEL = "com.celery-rig.owner-pid"
 ROLE_LABEL = "com.celery-rig.role"  # "worker", or "service" for redis, postgres, migrate
 
-# Kill one process inside the worker container and wait until it is gone
-# (or a zombie), so the kill is confirmed from the process table.
-_KILL_AND_CONFIRM = """
+# Signal one process inside the worker container (signal 0: none) and wait until
+# it is gone (or a zombie), so its end is confirmed from the process table.
+_SIGNAL_AND_CONFIRM = """
 import os, sys, time
-pid = int(sys.argv[1])
-os.kill(pid, 9)
-deadline = time.time() + 10
+pid, signal, timeout = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+if signal:
+    os.kill(pid, signal)
+deadline = time.time() + timeout
 while time.time() < deadline:
     try:
         state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
@@ -298,25 +300,46 @@ class DockerBackend:
         if names is None:  # and any an interruption created before we could track it
             self._remove_containers(f"{ROLE_LABEL}=worker")
 
-    def kill_worker(self, name: str) -> KillResult:
-        container = self.workers[name]
-        died = self._deaths.setdefault(container.id, threading.Event())
-        died.clear()
-        container.kill(signal="SIGKILL")
-        if not died.wait(timeout=10):
-            return KillResult(name, "SIGKILL", False, None, "no die event within 10 s")
-        at, exit_code = self._death_info[container.id]
-        return KillResult(name, "SIGKILL", True, at, f"die event, exit code {exit_code}")
+    def lacks(self) -> dict[str, str]:
+        return {}
 
-    def kill_process(self, name: str, pid: int) -> KillResult:
+    def signal_worker(self, name: str, signal: str) -> None:
         container = self.workers[name]
-        result = container.exec_run(["python", "-c", _KILL_AND_CONFIRM, str(pid)])
+        self._deaths.setdefault(container.id, threading.Event()).clear()
+        container.kill(signal=signal)
+
+    def wait_exit(self, name: str, timeout_s: float) -> Exit | None:
+        container = self.workers[name]
+        if not self._deaths.setdefault(container.id, threading.Event()).wait(timeout_s):
+            return None
+        at, exit_code = self._death_info[container.id]
+        return Exit(at, f"die event, exit code {exit_code}")
+
+    def signal_process(self, name: str, pid: int, signal: str) -> Exit | None:
+        return self._in_container(name, pid, Signals[signal].value, 10)
+
+    def wait_process_gone(self, name: str, pid: int, timeout_s: float) -> Exit | None:
+        return self._in_container(name, pid, 0, timeout_s)
+
+    def _in_container(self, name: str, pid: int, signal: int, timeout_s: float) -> Exit | None:
+        command = ["python", "-c", _SIGNAL_AND_CONFIRM, str(pid), str(signal), str(timeout_s)]
+        result = self.workers[name].exec_run(command)
         output = result.output.decode(errors="replace").strip()
-        target = f"{name} pid {pid}"
         if result.exit_code != 0:
-            return KillResult(target, "SIGKILL", False, None, f"process still there: {output}")
+            return None
         state, at = output.split()
-        return KillResult(target, "SIGKILL", True, float(at), f"process table: {state}")
+        return Exit(float(at), f"process table: {state}")
+
+    def pause_worker(self, name: str) -> Exit | None:
+        container = self.workers[name]
+        container.pause()  # the cgroup freezer: every process of the container stops
+        container.reload()
+        if container.status != "paused":
+            return None
+        return Exit(time.time(), "container paused (cgroup freezer)")
+
+    def resume_worker(self, name: str) -> None:
+        self.workers[name].unpause()
 
     def restart_worker(self, name: str) -> None:
         self.workers[name].start()

@@ -24,14 +24,15 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from signal import Signals
 from urllib.parse import urlsplit
 
 import redis
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from rig import compose
-from rig.backends.base import BackendInfo, KillResult, Services, WorkerSpec
-from rig.backends.pids import alive, same_process, start_time, zombie
+from rig.backends.base import BackendInfo, Exit, Services, WorkerSpec
+from rig.backends.pids import alive, same_process, start_time, stopped, zombie
 from rig.broker import with_db
 from rig.errors import EnvironmentProblem
 from rig.history import BACKEND, History
@@ -216,29 +217,54 @@ class LocalBackend:
         except subprocess.TimeoutExpired:
             pass
 
-    def kill_worker(self, name: str) -> KillResult:
-        process = self.processes[name]
-        os.killpg(process.pid, signal.SIGKILL)
-        try:
-            code = process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            return KillResult(name, "SIGKILL", False, None, "still running 10 s after SIGKILL")
-        return KillResult(name, "SIGKILL", True, time.time(), f"process exit status {code}")
+    def lacks(self) -> dict[str, str]:
+        return {
+            "partition": "local workers share this machine's network namespace; cutting one "
+            "off needs a namespace per worker (the docker backend does it)",
+            "memory-limit": "a memory limit needs a cgroup per worker (the docker backend "
+            "sets one per container)",
+        }
 
-    def kill_process(self, name: str, pid: int) -> KillResult:
-        target = f"{name} pid {pid}"
-        group = os.getpgid(pid) if alive(pid) else None
-        if group != self.processes[name].pid:
-            return KillResult(
-                target, "SIGKILL", False, None, "pid is not in the worker's process group"
-            )
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.time() + 10
+    def signal_worker(self, name: str, signal: str) -> None:
+        process = self.processes[name]
+        if signal == "SIGKILL":  # the whole worker, as a container dies whole
+            os.killpg(process.pid, Signals.SIGKILL)
+        else:  # the main process only, as Docker signals PID 1
+            os.kill(process.pid, Signals[signal])
+
+    def wait_exit(self, name: str, timeout_s: float) -> Exit | None:
+        try:
+            code = self.processes[name].wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        return Exit(time.time(), f"process exit status {code}")
+
+    def signal_process(self, name: str, pid: int, signal: str) -> Exit | None:
+        if not alive(pid) or os.getpgid(pid) != self.processes[name].pid:
+            return None  # not a process of this worker (any more)
+        os.kill(pid, Signals[signal])
+        return self.wait_process_gone(name, pid, timeout_s=10)
+
+    def wait_process_gone(self, name: str, pid: int, timeout_s: float) -> Exit | None:
+        deadline = time.time() + timeout_s
         while time.time() < deadline:
             if zombie(pid):
-                return KillResult(target, "SIGKILL", True, time.time(), "process table: gone")
+                return Exit(time.time(), "process table: gone")
             time.sleep(0.01)
-        return KillResult(target, "SIGKILL", False, None, "still running 10 s after SIGKILL")
+        return None
+
+    def pause_worker(self, name: str) -> Exit | None:
+        group = self.processes[name].pid
+        os.killpg(group, Signals.SIGSTOP)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            if stopped(group):
+                return Exit(time.time(), "process group stopped (SIGSTOP)")
+            time.sleep(0.01)
+        return None
+
+    def resume_worker(self, name: str) -> None:
+        os.killpg(self.processes[name].pid, Signals.SIGCONT)
 
     def restart_worker(self, name: str) -> None:
         self._start_worker(self.specs[name])

@@ -21,6 +21,12 @@ def zombie(pid: int) -> bool:
     return fields is None or fields[0] in ("Z", "X")
 
 
+def stopped(pid: int) -> bool:
+    """True if the process is stopped by a signal (SIGSTOP): frozen."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] == "T"
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

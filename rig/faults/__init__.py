@@ -1,57 +1,109 @@
-"""Faults (Jepsen's nemesis), one per module, each with the same narrow
-interface: inject(backend, checkpoint) -> FaultRecord. A fault acts and
-confirms; it never judges the run (that is the checker's job).
+"""Faults (Jepsen's nemeses): one module each, registered in rig.faults.registry.
+
+A fault module declares NAME (its `fault` setting), NEEDS (the backend
+capabilities it uses, see rig.backends.base.CAPABILITIES) and two functions:
+
+    start(ctx) -> FaultRecord    land on the execution parked at ctx.report's
+                                 checkpoint, and confirm it landed
+    heal(ctx, record) -> Heal | None
+                                 undo what can be undone (resume, reconnect,
+                                 restart), or None when nothing can be
+
+A fault acts and confirms; it never judges the run (that is the checker's job),
+and the runner knows none of them by name.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rig.backends.base import KillResult
-from rig.broker import CheckpointReport
+from rig.backends.base import Backend, Exit
+from rig.broker import Broker, CheckpointReport
+
+
+@dataclass(frozen=True)
+class FaultContext:
+    backend: Backend
+    broker: Broker  # the crew's: to release a parked task
+    settings: Any  # rig.settings.Settings (which imports the registry, hence Any)
+    report: CheckpointReport
+    park_s: float  # how long the task stays parked unless released
+
+    @property
+    def worker(self) -> str:
+        """The backend's worker name from the task's node name (celery@<name>)."""
+        return self.report.hostname.split("@", 1)[-1]
+
+    def release(self) -> None:
+        """Let the parked task go on."""
+        self.broker.release(self.report)
+
+    def before_park_ends(self, at: float | None) -> bool:
+        return at is not None and at < self.report.reported_at + self.park_s
 
 
 @dataclass(frozen=True)
 class FaultRecord:
     name: str
     target: str
-    signal: str
+    action: str  # what was done: "SIGKILL", "SIGTERM, SIGKILL after 2 s", "pause", ...
     task_id: str
     attempt: int
     point: str
     checkpoint_at: float
     confirmed_at: float | None
-    # Confirmed, and while the task was still parked at its checkpoint.
-    landed: bool
+    landed: bool  # confirmed, and while the task was where the fault aimed
+    ends_execution: bool  # the execution it hit cannot finish (a kill)
     detail: str
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def record(name: str, report: CheckpointReport, result: KillResult, park_s: float) -> FaultRecord:
-    """A kill landed if it was confirmed before the parked task could move on."""
-    landed = result.confirmed_at is not None and result.confirmed_at < report.reported_at + park_s
-    detail = (
-        result.detail
-        if landed or not result.confirmed
-        else f"{result.detail}, after the park ended"
-    )
+@dataclass(frozen=True)
+class Heal:
+    name: str
+    target: str
+    action: str
+    healed_at: float
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def record(
+    name: str,
+    ctx: FaultContext,
+    action: str,
+    confirmed: Exit | None,
+    ends_execution: bool,
+    landed: bool | None = None,
+    target: str | None = None,
+) -> FaultRecord:
+    """A fault's record; by default it landed if confirmed before the park ended."""
+    at = confirmed.at if confirmed else None
+    if landed is None:
+        landed = ctx.before_park_ends(at)
+    detail = confirmed.detail if confirmed else "not confirmed"
+    if confirmed and not landed:
+        detail += ", after the task had moved on"
     return FaultRecord(
         name=name,
-        target=result.target,
-        signal=result.signal,
-        task_id=report.task_id,
-        attempt=report.attempt,
-        point=report.point,
-        checkpoint_at=report.reported_at,
-        confirmed_at=result.confirmed_at,
-        landed=landed and result.confirmed,
+        target=target or ctx.worker,
+        action=action,
+        task_id=ctx.report.task_id,
+        attempt=ctx.report.attempt,
+        point=ctx.report.point,
+        checkpoint_at=ctx.report.reported_at,
+        confirmed_at=at,
+        landed=landed,
+        ends_execution=ends_execution,
         detail=detail,
     )
 
 
-def worker_name(report: CheckpointReport) -> str:
-    """The backend's worker name from the task's node name (celery@<name>)."""
-    return report.hostname.split("@", 1)[-1]
+def healed(name: str, target: str, action: str, detail: str) -> Heal:
+    return Heal(name, target, action, time.time(), detail)

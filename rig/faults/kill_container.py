@@ -1,15 +1,24 @@
 """SIGKILL the whole worker that reached the checkpoint: its container (docker)
-or its main process and process group (local). Nothing runs its shutdown:
-unacked messages wait for the visibility timeout."""
+or its process group (local). Nothing runs its shutdown: its unacked
+messages wait for the visibility timeout. Heals by starting the worker again
+when the scenario says `restart`, as an orchestrator would after a crash."""
 
 from __future__ import annotations
 
-from rig.backends.base import Backend
-from rig.broker import CheckpointReport
-from rig.faults import FaultRecord, record, worker_name
+from rig.faults import FaultContext, FaultRecord, Heal, healed, record
 
-NAME = "kill-container"
+NAME = "container"
+NEEDS = ("kill",)
 
 
-def inject(backend: Backend, report: CheckpointReport, park_s: float) -> FaultRecord:
-    return record(NAME, report, backend.kill_worker(worker_name(report)), park_s)
+def start(ctx: FaultContext) -> FaultRecord:
+    ctx.backend.signal_worker(ctx.worker, "SIGKILL")
+    died = ctx.backend.wait_exit(ctx.worker, timeout_s=10)
+    return record(NAME, ctx, "SIGKILL", died, ends_execution=True)
+
+
+def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
+    if not ctx.settings.restart or not fault.landed:
+        return None
+    ctx.backend.restart_worker(ctx.worker)
+    return healed(NAME, ctx.worker, "restart", "started again after the kill")

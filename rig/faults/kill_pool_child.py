@@ -1,14 +1,19 @@
-"""SIGKILL only the prefork child running the task (the pid the checkpoint
+"""SIGKILL only the prefork child running the task (the pid its checkpoint
 reported). The main worker lives on and sees WorkerLostError."""
 
 from __future__ import annotations
 
-from rig.backends.base import Backend
-from rig.broker import CheckpointReport
-from rig.faults import FaultRecord, record, worker_name
+from rig.faults import FaultContext, FaultRecord, Heal, record
 
-NAME = "kill-pool-child"
+NAME = "pool-child"
+NEEDS = ("kill",)
 
 
-def inject(backend: Backend, report: CheckpointReport, park_s: float) -> FaultRecord:
-    return record(NAME, report, backend.kill_process(worker_name(report), report.pid), park_s)
+def start(ctx: FaultContext) -> FaultRecord:
+    gone = ctx.backend.signal_process(ctx.worker, ctx.report.pid, "SIGKILL")
+    target = f"{ctx.worker} pid {ctx.report.pid}"
+    return record(NAME, ctx, "SIGKILL", gone, ends_execution=True, target=target)
+
+
+def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
+    return None  # the worker forks a new child itself

@@ -1,0 +1,13 @@
+"""The one table of faults: adding a fault is a module and a line here.
+The `fault` setting's choices come from this table."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from rig.faults import kill_container, kill_pool_child, pause, quit, term, time_limit
+
+FAULTS: dict[str, ModuleType] = {
+    module.NAME: module
+    for module in (kill_container, kill_pool_child, term, quit, pause, time_limit)
+}

@@ -1,0 +1,30 @@
+"""A deploy: SIGTERM to the worker, then SIGKILL if it is still alive after
+the grace period (`grace`), as `docker stop` (10 s) and Kubernetes (30 s) do.
+SIGTERM is Celery's warm shutdown: it stops fetching and waits for running
+tasks, so a task that finishes within the grace is acknowledged, and a longer
+one dies with the SIGKILL (celery docs/userguide/workers.rst, "Stopping the
+worker"). The signal goes to the main process only, as Docker sends it to
+PID 1."""
+
+from __future__ import annotations
+
+from rig.faults import FaultContext, FaultRecord, Heal, record
+
+NAME = "term"
+NEEDS = ("kill",)
+
+
+def start(ctx: FaultContext) -> FaultRecord:
+    ctx.backend.signal_worker(ctx.worker, "SIGTERM")
+    ctx.release()  # the task goes on while the worker shuts down
+    exited = ctx.backend.wait_exit(ctx.worker, timeout_s=ctx.settings.grace)
+    if exited is not None:
+        return record(NAME, ctx, "SIGTERM", exited, ends_execution=False, landed=True)
+    ctx.backend.signal_worker(ctx.worker, "SIGKILL")
+    died = ctx.backend.wait_exit(ctx.worker, timeout_s=10)
+    action = f"SIGTERM, SIGKILL after {ctx.settings.grace:g} s"
+    return record(NAME, ctx, action, died, ends_execution=True, landed=died is not None)
+
+
+def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
+    return None
