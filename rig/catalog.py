@@ -9,6 +9,7 @@ from typing import Any
 
 from rig import schema
 from rig.backends.select import choose
+from rig.faults.registry import FAULTS
 from rig.runner import Progress, Result, Runner
 from rig.scenarios import Scenario
 from rig.settings import Settings
@@ -34,12 +35,20 @@ def session(backend_name: str | None, say: Progress) -> Iterator[Runner]:
         backend.close()
 
 
-def skip_reason(scenario: Scenario, database_engine: str) -> str | None:
-    if "postgresql" in scenario.requires and database_engine != "postgresql":
+def skip_reason(scenario: Scenario, runner: Runner) -> str | None:
+    """Why this backend cannot run the scenario, or None."""
+    engine = runner.services.database_engine
+    if "postgresql" in scenario.requires and engine != "postgresql":
         return (
             f"skipped: needs PostgreSQL for its concurrent insert race, this backend runs "
-            f"{database_engine} (set DATABASE_URL to a PostgreSQL database)"
+            f"{engine} (set DATABASE_URL to a PostgreSQL database)"
         )
+    lacks = runner.backend.lacks()
+    fault = scenario.settings.fault
+    needs = FAULTS[fault].NEEDS if fault != "none" else ()
+    for capability in (c for c in needs if c in lacks):
+        backend = runner.backend.info.name
+        return f"skipped: the {backend} backend cannot {capability}: {lacks[capability]}"
     return None
 
 
@@ -63,12 +72,11 @@ def run_scenarios(
 ) -> tuple[list[Result], list[dict[str, Any]]]:
     """Run them in order, each next crew starting while the previous run settles;
     `on_result` sees each row (a result's JSON, or a skipped row) as it comes."""
-    engine = runner.services.database_engine
-    runnable = [s for s in scenarios if skip_reason(s, engine) is None]
+    runnable = [s for s in scenarios if skip_reason(s, runner) is None]
     results: list[Result] = []
     skipped: list[dict[str, Any]] = []
     for scenario in scenarios:
-        reason = skip_reason(scenario, engine)
+        reason = skip_reason(scenario, runner)
         if reason:
             skipped.append(skipped_row(scenario, reason))
             on_result(skipped[-1])

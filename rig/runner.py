@@ -91,9 +91,9 @@ class Crew:
         return [spec.name for spec in self.specs]
 
     def matches(self, specs: list[WorkerSpec]) -> bool:
-        """Started for these specs (same count, environments and queues)?"""
-        return [(s.environment, s.queues) for s in self.specs] == [
-            (s.environment, s.queues) for s in specs
+        """Started for these specs (same count, environments, queues and limits)?"""
+        return [(s.environment, s.queues, s.memory_mb) for s in self.specs] == [
+            (s.environment, s.queues, s.memory_mb) for s in specs
         ]
 
 
@@ -239,9 +239,10 @@ class Runner:
         task_name = TASK_NAMES[settings.task]
         for index in range(settings.tasks):
             key = f"{name}-{index}"
-            result = crew.app.send_task(
-                task_name, kwargs={"key": key, "seconds": settings.task_seconds}
-            )
+            call = {"key": key, "seconds": settings.task_seconds}
+            if settings.allocate_mb:
+                call["allocate_mb"] = settings.allocate_mb
+            result = crew.app.send_task(task_name, kwargs=call)
             history.add(SENT, task_id=result.id, task=task_name, business_key=key)
 
     def _inject(self, crew: Crew, settings: Settings, history: History) -> None:
@@ -334,7 +335,10 @@ class Runner:
 
 def worker_specs(settings: Settings) -> list[WorkerSpec]:
     environment = settings.worker_environment()
-    return [WorkerSpec(f"w{i}", environment) for i in range(1, settings.workers + 1)]
+    return [
+        WorkerSpec(f"w{i}", environment, memory_mb=settings.memory_limit_mb)
+        for i in range(1, settings.workers + 1)
+    ]
 
 
 def one_line(error: BaseException) -> str:

@@ -28,6 +28,7 @@ FaultName = Literal[("none", *FAULTS)]  # type: ignore[valid-type]
 Point = Literal[POINTS]  # type: ignore[valid-type]
 TaskKind = Literal[tuple(TASK_NAMES)]  # type: ignore[valid-type]
 Pool = Literal["prefork", "solo", "threads"]
+Peer = Literal["broker", "database"]
 
 # How often a surviving worker sweeps for unacked messages older than the
 # visibility timeout (kombu 5.7 unacked_restore_interval, throttle 1).
@@ -95,6 +96,18 @@ class Settings:
     acks_on_timeout: bool = setting(
         True, "acknowledge a late-ack task that hit its hard time limit (task_acks_on_timeout)"
     )
+    memory_limit_mb: int = setting(
+        0, "each worker's memory limit in MiB, 0 for none (a container's --memory)", minimum=0
+    )
+    allocate_mb: int = setting(
+        0, "MiB the task allocates and holds from its first checkpoint on", minimum=0
+    )
+    partition_from: Peer = setting(
+        "broker", "partition: what the worker is cut off from, the broker or the database"
+    )
+    partition_seconds: float = setting(
+        4.0, "partition: how long the worker stays cut off, in seconds", minimum=0.5
+    )
     pool: Pool = setting("prefork", "the worker's execution pool (worker_pool)")
     concurrency: int = setting(1, "processes or threads per worker (worker_concurrency)", minimum=1)
     prefetch_multiplier: int = setting(
@@ -111,6 +124,11 @@ class Settings:
         if self.restart and self.fault != "container":
             raise BadInput(
                 "restart=true needs fault=container: only a killed worker can be restarted"
+            )
+        if self.fault == "oom" and not 0 < self.memory_limit_mb < self.allocate_mb:
+            raise BadInput(
+                "fault=oom needs 0 < memory_limit_mb < allocate_mb: the task must allocate "
+                "past the worker's limit"
             )
         if self.pause_seconds >= PARK_S:
             raise BadInput(f"pause_seconds must stay below {PARK_S:g} s, the checkpoint's park")

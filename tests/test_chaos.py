@@ -30,7 +30,7 @@ BACKENDS = ("docker", "local")
 )
 def test_scenario(runner: Runner, name: str) -> None:
     scenario = CATALOG[name]
-    reason = skip_reason(scenario, runner.services.database_engine)
+    reason = skip_reason(scenario, runner)
     if reason:
         pytest.skip(reason)
     result = runner.run(scenario.name, scenario.settings, scenario.expect)

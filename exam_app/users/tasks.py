@@ -53,13 +53,18 @@ def late_acknowledge(self: Task, seconds: float = 5.0, key: str = "") -> None:
     _retrieval(self, seconds, key)
 
 
-def _write_record(task: Task, business_key: str, write: Callable[[], object]) -> None:
-    """Run one side effect between the three checkpoints the rig can kill at."""
+def _write_record(
+    task: Task, business_key: str, write: Callable[[], object], allocate_mb: int = 0
+) -> None:
+    """Run one side effect between the three checkpoints the rig can kill at;
+    allocate_mb makes the task hold that much memory from its first checkpoint
+    on (filled, so the pages are really used), for the memory-limit fault."""
     attempt = _begin(task, business_key)
     at = partial(
         checkpoint, task_id=attempt.task_id, attempt=attempt.attempt, hostname=attempt.hostname
     )
     at("before_write")
+    ballast = bytearray(b"\x01") * (allocate_mb << 20)  # noqa: F841 - held on purpose
     with transaction.atomic():
         write()
         at("in_transaction")
@@ -73,7 +78,7 @@ def _write_record(task: Task, business_key: str, write: Callable[[], object]) ->
 
 
 @shared_task(bind=True, name="exam_app.users.tasks.create_record")
-def create_record(self: Task, key: str, seconds: float = 0.0) -> None:
+def create_record(self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 0) -> None:
     """Naive: a second run inserts a second row."""
     _write_record(
         self,
@@ -81,19 +86,24 @@ def create_record(self: Task, key: str, seconds: float = 0.0) -> None:
         lambda: NaiveRecord.objects.create(
             business_key=key, payload=retrieve(seconds), task_id=self.request.id
         ),
+        allocate_mb,
     )
 
 
 @shared_task(bind=True, name="exam_app.users.tasks.get_or_create_record")
-def get_or_create_record(self: Task, key: str, seconds: float = 0.0) -> None:
+def get_or_create_record(self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 0) -> None:
     """Idempotent: get_or_create on a key with a database UniqueConstraint."""
-    _write_record(self, key, lambda: _get_or_create(IdempotentRecord, self, key, seconds))
+    write = lambda: _get_or_create(IdempotentRecord, self, key, seconds)  # noqa: E731
+    _write_record(self, key, write, allocate_mb)
 
 
 @shared_task(bind=True, name="exam_app.users.tasks.get_or_create_unconstrained")
-def get_or_create_unconstrained(self: Task, key: str, seconds: float = 0.0) -> None:
+def get_or_create_unconstrained(
+    self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 0
+) -> None:
     """get_or_create without a unique constraint: two concurrent runs can both insert."""
-    _write_record(self, key, lambda: _get_or_create(UnconstrainedRecord, self, key, seconds))
+    write = lambda: _get_or_create(UnconstrainedRecord, self, key, seconds)  # noqa: E731
+    _write_record(self, key, write, allocate_mb)
 
 
 def _get_or_create(model: type[models.Model], task: Task, key: str, seconds: float) -> None:

@@ -23,6 +23,7 @@ class WorkerSpec:
     # The Redis database of its broker: each crew of workers has its own, so
     # the next scenario's workers can start while this one's still settle.
     broker_db: int = 0
+    memory_mb: int = 0  # a memory limit (the kernel's OOM killer enforces it), 0: none
 
     @property
     def nodename(self) -> str:
@@ -91,6 +92,10 @@ class Backend(Protocol):
         ...
 
     def resume_worker(self, name: str) -> None: ...
+
+    def partition(self, name: str, peer: str, cut: bool) -> Exit | None:
+        """Cut the worker off from its broker or database (cut=False heals it)."""
+        ...
 
     def restart_worker(self, name: str) -> None: ...
 

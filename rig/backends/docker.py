@@ -13,6 +13,8 @@ next start.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -224,7 +226,8 @@ class DockerBackend:
     # --- events ----------------------------------------------------------
     def _watch_events(self) -> None:
         self._events = self.client.events(
-            decode=True, filters={"label": f"{RUN_LABEL}={self.run_id}", "event": ["die", "start"]}
+            decode=True,
+            filters={"label": f"{RUN_LABEL}={self.run_id}", "event": ["die", "start", "oom"]},
         )
 
         def pump() -> None:
@@ -274,6 +277,12 @@ class DockerBackend:
                     "CELERY_BROKER_URL": with_db(environment["CELERY_BROKER_URL"], spec.broker_db),
                     **spec.environment,
                 },
+                # No swap beyond the limit, so going past it is an OOM kill.
+                **(
+                    {"mem_limit": f"{spec.memory_mb}m", "memswap_limit": f"{spec.memory_mb}m"}
+                    if spec.memory_mb
+                    else {}
+                ),
             )
 
     def _remove_containers(self, *labels: str) -> None:
@@ -301,6 +310,13 @@ class DockerBackend:
             self._remove_containers(f"{ROLE_LABEL}=worker")
 
     def lacks(self) -> dict[str, str]:
+        missing = [tool for tool in ("nsenter", "iptables") if shutil.which(tool) is None]
+        if os.geteuid() != 0 or missing:
+            why = f"{', '.join(missing)} not found" if missing else "the rig is not root"
+            return {
+                "partition": f"cutting a container's network needs root, nsenter and "
+                f"iptables on this machine ({why})"
+            }
         return {}
 
     def signal_worker(self, name: str, signal: str) -> None:
@@ -340,6 +356,40 @@ class DockerBackend:
 
     def resume_worker(self, name: str) -> None:
         self.workers[name].unpause()
+
+    def partition(self, name: str, peer: str, cut: bool) -> Exit | None:
+        """Drop the worker's packets to and from the peer, inside the container's
+        network namespace (its own iptables, not the host's)."""
+        worker = self.workers[name]
+        worker.reload()
+        peer_ip = self._address({"broker": "redis", "database": "postgres"}[peer])
+        rule = "-I" if cut else "-D"
+        for chain, direction in (("OUTPUT", "-d"), ("INPUT", "-s")):
+            command = [
+                "nsenter",
+                "-t",
+                str(worker.attrs["State"]["Pid"]),
+                "-n",
+                "iptables",
+                rule,
+                chain,
+                direction,
+                peer_ip,
+                "-j",
+                "DROP",
+            ]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=10)
+            if done.returncode != 0:
+                return None
+        return Exit(
+            time.time(),
+            f"iptables in {name}'s namespace: {peer} {peer_ip} "
+            + ("dropped" if cut else "reachable again"),
+        )
+
+    def _address(self, service: str) -> str:
+        container = self.client.containers.get(f"{self.run_id}-{service}")
+        return container.attrs["NetworkSettings"]["Networks"][self.network.name]["IPAddress"]
 
     def restart_worker(self, name: str) -> None:
         self.workers[name].start()

@@ -5,9 +5,18 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from rig.faults import kill_container, kill_pool_child, pause, quit, term, time_limit
+from rig.faults import (
+    kill_container,
+    kill_pool_child,
+    oom,
+    partition,
+    pause,
+    quit,
+    term,
+    time_limit,
+)
 
 FAULTS: dict[str, ModuleType] = {
     module.NAME: module
-    for module in (kill_container, kill_pool_child, term, quit, pause, time_limit)
+    for module in (kill_container, kill_pool_child, term, quit, pause, time_limit, oom, partition)
 }
