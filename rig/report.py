@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from rich.table import Table
 
 from rig.fairness import FairnessResult
-from rig.history import FAULT, LEDGER, SENT, History
+from rig.history import FAULT, HEAL, LEDGER, SENT, History
 from rig.runner import Result
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -100,11 +100,22 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class Window:
+    """A fault in force on a worker: from its landing to its heal (or the end it caused)."""
+
+    lane: int
+    start: float
+    end: float
+    label: str
+
+
+@dataclass(frozen=True)
 class Timeline:
     lanes: list[str]
     bars: list[Bar]
     marks: list[Mark]
     links: list[Link]
+    windows: list[Window]
     ticks: list[Tick]
     origin: float
     span: float  # the axis length: the last tick, so the axis ends on a round number
@@ -169,10 +180,12 @@ def timeline(history: History) -> Timeline:
         (e.data for e in history.events(FAULT) if _aimed(e.data)),
         key=lambda f: f["confirmed_at"],
     )
+    heals = [e.data for e in history.events(HEAL)]
     origin = min([e.at for e in sent] + [r["started_at"] for r in ledger], default=0.0)
     last = max(
         [r.get("finished_at") or r["started_at"] for r in ledger]
-        + [f["confirmed_at"] for f in faults],
+        + [f["confirmed_at"] for f in faults]
+        + [h["healed_at"] for h in heals],
         default=origin,
     )
     ticks = nice_ticks(last - origin)
@@ -192,7 +205,43 @@ def timeline(history: History) -> Timeline:
         if (key := (f["task_id"], f["attempt"])) in attempts
     ]
     lanes = [_worker(h) for h in hosts]
-    return Timeline(lanes, bars, marks, _links(bars), ticks, origin, ticks[-1].at)
+    windows = _windows(faults, heals, lanes, origin)
+    return Timeline(lanes, bars, marks, _links(bars), windows, ticks, origin, ticks[-1].at)
+
+
+def _windows(
+    faults: list[dict[str, Any]], heals: list[dict[str, Any]], lanes: list[str], origin: float
+) -> list[Window]:
+    """Shade each fault that lasted (a pause, a partition, a shutdown), not an instant kill."""
+    windows = []
+    for fault in faults:
+        worker = str(fault["target"]).split(" ", 1)[0]
+        healed = [h["healed_at"] for h in heals if h["name"] == fault["name"]]
+        end = min(healed) if healed else fault["confirmed_at"]
+        if worker in lanes and end - fault["checkpoint_at"] >= 0.2:
+            label = f"{fault['name']}: {fault.get('action', '')}"
+            start = fault["checkpoint_at"] - origin
+            windows.append(Window(lanes.index(worker), start, end - origin, label))
+    return windows
+
+
+def fault_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per fault and settings: what was lost, run again and duplicated. The table
+    a team reads before choosing acks_late, reject_on_worker_lost and a shutdown."""
+    table = [
+        {
+            "fault": row["settings"]["fault"],
+            "scenario": row["scenario"],
+            "settings": _short_settings(row["settings"]),
+            "lost": row["counts"]["lost"],
+            "run_again": row["counts"]["redelivered"],
+            "duplicate_rows": row["counts"]["duplicate_rows"],
+            "verdict": row["verdict"],
+        }
+        for row in rows
+        if row.get("counts") and row["verdict"] != "skipped"
+    ]
+    return sorted(table, key=lambda entry: (entry["fault"], entry["scenario"]))
 
 
 def _aimed(fault: dict[str, Any]) -> bool:
@@ -357,6 +406,7 @@ def write_reports(
             header=header,
             rows=rows,
             summary=summary(rows),
+            by_fault=fault_table(rows),
             logs=logs,
             timelines={r.name: timeline(r.history) for r in results},
             describe=_short_settings,

@@ -205,6 +205,7 @@ class Runner:
             if crew is not None:
                 if outcome.verdict in ("fail", "unknown", "error"):
                     logs = self.backend.worker_logs(crew.names)
+                self.backend.observe(history, [])  # the crew's removal is not part of the run
                 self.dismiss(crew)
         return Result(name, settings, expect, outcome, history, time.time() - started, logs)
 

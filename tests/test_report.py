@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from rig.checker import Counts, Outcome, check, make_expectation
-from rig.history import FAULT, LEDGER, ROW, SENT, SETTLED, History
-from rig.report import VERDICT_WORDS, nice_ticks, timeline, write_reports
+from rig.history import FAULT, HEAL, LEDGER, ROW, SENT, SETTLED, History
+from rig.report import VERDICT_WORDS, fault_table, nice_ticks, timeline, write_reports
 from rig.runner import Result
 from rig.settings import make_settings
 
@@ -266,3 +266,39 @@ def test_the_browser_draws_the_lanes_across_the_page(report: Path, tmp_path: Pat
     # the left one.
     assert finished_right > 0.6 * width, f"bars end at x={finished_right} of {width}"
     assert min(killed_left, finished_left) < 0.25 * width
+
+
+def test_a_fault_that_lasts_is_shaded_from_its_landing_to_its_heal() -> None:
+    """A pause on w1 from its checkpoint to its resume: one window on w1's lane."""
+    history = History()
+    history.add(SENT, at=T0, task_id="t1", task="create_record", business_key="kill-0")
+    _attempt(history, 1, "w1", 0.05, 4.6)
+    pause = {"name": "pause", "target": "w1", "action": "pause", "ends_execution": False}
+    history.add(
+        FAULT, at=T0 + 0.32, **pause, task_id="t1", attempt=1, point="after_write",
+        checkpoint_at=T0 + 0.3, confirmed_at=T0 + 0.32, landed=True, detail="paused",
+    )  # fmt: skip
+    history.add(HEAL, at=T0 + 4.3, name="pause", target="w1", action="resume",
+                healed_at=T0 + 4.3, detail="resumed")  # fmt: skip
+    _attempt(history, 2, "w2", 2.4, 2.6)
+    (window,) = timeline(history).windows
+    assert timeline(history).lanes[window.lane] == "w1"
+    assert (round(window.start, 2), round(window.end, 2)) == (0.3, 4.3)
+    assert window.label == "pause: pause"
+
+
+def test_the_by_fault_table_groups_results_by_fault() -> None:
+    rows = [
+        {"scenario": name, "verdict": "pass", "settings": make_settings(**kw).as_dict(),
+         "counts": Counts(lost=lost, redelivered=again).as_dict()}
+        for name, kw, lost, again in [
+            ("b_term", {"fault": "term"}, 0, 1),
+            ("a_kill", {"fault": "container", "acks": "early"}, 1, 0),
+            ("c_term_early", {"fault": "term", "acks": "early"}, 1, 0),
+        ]
+    ]  # fmt: skip
+    table = fault_table(rows)
+    assert [(r["fault"], r["scenario"]) for r in table] == [
+        ("container", "a_kill"), ("term", "b_term"), ("term", "c_term_early"),
+    ]  # fmt: skip
+    assert (table[0]["lost"], table[1]["run_again"]) == (1, 1)
