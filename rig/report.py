@@ -199,13 +199,20 @@ def timeline(history: History) -> Timeline:
         for r in ledger
     ]
     attempts = {(b.task_id, b.attempt): b for b in bars}
-    marks = [
-        _mark(f, attempts[key], f is first[key] and attempts[key].state == "killed", origin)
-        for f in faults
-        if (key := (f["task_id"], f["attempt"])) in attempts
-    ]
     lanes = [_worker(h) for h in hosts]
     windows = _windows(faults, heals, lanes, origin)
+    # A fault that lasted is drawn as its window; the one that ended an attempt
+    # also gets its mark.
+    shaded = {round(w.start + origin, 6) for w in windows}
+    marks = [
+        _mark(f, attempts[key], kill, origin)
+        for f in faults
+        if (key := (f["task_id"], f["attempt"])) in attempts
+        and (
+            (kill := f is first[key] and attempts[key].state == "killed")
+            or round(f["checkpoint_at"], 6) not in shaded
+        )
+    ]
     return Timeline(lanes, bars, marks, _links(bars), windows, ticks, origin, ticks[-1].at)
 
 
@@ -250,7 +257,7 @@ def _aimed(fault: dict[str, Any]) -> bool:
 
 # --- fairness: table and lanes of reserved and running time -------------------
 FAIRNESS_COLUMNS = (
-    ("configuration", "title"),
+    ("configuration", "name"),
     ("held behind", "held_behind"),
     ("unfair wait s", "unfair_wait_s"),
     ("max held", "max_held_by_one_worker"),
@@ -272,7 +279,10 @@ def fairness_table(rows: list[dict[str, Any]], title: str) -> Table:
         table.add_column(header, overflow="fold")
     table.add_column("utilisation")
     for row in rows:
-        cells = [str(row[key]) for _, key in FAIRNESS_COLUMNS[:-1]] + [throughput_text(row)]
+        cells = [
+            f"{row[key]:.1f}" if isinstance(row[key], float) else str(row[key])
+            for _, key in FAIRNESS_COLUMNS[:-1]
+        ] + [throughput_text(row)]
         if not row["complete"]:
             cells[0] += " [yellow](incomplete)[/]"
         utilisation = " ".join(f"{u:.0%}" for u in row["utilisation"].values())
