@@ -16,6 +16,8 @@ import redis
 from exam_app.users.checkpoints import REPORTS_KEY, armed_key, release_key
 
 QUEUES = ("celery", "long")
+# An armed checkpoint parks its task at most this long waiting for its fault.
+PARK_S = 20.0
 # kombu's Redis transport keeps delivered-but-unacked messages here.
 UNACKED_INDEX = "unacked_index"
 

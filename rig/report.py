@@ -18,8 +18,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from rich.table import Table
 
 from rig.fairness import FairnessResult
+from rig.faults.registry import FAULTS
 from rig.history import FAULT, HEAL, LEDGER, SENT, History
 from rig.runner import Result
+from rig.settings import make_settings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # The summary line, in this order: "6 of 8 passed · 1 failed · 1 crashed · 1 skipped".
@@ -33,24 +35,18 @@ VERDICT_WORDS = {
 }
 
 
-def _short_settings(settings: dict[str, Any]) -> str:
-    fault = settings["fault"]
-    text = f"{settings['acks']} ack"
-    text += f", {fault} at {settings['at']}" if fault != "none" else ", no fault"
-    extras = {
-        "term": f"grace {settings['grace']:g} s",
-        "quit": f"soft shutdown {settings['soft_shutdown_timeout']:g} s",
-        "pause": f"{settings['pause_seconds']:g} s",
-        "time-limit": f"limit {settings['time_limit']:g} s"
-        + ("" if settings["acks_on_timeout"] else ", requeued on timeout"),
-    }
-    if fault in extras:
-        text += f" ({extras[fault]})"
-    if settings["reject_on_worker_lost"]:
+def _short_settings(values: dict[str, Any]) -> str:
+    settings = make_settings(**values)
+    fault = FAULTS.get(settings.fault)
+    text = f"{settings.acks} ack"
+    text += f", {settings.fault} at {settings.at}" if fault else ", no fault"
+    if fault is not None and hasattr(fault, "describe"):
+        text += f" ({fault.describe(settings)})"
+    if settings.reject_on_worker_lost:
         text += ", reject_on_worker_lost"
-    if fault == "none":
-        text += f", {settings['task_seconds']}s task > {settings['visibility_timeout']}s visibility"
-    return f"{text}, {settings['task']}"
+    if fault is None:
+        text += f", {settings.task_seconds}s task > {settings.visibility_timeout}s visibility"
+    return f"{text}, {settings.task}"
 
 
 # --- the HTML timeline ----------------------------------------------------

@@ -21,13 +21,13 @@ from celery import Celery
 
 from rig import checker
 from rig.backends.base import Backend, Services, WorkerSpec
-from rig.broker import Broker, with_db
+from rig.broker import PARK_S, Broker, with_db
 from rig.checker import Expected, Outcome
 from rig.events import EventListener, controller_app, wait_answering
 from rig.faults import FaultContext
 from rig.faults.registry import FAULTS
 from rig.history import CHECKPOINT, ERROR, FAULT, HEAL, LEDGER, NOTE, ROW, SENT, SETTLED, History
-from rig.settings import PARK_S, TASK_NAMES, Settings
+from rig.settings import TASK_NAMES, Settings
 from rig.store import Store
 from rig.waiting import until_nothing_missing
 
@@ -241,8 +241,9 @@ class Runner:
         for index in range(settings.tasks):
             key = f"{name}-{index}"
             call = {"key": key, "seconds": settings.task_seconds}
-            if settings.allocate_mb:
-                call["allocate_mb"] = settings.allocate_mb
+            fault = FAULTS.get(settings.fault)
+            if fault is not None and hasattr(fault, "task_kwargs"):
+                call |= fault.task_kwargs(settings)
             result = crew.app.send_task(task_name, kwargs=call)
             history.add(SENT, task_id=result.id, task=task_name, business_key=key)
 

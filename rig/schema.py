@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
-from dataclasses import MISSING, Field, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
 from functools import cache
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
@@ -163,6 +163,15 @@ def as_flags(instance: Any) -> list[str]:
         else:
             flags += [flag_name(item.name), f"{value:g}" if isinstance(value, float) else value]
     return [str(part) for part in flags]
+
+
+def compose(name: str, *parts: type) -> type:
+    """One frozen dataclass with the fields (and methods) of every part, the first
+    part's fields first: the common settings plus each fault's own parameters."""
+    # A dataclass lists its bases' fields from the last base to the first.
+    return dataclass(frozen=True)(
+        type(name, tuple(reversed(parts)), {"__module__": parts[0].__module__})
+    )
 
 
 def describe(cls: type) -> list[tuple[str, str, str]]:

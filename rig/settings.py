@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from exam_app.users.checkpoints import POINTS
 from rig import schema
+from rig.broker import PARK_S
 from rig.errors import BadInput
 from rig.faults.registry import FAULTS
 
@@ -28,18 +29,22 @@ FaultName = Literal[("none", *FAULTS)]  # type: ignore[valid-type]
 Point = Literal[POINTS]  # type: ignore[valid-type]
 TaskKind = Literal[tuple(TASK_NAMES)]  # type: ignore[valid-type]
 Pool = Literal["prefork", "solo", "threads"]
-Peer = Literal["broker", "database"]
 
 # How often a surviving worker sweeps for unacked messages older than the
 # visibility timeout (kombu 5.7 unacked_restore_interval, throttle 1).
 RESTORE_INTERVAL_S = 0.25
-# An armed checkpoint parks its task at most this long waiting for the kill.
-PARK_S = 20.0
 setting = schema.setting
 
 
+def _fault_help() -> str:
+    kinds = "; ".join(f"{name}: {module.SUMMARY}" for name, module in FAULTS.items())
+    return f"what hits the worker when a task reaches --at ({kinds}; none: nothing)"
+
+
 @dataclass(frozen=True)
-class Settings:
+class CommonSettings:
+    """The axes every scenario has; each fault adds its own (its module's Parameters)."""
+
     acks: Acks = setting(
         "late",
         "when the message is acknowledged: early (as a pool process takes it, "
@@ -48,13 +53,7 @@ class Settings:
     reject_on_worker_lost: bool = setting(
         False, "requeue the task when its pool process dies (task_reject_on_worker_lost)"
     )
-    fault: FaultName = setting(
-        "none",
-        "what hits the worker when a task reaches --at: container (SIGKILL of the whole "
-        "worker), pool-child (SIGKILL of the task's prefork child), term (a deploy: SIGTERM, "
-        "SIGKILL after --grace), quit (SIGQUIT cold shutdown after --soft-shutdown-timeout), "
-        "pause (frozen for --pause-seconds), time-limit (a hard --time-limit), or none",
-    )
+    fault: FaultName = setting("none", _fault_help())
     at: Point = setting(
         "after_write",
         "the checkpoint inside the task where the fault lands: before its write, inside "
@@ -79,16 +78,10 @@ class Settings:
     restart: bool = setting(
         False, "start the killed worker again at once, as an orchestrator would"
     )
-    grace: float = setting(
-        10.0, "term: seconds between SIGTERM and SIGKILL (docker stop's default)", minimum=0
-    )
     soft_shutdown_timeout: float = setting(
         0.0,
         "seconds running tasks get on a cold shutdown (worker_soft_shutdown_timeout)",
         minimum=0,
-    )
-    pause_seconds: float = setting(
-        4.0, "pause: how long the worker stays frozen, in seconds", minimum=0.5
     )
     time_limit: float = setting(
         0.0, "hard time limit per task in seconds, 0 for none (task_time_limit)", minimum=0
@@ -99,15 +92,7 @@ class Settings:
     memory_limit_mb: int = setting(
         0, "each worker's memory limit in MiB, 0 for none (a container's --memory)", minimum=0
     )
-    allocate_mb: int = setting(
-        0, "MiB the task allocates and holds from its first checkpoint on", minimum=0
-    )
-    partition_from: Peer = setting(
-        "broker", "partition: what the worker is cut off from, the broker or the database"
-    )
-    partition_seconds: float = setting(
-        4.0, "partition: how long the worker stays cut off, in seconds", minimum=0.5
-    )
+
     pool: Pool = setting("prefork", "the worker's execution pool (worker_pool)")
     concurrency: int = setting(1, "processes or threads per worker (worker_concurrency)", minimum=1)
     prefetch_multiplier: int = setting(
@@ -115,28 +100,14 @@ class Settings:
     )
 
     def validate(self) -> None:
-        """The combinations that cannot run."""
-        if self.fault in ("pool-child", "time-limit") and self.pool != "prefork":
-            raise BadInput(
-                f"fault={self.fault} needs pool=prefork: the {self.pool} pool has no child "
-                "process (and enforces no hard time limit)"
-            )
+        """The combinations that cannot run: common ones, then the fault's own."""
         if self.restart and self.fault != "container":
             raise BadInput(
                 "restart=true needs fault=container: only a killed worker can be restarted"
             )
-        if self.fault == "oom" and not 0 < self.memory_limit_mb < self.allocate_mb:
-            raise BadInput(
-                "fault=oom needs 0 < memory_limit_mb < allocate_mb: the task must allocate "
-                "past the worker's limit"
-            )
-        if self.pause_seconds >= PARK_S:
-            raise BadInput(f"pause_seconds must stay below {PARK_S:g} s, the checkpoint's park")
-        if self.fault == "time-limit" and not 0 < self.time_limit < PARK_S:
-            raise BadInput(
-                f"fault=time-limit needs 0 < time_limit < {PARK_S:g} s: the task waits "
-                "for its limit parked at the checkpoint"
-            )
+        fault = FAULTS.get(self.fault)
+        if fault is not None and hasattr(fault, "validate"):
+            fault.validate(self)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,6 +131,14 @@ class Settings:
             "CELERY_TASK_ACKS_ON_TIMEOUT": str(self.acks_on_timeout).lower(),
             "RIG_CHECKPOINT_TIMEOUT": str(PARK_S),
         }
+
+
+# The settings: the common axes and every fault's parameters, one frozen dataclass.
+Settings = schema.compose(
+    "Settings",
+    CommonSettings,
+    *(module.Parameters for module in FAULTS.values() if hasattr(module, "Parameters")),
+)
 
 
 def make_settings(**values: Any) -> Settings:

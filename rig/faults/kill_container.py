@@ -8,6 +8,7 @@ from __future__ import annotations
 from rig.faults import FaultContext, FaultRecord, Heal, healed, record
 
 NAME = "container"
+SUMMARY = "SIGKILL of the whole worker (its container, or process group)"
 NEEDS = ("kill",)
 
 

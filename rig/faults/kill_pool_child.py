@@ -3,10 +3,21 @@ reported). The main worker lives on and sees WorkerLostError."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from rig.errors import BadInput
 from rig.faults import FaultContext, FaultRecord, Heal, record
 
 NAME = "pool-child"
+SUMMARY = "SIGKILL of the prefork child running the task"
 NEEDS = ("kill",)
+
+
+def validate(settings: Any) -> None:
+    if settings.pool != "prefork":
+        raise BadInput(
+            f"fault=pool-child needs pool=prefork: the {settings.pool} pool has no child process"
+        )
 
 
 def start(ctx: FaultContext) -> FaultRecord:

@@ -7,10 +7,36 @@ this is the pool-child kill (WorkerLostError), by the kernel."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+from rig.errors import BadInput
 from rig.faults import FaultContext, FaultRecord, Heal, record
+from rig.schema import setting
 
 NAME = "oom"
+SUMMARY = "the task allocates --allocate-mb past the worker's --memory-limit-mb"
 NEEDS = ("memory-limit",)
+
+
+@dataclass(frozen=True)
+class Parameters:
+    allocate_mb: int = setting(
+        0, "oom: MiB the task allocates and holds from its first checkpoint on", minimum=0
+    )
+
+
+def validate(settings: Any) -> None:
+    if not 0 < settings.memory_limit_mb < settings.allocate_mb:
+        raise BadInput(
+            "fault=oom needs 0 < memory_limit_mb < allocate_mb: the task must allocate "
+            "past the worker's limit"
+        )
+
+
+def task_kwargs(settings: Any) -> dict[str, Any]:
+    """What the task is sent with: how much to allocate."""
+    return {"allocate_mb": settings.allocate_mb}
 
 
 def start(ctx: FaultContext) -> FaultRecord:
@@ -22,6 +48,10 @@ def start(ctx: FaultContext) -> FaultRecord:
     return record(
         NAME, ctx, action, gone, ends_execution=True, landed=gone is not None, target=target
     )
+
+
+def describe(settings: Any) -> str:
+    return f"{settings.allocate_mb} MiB past {settings.memory_limit_mb} MiB"
 
 
 def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:

@@ -9,11 +9,25 @@ database, the task's writes wait for the heal while the same happens."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from rig.faults import FaultContext, FaultRecord, Heal, healed, record
+from rig.schema import setting
 
 NAME = "partition"
+SUMMARY = "the worker cut off from --partition-from for --partition-seconds"
 NEEDS = ("partition",)
+
+
+@dataclass(frozen=True)
+class Parameters:
+    partition_from: Literal["broker", "database"] = setting(
+        "broker", "partition: what the worker is cut off from, the broker or the database"
+    )
+    partition_seconds: float = setting(
+        4.0, "partition: how long the worker stays cut off, in seconds", minimum=0.5
+    )
 
 
 def start(ctx: FaultContext) -> FaultRecord:
@@ -28,6 +42,10 @@ def start(ctx: FaultContext) -> FaultRecord:
     return record(
         NAME, ctx, f"cut from the {peer}", cut, ends_execution=False, landed=cut is not None
     )
+
+
+def describe(settings: Any) -> str:
+    return f"from the {settings.partition_from} for {settings.partition_seconds:g} s"
 
 
 def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:

@@ -8,16 +8,38 @@ restore_visible); on resume the first execution finishes too."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
+from rig.broker import PARK_S
+from rig.errors import BadInput
 from rig.faults import FaultContext, FaultRecord, Heal, healed, record
+from rig.schema import setting
 
 NAME = "pause"
+SUMMARY = "the worker frozen for --pause-seconds"
 NEEDS = ("pause",)
+
+
+@dataclass(frozen=True)
+class Parameters:
+    pause_seconds: float = setting(
+        4.0, "pause: how long the worker stays frozen, in seconds", minimum=0.5
+    )
+
+
+def validate(settings: Any) -> None:
+    if settings.pause_seconds >= PARK_S:
+        raise BadInput(f"pause_seconds must stay below {PARK_S:g} s, the checkpoint's park")
 
 
 def start(ctx: FaultContext) -> FaultRecord:
     paused = ctx.backend.pause_worker(ctx.worker)
     return record(NAME, ctx, "pause", paused, ends_execution=False)
+
+
+def describe(settings: Any) -> str:
+    return f"{settings.pause_seconds:g} s"
 
 
 def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:

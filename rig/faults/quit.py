@@ -8,9 +8,12 @@ a soft timeout below the grace period."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rig.faults import FaultContext, FaultRecord, Heal, record
 
 NAME = "quit"
+SUMMARY = "SIGQUIT cold shutdown, after --soft-shutdown-timeout"
 NEEDS = ("kill",)
 
 
@@ -20,6 +23,10 @@ def start(ctx: FaultContext) -> FaultRecord:
     exited = ctx.backend.wait_exit(ctx.worker, timeout_s=ctx.settings.soft_shutdown_timeout + 15)
     action = f"SIGQUIT, soft shutdown {ctx.settings.soft_shutdown_timeout:g} s"
     return record(NAME, ctx, action, exited, ends_execution=False, landed=exited is not None)
+
+
+def describe(settings: Any) -> str:
+    return f"soft shutdown {settings.soft_shutdown_timeout:g} s"
 
 
 def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:

@@ -8,10 +8,22 @@ PID 1."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from rig.faults import FaultContext, FaultRecord, Heal, record
+from rig.schema import setting
 
 NAME = "term"
+SUMMARY = "a deploy, SIGTERM then SIGKILL after --grace"
 NEEDS = ("kill",)
+
+
+@dataclass(frozen=True)
+class Parameters:
+    grace: float = setting(
+        10.0, "term: seconds between SIGTERM and SIGKILL (docker stop's default)", minimum=0
+    )
 
 
 def start(ctx: FaultContext) -> FaultRecord:
@@ -24,6 +36,10 @@ def start(ctx: FaultContext) -> FaultRecord:
     died = ctx.backend.wait_exit(ctx.worker, timeout_s=10)
     action = f"SIGTERM, SIGKILL after {ctx.settings.grace:g} s"
     return record(NAME, ctx, action, died, ends_execution=True, landed=died is not None)
+
+
+def describe(settings: Any) -> str:
+    return f"grace {settings.grace:g} s"
 
 
 def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:

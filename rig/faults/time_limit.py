@@ -8,10 +8,25 @@ time limits."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from rig.broker import PARK_S
+from rig.errors import BadInput
 from rig.faults import FaultContext, FaultRecord, Heal, record
 
 NAME = "time-limit"
+SUMMARY = "the task outlives its hard --time-limit"
 NEEDS = ("kill",)
+
+
+def validate(settings: Any) -> None:
+    if settings.pool != "prefork":
+        raise BadInput("fault=time-limit needs pool=prefork: only prefork enforces hard limits")
+    if not 0 < settings.time_limit < PARK_S:
+        raise BadInput(
+            f"fault=time-limit needs 0 < time_limit < {PARK_S:g} s: the task waits "
+            "for its limit parked at the checkpoint"
+        )
 
 
 def start(ctx: FaultContext) -> FaultRecord:
@@ -22,6 +37,11 @@ def start(ctx: FaultContext) -> FaultRecord:
     action = f"hard time limit {ctx.settings.time_limit:g} s"
     target = f"{ctx.worker} pid {ctx.report.pid}"
     return record(NAME, ctx, action, gone, ends_execution=True, target=target)
+
+
+def describe(settings: Any) -> str:
+    on_timeout = "acked" if settings.acks_on_timeout else "requeued"
+    return f"limit {settings.time_limit:g} s, {on_timeout} on timeout"
 
 
 def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
