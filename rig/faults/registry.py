@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from rig.faults import (
+    deploy,
     kill_container,
     kill_pool_child,
     oom,
@@ -18,5 +19,15 @@ from rig.faults import (
 
 FAULTS: dict[str, ModuleType] = {
     module.NAME: module
-    for module in (kill_container, kill_pool_child, term, quit, pause, time_limit, oom, partition)
+    for module in (
+        kill_container,
+        kill_pool_child,
+        term,
+        deploy,
+        quit,
+        pause,
+        time_limit,
+        oom,
+        partition,
+    )
 }
