@@ -25,6 +25,7 @@ class Counts:
     executions: int = 0
     completed: int = 0
     lost: int = 0
+    never_ran: int = 0  # lost before any execution: from the queue, or never enqueued
     redelivered: int = 0
     duplicated_work: int = 0
     duplicate_rows: int = 0
@@ -99,6 +100,7 @@ def count(history: History) -> Counts:
         executions=sum(len(rows) for rows in attempts.values()),
         completed=len(completed_ids),
         lost=len(task_ids - completed_ids),
+        never_ran=len(task_ids - set(attempts)),
         redelivered=sum(max(0, len(rows) - 1) for rows in attempts.values()),
         duplicated_work=sum(
             1 for rows in attempts.values() if sum(1 for r in rows if r["written_at"]) > 1

@@ -7,6 +7,7 @@ it listens, so the rig starts it before any worker.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from celery import Celery
@@ -29,8 +30,8 @@ class EventListener:
     def __init__(self, app: Celery, history: History) -> None:
         self.app = app
         self.history = history
-        self._receiver: Any = None
         self._ready = threading.Event()
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="celery-events", daemon=True)
 
     def _record(self, event: dict[str, Any]) -> None:
@@ -39,10 +40,19 @@ class EventListener:
             self.history.add(CELERY, **event)
 
     def _run(self) -> None:
+        # Reconnect whenever the broker goes away (a broker restart): what was
+        # published meanwhile is lost, which the checker must not rely on.
+        while not self._stopping.is_set():
+            try:
+                self._listen()
+            except Exception:  # noqa: BLE001 - any connection error: try again
+                time.sleep(0.2)
+
+    def _listen(self) -> None:
         with self.app.connection_for_read() as connection:
-            self._receiver = self.app.events.Receiver(connection, handlers={"*": self._record})
-            with self._receiver.consumer_context(wakeup=False) as (conn, _channel, _consumers):
-                while not self._receiver.should_stop:
+            receiver = self.app.events.Receiver(connection, handlers={"*": self._record})
+            with receiver.consumer_context(wakeup=False) as (conn, _channel, _consumers):
+                while not self._stopping.is_set():
                     try:
                         # Redis subscribes to the event channel on the first poll.
                         conn.drain_events(timeout=0.1)
@@ -58,8 +68,7 @@ class EventListener:
             )
 
     def stop(self) -> None:
-        if self._receiver is not None:
-            self._receiver.should_stop = True
+        self._stopping.set()
         self._thread.join(timeout=5)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import redis
 from celery import Celery
 
 from rig import checker
@@ -32,7 +33,7 @@ from rig.store import Store
 from rig.waiting import until_nothing_missing
 
 WORKERS_ONLINE_S = 90.0
-TERMINAL_EVENTS = ("task-succeeded", "task-failed", "task-rejected")
+FAILURE_EVENTS = ("task-failed", "task-rejected")
 STABLE_S = 0.5  # how long "nothing left to happen" must hold before a run counts as settled
 Progress = Callable[[str], None]
 
@@ -268,32 +269,29 @@ class Runner:
         deadline_s = 60 + settings.tasks * settings.task_seconds * 3
 
         def unsettled() -> str:
-            pending = crew.broker.pending_messages()
+            try:
+                pending = crew.broker.pending_messages()
+            except redis.ConnectionError:
+                return "the broker does not answer"
             if pending:
                 return f"{pending} message(s) still queued or unacknowledged"
             ledger = self.store.ledger()
             silent = [row for row in ledger if checker.silenced(row, history)]
             ended = checker.ended_by_fault(history)
-            live = [
-                row
-                for row in ledger
-                if not row["finished_at"]
-                and (row["task_id"], row["attempt"]) not in ended
-                and row not in silent
-            ]
+            unfinished = [row for row in ledger if not row["finished_at"] and row not in silent]
+            live = [row for row in unfinished if (row["task_id"], row["attempt"]) not in ended]
             if live:
                 return f"{len(live)} execution(s) still running"
-            # Every execution its worker outlived ends in a task-succeeded,
-            # -failed or -rejected event; wait for them so none arrives late.
-            reporting = len(ledger) - len(silent)
-            reported = sum(len(history.celery(kind)) for kind in TERMINAL_EVENTS)
-            if reported < reporting:
-                return f"{reporting - reported} execution(s) not yet reported by their worker"
+            # An execution a fault ended on a worker that lives on (a pool child, a
+            # time limit) is reported failed or rejected by it: the count reads that.
+            failures = sum(len(history.celery(kind)) for kind in FAILURE_EVENTS)
+            if failures < len(unfinished):
+                return f"{len(unfinished) - failures} ended execution(s) not yet reported"
             # Early ack acknowledges before the task body runs: a started task can
             # be off the broker and not yet in the ledger. Its task-started says so.
-            started = len(history.celery("task-started")) - len(silent)
-            if reported < started:
-                return f"{started - reported} started execution(s) not yet finished"
+            started = len(history.celery("task-started"))
+            if len(ledger) < started:
+                return f"{started - len(ledger)} started execution(s) not yet in the ledger"
             # A task neither finished nor failed is lost for good once nothing is
             # queued or unacknowledged: on Redis only those come back.
             return ""

@@ -39,6 +39,13 @@ def _client() -> redis.Redis:
 def checkpoint(point: str, task_id: str, attempt: int, hostname: str) -> None:
     if point not in POINTS:
         raise ValueError(f"unknown checkpoint {point!r}; known: {', '.join(POINTS)}")
+    try:
+        _park_if_armed(point, task_id, attempt, hostname)
+    except redis.RedisError:
+        pass  # the broker is away (a broker restart): a checkpoint never breaks its task
+
+
+def _park_if_armed(point: str, task_id: str, attempt: int, hostname: str) -> None:
     client = _client()
     key = armed_key(point)
     # DECR only when the key exists, so unarmed points leave no keys behind;

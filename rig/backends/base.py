@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -40,7 +41,14 @@ class Exit:
 
 # What a fault may need from a backend (rig.faults.*.NEEDS); a backend says
 # which it lacks and why, and a scenario needing one is skipped with that reason.
-CAPABILITIES = ("kill", "pause", "partition", "memory-limit")
+CAPABILITIES = ("kill", "pause", "partition", "memory-limit", "restart-broker")
+
+
+def free_port() -> int:
+    """A free TCP port on loopback, for a service the rig publishes there."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @dataclass
@@ -92,6 +100,11 @@ class Backend(Protocol):
         ...
 
     def resume_worker(self, name: str) -> None: ...
+
+    def restart_broker(self, persist: bool) -> Exit | None:
+        """Stop Redis (saving a snapshot first when persist) and start it again on
+        the same address; confirmed when it answers again."""
+        ...
 
     def partition(self, name: str, peer: str, cut: bool) -> Exit | None:
         """Cut the worker off from its broker or database (cut=False heals it)."""

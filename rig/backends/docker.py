@@ -30,7 +30,7 @@ from docker.models.containers import Container
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from rig import compose
-from rig.backends.base import BackendInfo, Exit, Services, WorkerSpec
+from rig.backends.base import BackendInfo, Exit, Services, WorkerSpec, free_port
 from rig.backends.pids import alive
 from rig.broker import with_db
 from rig.errors import EnvironmentProblem
@@ -97,6 +97,7 @@ class DockerBackend:
         }
         self.services = compose.load_services()
         self.network: Any = None
+        self.broker_url = ""
         self.workers: dict[str, Container] = {}
         self.history: History | None = None
         self.observed: set[str] = set()
@@ -124,6 +125,7 @@ class DockerBackend:
         )
         # Ready when a real connection from here succeeds: polling that is quicker
         # than waiting for the compose health check's next 1 s tick.
+        self.broker_url = services.broker_url
         self._wait_answering(redis, lambda: _redis_ping(services.broker_url))
         self._wait_answering(postgres, lambda: psycopg.connect(services.database_url).close())
         self._migrate()
@@ -183,8 +185,9 @@ class DockerBackend:
             command=spec.get("command"),
             environment=compose.environment(spec),
             tmpfs=_tmpfs(spec),
-            # An ephemeral port on loopback: no clash with `make up` or anything else.
-            ports={f"{publish}/tcp": ("127.0.0.1", None)},
+            # A free port on loopback, fixed for the container's life (a restart keeps
+            # it): no clash with `make up` or anything else.
+            ports={f"{publish}/tcp": ("127.0.0.1", free_port())},
         )
 
     def _host_port(self, container: Container, port: int) -> int:
@@ -356,6 +359,16 @@ class DockerBackend:
 
     def resume_worker(self, name: str) -> None:
         self.workers[name].unpause()
+
+    def restart_broker(self, persist: bool) -> Exit | None:
+        redis_container = self.client.containers.get(f"{self.run_id}-redis")
+        # Redis exits on SHUTDOWN; SAVE writes the snapshot the next start loads.
+        redis_container.exec_run(["redis-cli", "SHUTDOWN", "SAVE" if persist else "NOSAVE"])
+        if redis_container.wait(timeout=10).get("StatusCode") is None:
+            return None
+        redis_container.start()
+        self._wait_answering(redis_container, lambda: _redis_ping(self.broker_url))
+        return Exit(time.time(), "redis container " + ("saved, " if persist else "") + "restarted")
 
     def partition(self, name: str, peer: str, cut: bool) -> Exit | None:
         """Drop the worker's packets to and from the peer, inside the container's

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import redis
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from rig import compose
-from rig.backends.base import BackendInfo, Exit, Services, WorkerSpec
+from rig.backends.base import BackendInfo, Exit, Services, WorkerSpec, free_port
 from rig.backends.pids import alive, same_process, start_time, stopped, zombie
 from rig.broker import with_db
 from rig.errors import EnvironmentProblem
@@ -39,12 +38,6 @@ from rig.history import BACKEND, History
 
 REPO = Path(__file__).resolve().parents[2]
 RUNS_DIR = Path(tempfile.gettempdir()) / "celery-rig"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def remove_stale_runs(runs_dir: Path = RUNS_DIR) -> list[str]:
@@ -78,6 +71,7 @@ class LocalBackend:
         self.history: History | None = None
         self.observed: set[str] = set()
         self.redis: subprocess.Popen[bytes] | None = None
+        self.redis_command: list[str] = []
         self.base_env: dict[str, str] = {}
 
     # --- start ---------------------------------------------------------
@@ -93,23 +87,13 @@ class LocalBackend:
         self.dir.mkdir(parents=True)
         (self.dir / "owner").write_text(str(os.getpid()))
         port = free_port()
-        self.redis = self._spawn(
-            "redis",
-            [
-                redis_server,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-            ],
-            {},
-        )
+        # No automatic persistence; a broker restart may still SHUTDOWN SAVE a
+        # snapshot into --dir, which the next start loads.
+        self.redis_command = [
+            *(redis_server, "--port", str(port), "--bind", "127.0.0.1"),
+            *("--save", "", "--appendonly", "no", "--dir", str(self.dir)),
+        ]
+        self.redis = self._spawn("redis", self.redis_command, {})
         broker_url = f"redis://127.0.0.1:{port}/0"
         self._wait_redis(broker_url)
         database_url = os.environ.get("DATABASE_URL", "")
@@ -265,6 +249,21 @@ class LocalBackend:
 
     def resume_worker(self, name: str) -> None:
         os.killpg(self.processes[name].pid, Signals.SIGCONT)
+
+    def restart_broker(self, persist: bool) -> Exit | None:
+        url = f"redis://127.0.0.1:{self.redis_command[2]}/0"
+        assert self.redis is not None
+        try:
+            redis.Redis.from_url(url, socket_timeout=5).shutdown(save=persist, nosave=not persist)
+        except redis.ConnectionError:
+            pass  # it closes the connection as it goes
+        try:
+            self.redis.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            return None
+        self.redis = self._spawn("redis", self.redis_command, {})
+        self._wait_redis(url)
+        return Exit(time.time(), "redis-server " + ("saved, " if persist else "") + "restarted")
 
     def restart_worker(self, name: str) -> None:
         self._start_worker(self.specs[name])

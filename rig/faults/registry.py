@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from rig.faults import (
+    broker_restart,
     deploy,
     kill_container,
     kill_pool_child,
@@ -29,5 +30,6 @@ FAULTS: dict[str, ModuleType] = {
         time_limit,
         oom,
         partition,
+        broker_restart,
     )
 }

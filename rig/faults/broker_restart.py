@@ -1,0 +1,53 @@
+"""The broker restarts while a task is parked at its checkpoint, others wait
+in the queue and one runs on the other worker. Without persistence
+(`save ""`, no AOF, as Celery's own t/smoke/redis.conf) Redis forgets the
+queue and the unacknowledged set: queued tasks never run. With
+`broker_persistence` it writes a snapshot as it stops (SHUTDOWN SAVE, as a
+maintenance restart does) and loads it again: nothing queued is lost, and
+the unacknowledged messages come back after the visibility timeout, so the
+tasks that were running can run twice (their acks went to the old
+connection). The workers and the rig reconnect by themselves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rig.faults import FaultContext, FaultRecord, Heal, record
+from rig.schema import setting
+
+NAME = "broker-restart"
+SUMMARY = "Redis restarts, keeping its data with --broker-persistence"
+NEEDS = ("restart-broker",)
+
+
+@dataclass(frozen=True)
+class Parameters:
+    broker_persistence: bool = setting(
+        False, "broker-restart: Redis saves a snapshot as it stops and loads it again"
+    )
+
+
+def start(ctx: FaultContext) -> FaultRecord:
+    restarted = ctx.backend.restart_broker(ctx.settings.broker_persistence)
+    # The parked task either lost its connection and went on, or its client
+    # reconnected and waits again: release it on the restarted broker.
+    ctx.release()
+    action = "restart, " + ("with" if ctx.settings.broker_persistence else "without") + " data"
+    return record(
+        NAME,
+        ctx,
+        action,
+        restarted,
+        ends_execution=False,
+        landed=restarted is not None,
+        target="redis",
+    )
+
+
+def describe(settings: Any) -> str:
+    return "with its data" if settings.broker_persistence else "without persistence"
+
+
+def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
+    return None  # the restart is its own heal
