@@ -143,3 +143,25 @@ def test_history_round_trips_through_jsonl(tmp_path) -> None:
     again = History.read_jsonl(path)
     assert [e.kind for e in again] == [e.kind for e in history]
     assert check(again, None, True).counts == check(history, None, True).counts
+
+
+def test_a_task_that_never_ran_is_lost_from_the_queue_not_mid_run() -> None:
+    """Three tasks: one finished, one died mid-run, one never started (a broker
+    restart without persistence forgot it)."""
+    history = History()
+    for task_id in ("done", "died", "forgotten"):
+        history.add(SENT, at=100.0, task_id=task_id, task="create_record", business_key=task_id)
+    _ledger(history, "done", 1, 100.1, written=True, finished=True)
+    _ledger(history, "died", 1, 100.1, written=False, finished=False)
+    history.add(SETTLED, settled=True, reason="drained and quiet")
+    counts = check(history, None, fault_expected=False).counts
+    assert (counts.completed, counts.lost, counts.never_ran) == (1, 2, 1)
+
+
+def test_a_crash_is_an_error_verdict_with_its_message() -> None:
+    from rig.history import ERROR
+
+    history = History()
+    history.add(ERROR, message="RuntimeError: boom")
+    outcome = check(history, make_expectation(lost=0), fault_expected=True)
+    assert (outcome.verdict, outcome.reasons) == ("error", ["RuntimeError: boom"])
