@@ -60,7 +60,13 @@ def bench_backend(backend: str) -> dict[str, Any]:
         else None,
         "start_s": round(ready - started, 1),
         "scenarios": {
-            r.name: {"seconds": round(r.seconds, 1), "verdict": r.outcome.verdict} for r in results
+            r.name: {
+                "seconds": round(r.seconds, 1),
+                "verdict": r.outcome.verdict,
+                "settings": r.settings.as_dict(),
+                "counts": r.outcome.counts.as_dict(),
+            }
+            for r in results
         }
         | {row["scenario"]: {"seconds": None, "verdict": "skipped"} for row in skipped},
         "kill_latency_ms": [round(ms, 1) for ms in latencies],

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from rig import fairness, report, schema, summary
+from rig import fairness, report, schema, stored_run, summary
 from rig.catalog import replay_command, run_scenarios, session
 from rig.errors import BadInput
 from rig.scenarios import Scenario, find, load_catalog
@@ -53,6 +53,14 @@ examples:
 examples:
   python -m rig soak --runs 20
   python -m rig soak --runs 3 --backend local --json soak.json""",
+    "check": """Re-check a stored run with the current checker, offline, with no backend (as
+Jepsen's analyze does): each scenario's history from history.jsonl, its
+expectation from results.json beside it. Says whether each verdict is the
+one the run gave; exits non-zero if any differs or did not pass.
+
+examples:
+  python -m rig check reports/20261127-155943
+  python -m rig check reports/20261127-155943/history.jsonl""",
     "clean": """Remove what interrupted runs left: labelled containers and networks, local
 processes and run directories whose owner is gone.
 
@@ -139,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--runs", type=int, default=20, metavar="N", help="how many catalog runs")
     soak.add_argument("--json", type=Path, metavar="PATH", help="write the tally as JSON here")
     _add_common(soak)
+
+    check = _command(commands, "check", "re-check a stored run's history, offline")
+    check.add_argument("path", type=Path, help="a report folder, or the history.jsonl in one")
 
     _command(commands, "clean", "remove leftovers of interrupted runs")
     return parser
@@ -312,6 +323,22 @@ def command_soak(args: argparse.Namespace) -> int:
     return 0 if not wrong else 1
 
 
+def command_check(args: argparse.Namespace) -> int:
+    rechecked = list(stored_run.recheck(args.path))
+    printer = Printer([name for name, _, _ in rechecked], "")
+    changed = []
+    for name, stored, row in rechecked:
+        printer(row)
+        if stored and stored != row["verdict"]:
+            changed.append(f"{name}: the run said {stored}, the checker says {row['verdict']}")
+    for line in changed:
+        err.print(line)
+    rows = [row for _, _, row in rechecked]
+    same = "" if changed else ", every verdict as the run gave it"
+    console.print(f"{summary.tally(rows)}{same}")
+    return 0 if not changed and all(r["verdict"] in ("pass", "observed") for r in rows) else 1
+
+
 def command_clean() -> int:
     from rig.backends.local import remove_stale_runs
 
@@ -336,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         "chaos": lambda: command_chaos(args),
         "fairness": lambda: command_fairness(args),
         "soak": lambda: command_soak(args),
+        "check": lambda: command_check(args),
         "clean": command_clean,
     }
     return run_command(commands[args.command])
