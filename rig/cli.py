@@ -81,6 +81,16 @@ def _command(
     )
 
 
+def _add_reports(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reports",
+        type=Path,
+        default=Path("reports"),
+        metavar="DIR",
+        help="where the timestamped report folder goes (default: reports)",
+    )
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
@@ -113,13 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     chaos = _command(commands, "chaos", "run the whole catalog and write a report")
     chaos.add_argument("--only", nargs="+", metavar="SCENARIO", help="run only these scenarios")
-    chaos.add_argument(
-        "--reports",
-        type=Path,
-        default=Path("reports"),
-        metavar="DIR",
-        help="where the timestamped report folder goes (default: reports)",
-    )
+    _add_reports(chaos)
     chaos.add_argument(
         "--no-fairness", action="store_true", help="skip the prefetch fairness section"
     )
@@ -134,13 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schema.add_flags(fair, fairness.Workload, "workload")
     fair.add_argument("--json", type=Path, metavar="PATH", help="write the comparison as JSON here")
-    fair.add_argument(
-        "--reports",
-        type=Path,
-        default=Path("reports"),
-        metavar="DIR",
-        help="where the timestamped report folder goes (default: reports)",
-    )
+    _add_reports(fair)
     _add_common(fair)
 
     soak = _command(commands, "soak", "run the catalog N times and count wrong verdicts")

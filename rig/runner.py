@@ -258,7 +258,8 @@ class Runner:
         context = FaultContext(self.backend, crew.broker, settings, report, PARK_S)
         started = fault.start(context)
         history.add(FAULT, at=started.confirmed_at or time.time(), **started.as_dict())
-        healed = fault.heal(context, started)
+        heal = getattr(fault, "heal", None)  # a kill has nothing to undo
+        healed = heal(context, started) if heal is not None else None
         if healed is not None:
             history.add(HEAL, at=healed.healed_at, **healed.as_dict())
 

@@ -1,13 +1,18 @@
 """Faults (Jepsen's nemeses): one module each, registered in rig.faults.registry.
 
-A fault module declares NAME (its `fault` setting), NEEDS (the backend
-capabilities it uses, see rig.backends.base.CAPABILITIES) and two functions:
+A fault module declares NAME (its `fault` setting), SUMMARY (a phrase for
+--help), NEEDS (the backend capabilities it uses, see
+rig.backends.base.CAPABILITIES) and
 
     start(ctx) -> FaultRecord    land on the execution parked at ctx.report's
                                  checkpoint, and confirm it landed
     heal(ctx, record) -> Heal | None
-                                 undo what can be undone (resume, reconnect,
-                                 restart), or None when nothing can be
+                                 (optional) undo what can be undone: resume,
+                                 reconnect, restart
+
+and, where it has them: Parameters (a dataclass of its own settings, see
+rig.schema), validate(settings), describe(settings) for the report, and
+task_kwargs(settings) for what the task is sent with.
 
 A fault acts and confirms; it never judges the run (that is the checker's job),
 and the runner knows none of them by name.

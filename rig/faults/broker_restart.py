@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rig.faults import FaultContext, FaultRecord, Heal, record
+from rig.faults import FaultContext, FaultRecord, record
 from rig.schema import setting
 
 NAME = "broker-restart"
@@ -47,7 +47,3 @@ def start(ctx: FaultContext) -> FaultRecord:
 
 def describe(settings: Any) -> str:
     return "with its data" if settings.broker_persistence else "without persistence"
-
-
-def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
-    return None  # the restart is its own heal

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rig.errors import BadInput
-from rig.faults import FaultContext, FaultRecord, Heal, record
+from rig.faults import FaultContext, FaultRecord, record
 
 NAME = "pool-child"
 SUMMARY = "SIGKILL of the prefork child running the task"
@@ -24,7 +24,3 @@ def start(ctx: FaultContext) -> FaultRecord:
     gone = ctx.backend.signal_process(ctx.worker, ctx.report.pid, "SIGKILL")
     target = f"{ctx.worker} pid {ctx.report.pid}"
     return record(NAME, ctx, "SIGKILL", gone, ends_execution=True, target=target)
-
-
-def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
-    return None  # the worker forks a new child itself

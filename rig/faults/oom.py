@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rig.errors import BadInput
-from rig.faults import FaultContext, FaultRecord, Heal, record
+from rig.faults import FaultContext, FaultRecord, record
 from rig.schema import setting
 
 NAME = "oom"
@@ -52,7 +52,3 @@ def start(ctx: FaultContext) -> FaultRecord:
 
 def describe(settings: Any) -> str:
     return f"{settings.allocate_mb} MiB past {settings.memory_limit_mb} MiB"
-
-
-def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
-    return None  # the worker forks a new child itself

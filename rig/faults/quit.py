@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rig.faults import FaultContext, FaultRecord, Heal, record
+from rig.faults import FaultContext, FaultRecord, record
 
 NAME = "quit"
 SUMMARY = "SIGQUIT cold shutdown, after --soft-shutdown-timeout"
@@ -27,7 +27,3 @@ def start(ctx: FaultContext) -> FaultRecord:
 
 def describe(settings: Any) -> str:
     return f"soft shutdown {settings.soft_shutdown_timeout:g} s"
-
-
-def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
-    return None

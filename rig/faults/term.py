@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rig.faults import FaultContext, FaultRecord, Heal, record
+from rig.faults import FaultContext, FaultRecord, record
 from rig.schema import setting
 
 NAME = "term"
@@ -40,7 +40,3 @@ def start(ctx: FaultContext) -> FaultRecord:
 
 def describe(settings: Any) -> str:
     return f"grace {settings.grace:g} s"
-
-
-def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
-    return None

@@ -12,7 +12,7 @@ from typing import Any
 
 from rig.broker import PARK_S
 from rig.errors import BadInput
-from rig.faults import FaultContext, FaultRecord, Heal, record
+from rig.faults import FaultContext, FaultRecord, record
 
 NAME = "time-limit"
 SUMMARY = "the task outlives its hard --time-limit"
@@ -42,7 +42,3 @@ def start(ctx: FaultContext) -> FaultRecord:
 def describe(settings: Any) -> str:
     on_timeout = "acked" if settings.acks_on_timeout else "requeued"
     return f"limit {settings.time_limit:g} s, {on_timeout} on timeout"
-
-
-def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
-    return None
