@@ -111,15 +111,6 @@ def count(history: History) -> Counts:
     )
 
 
-def ended_by_fault(history: History) -> set[tuple[str, int]]:
-    """(task id, attempt) of every execution a landed fault ended on the spot."""
-    return {
-        (f["task_id"], f["attempt"])
-        for f in (e.data for e in history.events(FAULT))
-        if f.get("landed") and f.get("ends_execution")
-    }
-
-
 def silenced(row: dict[str, Any], history: History) -> bool:
     """An unfinished execution whose worker died after it began: nobody will
     report on it (no Celery event, no ledger update), whichever fault it was."""
@@ -130,6 +121,21 @@ def silenced(row: dict[str, Any], history: History) -> bool:
         e.data.get("worker") == worker and e.at >= row["started_at"]
         for e in history.events(BACKEND)
         if e.data.get("action") in ("die", "exit")
+    )
+
+
+def reported_failed(row: dict[str, Any], history: History) -> bool:
+    """An unfinished execution whose worker reported its task failed or rejected
+    after it began: its process died (a pool-child kill, the OOM killer, a hard
+    time limit) and the worker lives on to say so."""
+    if row["finished_at"]:
+        return False
+    return any(
+        event["uuid"] == row["task_id"]
+        and event.get("hostname") == row["hostname"]
+        and event.get("timestamp", 0) >= row["started_at"]
+        for kind in ("task-failed", "task-rejected")
+        for event in history.celery(kind)
     )
 
 

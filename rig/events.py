@@ -18,10 +18,16 @@ from rig.prefetch import FINISHING_EVENTS
 from rig.waiting import until_nothing_missing
 
 
-def controller_app(broker_url: str) -> Celery:
-    """A bare Celery app for sending by name and receiving events; no Django needed."""
+def controller_app(broker_url: str, owner: str = "rig") -> Celery:
+    """A bare Celery app for sending by name and receiving events; no Django needed.
+
+    kombu keeps one global connection pool per broker address and options, so
+    apps on the same address share pooled connections, and a connection a
+    broker restart killed would surface in a later app. `owner` (ignored by the
+    transport) gives each app a pool of its own, closed with the app."""
     app = Celery("rig-controller", broker=broker_url)
     app.conf.broker_connection_retry_on_startup = True
+    app.conf.broker_transport_options = {"rig_owner": owner}
     app.conf.task_send_sent_event = False  # the history records "sent" itself
     return app
 

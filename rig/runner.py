@@ -33,7 +33,6 @@ from rig.store import Store
 from rig.waiting import until_nothing_missing
 
 WORKERS_ONLINE_S = 90.0
-FAILURE_EVENTS = ("task-failed", "task-rejected")
 STABLE_S = 0.5  # how long "nothing left to happen" must hold before a run counts as settled
 Progress = Callable[[str], None]
 
@@ -107,26 +106,23 @@ class Runner:
         self.store = Store(services.database_url)
         self._databases = itertools.cycle(range(1, 16))  # Redis' 16 databases; 0 unused
         self._crews = itertools.count(1)
-        self._apps: dict[int, Celery] = {}
         self._next: Crew | None = None
         self._leaving: list[threading.Thread] = []
 
     # --- crews ----------------------------------------------------------
-    def _app(self, db: int) -> Celery:
-        if db not in self._apps:
-            self._apps[db] = controller_app(with_db(self.services.broker_url, db))
-        return self._apps[db]
-
     def start_crew(self, specs: list[WorkerSpec]) -> Crew:
         """Start a crew in the background; its `ready` thread ends once all answer a ping."""
         db, number = next(self._databases), next(self._crews)
         named = [replace(s, name=f"{s.name}-{number}", broker_db=db) for s in specs]
-        broker = Broker(with_db(self.services.broker_url, db))
-        crew = Crew(db, named, broker, self._app(db), threading.Thread())
+        url = with_db(self.services.broker_url, db)
+        # Its own controller app and client: none of their connections outlive the
+        # crew (a broker restart leaves dead ones behind).
+        app = controller_app(url, owner=f"crew-{number}")
+        crew = Crew(db, named, Broker(url), app, threading.Thread())
 
         def start() -> None:
             try:
-                broker.reset()  # before any worker binds its queues here
+                crew.broker.reset()  # before any worker binds its queues here
                 self.backend.start_workers(named)
                 wait_answering(crew.app, [s.nodename for s in named], WORKERS_ONLINE_S)
             except BaseException as error:  # noqa: BLE001 - handed to whoever takes the crew
@@ -170,6 +166,8 @@ class Runner:
         def leave() -> None:
             crew.ready.join()
             self.backend.stop_workers(crew.names)
+            crew.app.close()
+            crew.broker.close()
 
         thread = threading.Thread(target=leave, name="crew-leaving", daemon=True)
         thread.start()
@@ -277,17 +275,15 @@ class Runner:
             if pending:
                 return f"{pending} message(s) still queued or unacknowledged"
             ledger = self.store.ledger()
-            silent = [row for row in ledger if checker.silenced(row, history)]
-            ended = checker.ended_by_fault(history)
-            unfinished = [row for row in ledger if not row["finished_at"] and row not in silent]
-            live = [row for row in unfinished if (row["task_id"], row["attempt"]) not in ended]
+            live = [
+                row
+                for row in ledger
+                if not row["finished_at"]
+                and not checker.silenced(row, history)
+                and not checker.reported_failed(row, history)
+            ]
             if live:
-                return f"{len(live)} execution(s) still running"
-            # An execution a fault ended on a worker that lives on (a pool child, a
-            # time limit) is reported failed or rejected by it: the count reads that.
-            failures = sum(len(history.celery(kind)) for kind in FAILURE_EVENTS)
-            if failures < len(unfinished):
-                return f"{len(unfinished) - failures} ended execution(s) not yet reported"
+                return f"{len(live)} execution(s) still running or not yet reported"
             # Early ack acknowledges before the task body runs: a started task can
             # be off the broker and not yet in the ledger. Its task-started says so.
             started = len(history.celery("task-started"))
@@ -330,8 +326,6 @@ class Runner:
         self._next = None
         for thread in self._leaving:
             thread.join(WORKERS_ONLINE_S + 30)
-        for app in self._apps.values():
-            app.close()
 
 
 def worker_specs(settings: Settings) -> list[WorkerSpec]:

@@ -4,6 +4,7 @@ in a log (CI, a file) or with --verbose, so a long step never sits silent."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import time
@@ -16,7 +17,8 @@ from rich.console import Console
 from rig.errors import RigError
 
 # Results are written to fit 100 columns; a log gets the same width.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 100)
+# Everything is written to fit 100 columns, on a wide terminal and in a log alike.
+console = Console(highlight=False, width=min(shutil.get_terminal_size((100, 24)).columns, 100))
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 
 

@@ -165,3 +165,17 @@ def test_a_crash_is_an_error_verdict_with_its_message() -> None:
     history.add(ERROR, message="RuntimeError: boom")
     outcome = check(history, make_expectation(lost=0), fault_expected=True)
     assert (outcome.verdict, outcome.reasons) == ("error", ["RuntimeError: boom"])
+
+
+def test_an_execution_its_worker_reported_failed_is_over() -> None:
+    """The OOM killer took the pool child: no fault record, but its worker said so."""
+    from rig.checker import reported_failed
+
+    history = History()
+    _ledger(history, "t1", 1, 100.0, written=False, finished=False)
+    (row,) = [e.data for e in history.events(LEDGER)]
+    assert not reported_failed(row, history)
+    history.add(CELERY, type="task-failed", uuid="t1", hostname="celery@w2", timestamp=100.5)
+    assert not reported_failed(row, history), "another worker's failure says nothing of this one"
+    history.add(CELERY, type="task-failed", uuid="t1", hostname="celery@w1", timestamp=100.5)
+    assert reported_failed(row, history)

@@ -63,6 +63,16 @@ sys.exit(1)
 """
 
 
+def _snapshot_path(url: str) -> str:
+    """Where Redis writes its snapshot (dir and dbfilename, as it reports them)."""
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        config = client.config_get("dir") | client.config_get("dbfilename")
+    finally:
+        client.close()
+    return f"{config['dir']}/{config['dbfilename']}"
+
+
 def _redis_ping(url: str) -> None:
     client = redis.Redis.from_url(url, socket_timeout=2)
     try:
@@ -361,13 +371,20 @@ class DockerBackend:
         self.workers[name].unpause()
 
     def restart_broker(self, persist: bool) -> Exit | None:
-        redis_container = self.client.containers.get(f"{self.run_id}-redis")
+        container = self.client.containers.get(f"{self.run_id}-redis")
+        snapshot = _snapshot_path(self.broker_url)
+        # No start may load an older snapshot: remove it before a restart without
+        # persistence, and once loaded after one with it.
+        if not persist:
+            container.exec_run(["rm", "-f", snapshot])
         # Redis exits on SHUTDOWN; SAVE writes the snapshot the next start loads.
-        redis_container.exec_run(["redis-cli", "SHUTDOWN", "SAVE" if persist else "NOSAVE"])
-        if redis_container.wait(timeout=10).get("StatusCode") is None:
+        container.exec_run(["redis-cli", "SHUTDOWN", "SAVE" if persist else "NOSAVE"])
+        if container.wait(timeout=10).get("StatusCode") is None:
             return None
-        redis_container.start()
-        self._wait_answering(redis_container, lambda: _redis_ping(self.broker_url))
+        container.start()
+        self._wait_answering(container, lambda: _redis_ping(self.broker_url))
+        if persist:
+            container.exec_run(["rm", "-f", snapshot])
         return Exit(time.time(), "redis container " + ("saved, " if persist else "") + "restarted")
 
     def partition(self, name: str, peer: str, cut: bool) -> Exit | None:

@@ -252,6 +252,11 @@ class LocalBackend:
 
     def restart_broker(self, persist: bool) -> Exit | None:
         url = f"redis://127.0.0.1:{self.redis_command[2]}/0"
+        snapshot = self.dir / "dump.rdb"  # redis-server runs with --dir self.dir
+        # No start may load an older snapshot: remove it before a restart without
+        # persistence, and once loaded after one with it.
+        if not persist:
+            snapshot.unlink(missing_ok=True)
         assert self.redis is not None
         try:
             redis.Redis.from_url(url, socket_timeout=5).shutdown(save=persist, nosave=not persist)
@@ -263,6 +268,8 @@ class LocalBackend:
             return None
         self.redis = self._spawn("redis", self.redis_command, {})
         self._wait_redis(url)
+        if persist:
+            snapshot.unlink(missing_ok=True)
         return Exit(time.time(), "redis-server " + ("saved, " if persist else "") + "restarted")
 
     def restart_worker(self, name: str) -> None:
