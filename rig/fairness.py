@@ -105,6 +105,9 @@ class FairnessResult:
     workload: Workload
     metrics: prefetch.FairnessMetrics
     throughput_rounds: list[float]  # short tasks per second, one per round
+    # Each round's rate over the first configuration's in the same round: the
+    # machine's drift between runs cancels out (the rounds are interleaved).
+    relative_rounds: list[float]
     spans: list[prefetch.TaskSpan]
     consumers: dict[str, set[str]]
     history: History
@@ -132,6 +135,10 @@ class FairnessResult:
             "utilisation": {worker: round(u, 3) for worker, u in m.utilisation.items()},
             "short_task_throughput_per_s": round(self.throughput_per_s, 1),
             "throughput_rounds_per_s": [round(r, 1) for r in self.throughput_rounds],
+            "throughput_vs_first": round(statistics.median(self.relative_rounds), 2)
+            if self.relative_rounds
+            else None,
+            "throughput_vs_first_rounds": [round(r, 2) for r in self.relative_rounds],
             "per_kind": m.per_kind,
         }
 
@@ -213,17 +220,26 @@ class FairnessRun:
         send = lambda: self._send("burst", burst, 0.0, DEFAULT_QUEUE)  # noqa: E731
         self.rounds.append(self._measure(send, 30 + burst / 5))
 
-    def result(self) -> FairnessResult:
+    def rates(self) -> list[float]:
+        """Short tasks per second, one per throughput round."""
+        events = [event.data for event in self.history.events(CELERY)]
+        return [
+            prefetch.throughput(prefetch.spans_from_events(batch, events)) for batch in self.rounds
+        ]
+
+    def result(self, baseline: list[float]) -> FairnessResult:
+        """The figures; `baseline` is the first configuration's rate in each round."""
         events = [event.data for event in self.history.events(CELERY)]
         consumers = {spec.nodename: set(spec.queues) for spec in self.crew.specs}
         mix_spans = prefetch.spans_from_events(self.mix, events)
+        rates = self.rates()
         return FairnessResult(
             config=self.config,
             workload=self.workload,
             metrics=prefetch.measure(mix_spans, consumers, len(self.mix)),
-            throughput_rounds=[
-                prefetch.throughput(prefetch.spans_from_events(batch, events))
-                for batch in self.rounds
+            throughput_rounds=rates,
+            relative_rounds=[
+                rate / base for rate, base in zip(rates, baseline, strict=False) if base
             ],
             spans=mix_spans,
             consumers=consumers,
@@ -265,7 +281,8 @@ def run_fairness(
     finally:
         for crew in crews:
             runner.dismiss(crew)
-    return [run.result() for run in runs]
+    first = runs[0].rates() if runs else []
+    return [run.result(first) for run in runs]
 
 
 def as_json(results: list[FairnessResult], workload: Workload, backend: str) -> dict[str, Any]:

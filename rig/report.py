@@ -258,15 +258,17 @@ FAIRNESS_COLUMNS = (
     ("unfair wait s", "unfair_wait_s"),
     ("max held", "max_held_by_one_worker"),
     ("makespan s", "makespan_s"),
-    ("short tasks/s (spread)", "short_task_throughput_per_s"),
+    ("short tasks: rate, x first (spread)", "short_task_throughput_per_s"),
 )
 
 
 def throughput_text(row: dict[str, Any]) -> str:
-    """The median over the rounds, and their spread from min to max."""
-    rounds = row.get("throughput_rounds_per_s") or []
-    spread = f" ({min(rounds):g} to {max(rounds):g})" if len(rounds) > 1 else ""
-    return f"{row['short_task_throughput_per_s']:g}{spread}"
+    """Tasks per second and, against the first configuration in the same rounds,
+    the median ratio and its spread from min to max."""
+    ratios = row.get("throughput_vs_first_rounds") or []
+    spread = f" ({min(ratios):.2f} to {max(ratios):.2f})" if len(ratios) > 1 else ""
+    ratio = f", x{row['throughput_vs_first']:.2f}{spread}" if ratios else ""
+    return f"{row['short_task_throughput_per_s']:g}/s{ratio}"
 
 
 def fairness_table(rows: list[dict[str, Any]], title: str) -> Table:

@@ -118,6 +118,11 @@ def test_throughput_has_one_figure_per_round_and_reports_their_median(comparison
         rounds = _complete(result).throughput_rounds
         assert len(rounds) == ROUNDS.rounds and all(rate > 0 for rate in rounds), rounds
         assert min(rounds) <= result.throughput_per_s <= max(rounds)
+    # Each round against the first configuration's in the same round.
+    first = comparison[CLAIMED[0]].throughput_rounds
+    for result in comparison.values():
+        expected = [rate / base for rate, base in zip(result.throughput_rounds, first, strict=True)]
+        assert result.relative_rounds == pytest.approx(expected)
 
 
 def _complete(result: fairness.FairnessResult) -> fairness.FairnessResult:
