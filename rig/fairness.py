@@ -66,7 +66,7 @@ class Workload:
     short_tasks: int = setting(6, "short tasks sent right after the long ones", minimum=1)
     short_seconds: float = setting(0.2, "how long a short task runs, in seconds", minimum=0)
     burst: int = setting(300, "zero-second tasks per throughput round", minimum=1)
-    rounds: int = setting(3, "throughput rounds, interleaved across the configurations", minimum=1)
+    rounds: int = setting(5, "throughput rounds, interleaved across the configurations", minimum=1)
 
     def validate(self) -> None:
         if self.short_seconds >= self.long_seconds:
@@ -255,6 +255,7 @@ def run_fairness(
     database, so the throughput rounds can interleave the configurations: a
     slow moment of the machine then spreads over all of them, not one."""
     say(f"fairness: starting {len(configs)} x {workload.workers} workers")
+    runner.dismiss_finished()  # no idle crew of an earlier scenario while measuring
     crews = [runner.start_crew(_specs(config, workload)) for config in configs]
     runs: list[FairnessRun] = []
     try:

@@ -108,6 +108,9 @@ class Runner:
         self._crews = itertools.count(1)
         self._next: Crew | None = None
         self._leaving: list[threading.Thread] = []
+        # Crews whose run is over, removed once the next run's fault has landed:
+        # removing containers meanwhile would slow the engine at the kill.
+        self._done: list[Crew] = []
 
     # --- crews ----------------------------------------------------------
     def start_crew(self, specs: list[WorkerSpec]) -> Crew:
@@ -158,6 +161,11 @@ class Runner:
             self.dismiss(crew)
             raise crew.error
 
+    def dismiss_finished(self) -> None:
+        """Remove the crews of runs that are over."""
+        while self._done:
+            self.dismiss(self._done.pop())
+
     def dismiss(self, crew: Crew | None) -> None:
         """Remove a crew's workers without making the next run wait for it."""
         if crew is None:
@@ -205,7 +213,7 @@ class Runner:
                 if outcome.verdict in ("fail", "unknown", "error"):
                     logs = self.backend.worker_logs(crew.names)
                 self.backend.observe(history, [])  # the crew's removal is not part of the run
-                self.dismiss(crew)
+                self._done.append(crew)
         return Result(name, settings, expect, outcome, history, time.time() - started, logs)
 
     def _run_steps(
@@ -228,7 +236,9 @@ class Runner:
             if settings.fault != "none":
                 progress(f"{name}: waiting for a task at {settings.at}")
                 self._inject(crew, settings, history)
-            if then is not None:  # the fault has landed: the next crew may start now
+            # The fault has landed: earlier crews may go, the next crew may start.
+            self.dismiss_finished()
+            if then is not None:
                 self.prepare(worker_specs(then))
             progress(f"{name}: waiting for the run to settle (redelivery, drain)")
             self._wait_settled(crew, settings, history, progress)
@@ -322,6 +332,7 @@ class Runner:
 
     def close(self) -> None:
         """Wait for crews still starting or leaving; the backend removes the rest."""
+        self.dismiss_finished()
         self.dismiss(self._next)
         self._next = None
         for thread in self._leaving:
