@@ -106,3 +106,15 @@ def test_checkpoint_names_come_from_the_task_side() -> None:
     from exam_app.users.checkpoints import POINTS
 
     assert schema.choices(Settings, "at") == POINTS
+
+
+def test_every_fault_is_complete_and_needs_only_known_capabilities() -> None:
+    from rig.backends.base import CAPABILITIES
+    from rig.backends.local import LocalBackend
+    from rig.faults.registry import FAULTS
+
+    for name, fault in FAULTS.items():
+        assert fault.NAME == name and fault.SUMMARY and callable(fault.start), name
+        assert set(fault.NEEDS) <= set(CAPABILITIES), f"{name} needs {fault.NEEDS}"
+    assert set(LocalBackend("test").lacks()) <= set(CAPABILITIES)
+    assert schema.choices(Settings, "fault") == ("none", *FAULTS)
