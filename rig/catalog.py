@@ -9,7 +9,7 @@ from typing import Any
 
 from rig import schema
 from rig.backends.select import choose
-from rig.faults.registry import FAULTS
+from rig.faults.registry import part as fault_part
 from rig.runner import Progress, Result, Runner
 from rig.scenarios import Scenario
 from rig.settings import Settings
@@ -44,8 +44,7 @@ def skip_reason(scenario: Scenario, runner: Runner) -> str | None:
             f"{engine} (set DATABASE_URL to a PostgreSQL database)"
         )
     lacks = runner.backend.lacks()
-    fault = scenario.settings.fault
-    needs = FAULTS[fault].NEEDS if fault != "none" else ()
+    needs = fault_part(scenario.settings.fault, "NEEDS", ())
     for capability in (c for c in needs if c in lacks):
         backend = runner.backend.info.name
         return f"skipped: the {backend} backend cannot {capability}: {lacks[capability]}"
@@ -72,18 +71,20 @@ def run_scenarios(
 ) -> tuple[list[Result], list[dict[str, Any]]]:
     """Run them in order, each next crew starting while the previous run settles;
     `on_result` sees each row (a result's JSON, or a skipped row) as it comes."""
-    runnable = [s for s in scenarios if skip_reason(s, runner) is None]
+    reasons = [skip_reason(scenario, runner) for scenario in scenarios]
+    runnable = [s for s, reason in zip(scenarios, reasons, strict=True) if reason is None]
+    # What runs after each runnable scenario: its crew starts while this one settles.
+    then = dict(zip((s.name for s in runnable), (s.settings for s in runnable[1:]), strict=False))
     results: list[Result] = []
     skipped: list[dict[str, Any]] = []
-    for scenario in scenarios:
-        reason = skip_reason(scenario, runner)
+    for scenario, reason in zip(scenarios, reasons, strict=True):
         if reason:
             skipped.append(skipped_row(scenario, reason))
             on_result(skipped[-1])
             continue
-        following = runnable[runnable.index(scenario) + 1 :]
-        then = following[0].settings if following else None
-        result = runner.run(scenario.name, scenario.settings, scenario.expect, say, then)
+        result = runner.run(
+            scenario.name, scenario.settings, scenario.expect, say, then.get(scenario.name)
+        )
         results.append(result)
         on_result(result.as_json())
     return results, skipped

@@ -156,9 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 class Printer:
     """Prints each result as it arrives: compact, aligned, with its replay when it did not pass."""
 
-    def __init__(self, names: list[str], backend: str) -> None:
+    def __init__(self, names: list[str]) -> None:
         self.width = max(map(len, names), default=10)
-        self.backend = backend
 
     def __call__(self, row: dict[str, Any], replay: str | None = None) -> None:
         for line in summary.entry(row, self.width, replay):
@@ -198,7 +197,7 @@ def command_run(args: argparse.Namespace) -> int:
         results, skipped = run_scenarios(runner, [scenario], update)
         backend = runner.backend.info.name
     row = results[0].as_json() if results else skipped[0]
-    Printer([scenario.name], backend)(row)
+    Printer([scenario.name])(row)
     for line in ["replay:", *summary.pasteable(_replay(row, backend, bool(args.scenario)), "  ")]:
         console.print(line, markup=False, overflow="ignore", crop=False)
     if args.json:
@@ -216,7 +215,7 @@ def command_chaos(args: argparse.Namespace) -> int:
     fair: dict[str, Any] | None = None
     with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
         backend = runner.backend.info.name
-        printer = Printer(names, backend)
+        printer = Printer(names)
         done: list[str] = []
 
         def say(message: str) -> None:
@@ -323,7 +322,7 @@ def command_soak(args: argparse.Namespace) -> int:
 
 def command_check(args: argparse.Namespace) -> int:
     rechecked = list(stored_run.recheck(args.path))
-    printer = Printer([name for name, _, _ in rechecked], "")
+    printer = Printer([name for name, _, _ in rechecked])
     changed = []
     for name, stored, row in rechecked:
         printer(row)

@@ -227,12 +227,12 @@ class FairnessRun:
             prefetch.throughput(prefetch.spans_from_events(batch, events)) for batch in self.rounds
         ]
 
-    def result(self, baseline: list[float]) -> FairnessResult:
-        """The figures; `baseline` is the first configuration's rate in each round."""
+    def result(self, rates: list[float], baseline: list[float]) -> FairnessResult:
+        """The figures, from this configuration's rate in each round (`rates`) and
+        the first configuration's (`baseline`)."""
         events = [event.data for event in self.history.events(CELERY)]
         consumers = {spec.nodename: set(spec.queues) for spec in self.crew.specs}
         mix_spans = prefetch.spans_from_events(self.mix, events)
-        rates = self.rates()
         return FairnessResult(
             config=self.config,
             workload=self.workload,
@@ -282,8 +282,8 @@ def run_fairness(
     finally:
         for crew in crews:
             runner.dismiss(crew)
-    first = runs[0].rates() if runs else []
-    return [run.result(first) for run in runs]
+    rates = [run.rates() for run in runs]
+    return [run.result(own, rates[0]) for run, own in zip(runs, rates, strict=True)]
 
 
 def as_json(results: list[FairnessResult], workload: Workload, backend: str) -> dict[str, Any]:

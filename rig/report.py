@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from rich.table import Table
 
 from rig.fairness import FairnessResult
-from rig.faults.registry import FAULTS
+from rig.faults.registry import part as fault_part
 from rig.history import FAULT, HEAL, LEDGER, SENT, History
 from rig.runner import Result
 from rig.settings import make_settings
@@ -37,14 +37,15 @@ VERDICT_WORDS = {
 
 def _short_settings(values: dict[str, Any]) -> str:
     settings = make_settings(**values)
-    fault = FAULTS.get(settings.fault)
+    faulted = settings.fault != "none"
     text = f"{settings.acks} ack"
-    text += f", {settings.fault} at {settings.at}" if fault else ", no fault"
-    if fault is not None and hasattr(fault, "describe"):
-        text += f" ({fault.describe(settings)})"
+    text += f", {settings.fault} at {settings.at}" if faulted else ", no fault"
+    describe = fault_part(settings.fault, "describe")
+    if describe is not None:
+        text += f" ({describe(settings)})"
     if settings.reject_on_worker_lost:
         text += ", reject_on_worker_lost"
-    if fault is None:
+    if not faulted:
         text += f", {settings.task_seconds}s task > {settings.visibility_timeout}s visibility"
     return f"{text}, {settings.task}"
 

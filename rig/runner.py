@@ -27,6 +27,7 @@ from rig.checker import Expected, Outcome
 from rig.events import EventListener, controller_app, wait_answering
 from rig.faults import FaultContext
 from rig.faults.registry import FAULTS
+from rig.faults.registry import part as fault_part
 from rig.history import CHECKPOINT, ERROR, FAULT, HEAL, LEDGER, NOTE, ROW, SENT, SETTLED, History
 from rig.settings import TASK_NAMES, Settings
 from rig.store import Store
@@ -247,12 +248,11 @@ class Runner:
 
     def _send(self, crew: Crew, name: str, settings: Settings, history: History) -> None:
         task_name = TASK_NAMES[settings.task]
+        task_kwargs = fault_part(settings.fault, "task_kwargs")
+        extra = task_kwargs(settings) if task_kwargs is not None else {}
         for index in range(settings.tasks):
             key = f"{name}-{index}"
-            call = {"key": key, "seconds": settings.task_seconds}
-            fault = FAULTS.get(settings.fault)
-            if fault is not None and hasattr(fault, "task_kwargs"):
-                call |= fault.task_kwargs(settings)
+            call = {"key": key, "seconds": settings.task_seconds} | extra
             result = crew.app.send_task(task_name, kwargs=call)
             history.add(SENT, task_id=result.id, task=task_name, business_key=key)
 
@@ -266,7 +266,7 @@ class Runner:
         context = FaultContext(self.backend, crew.broker, settings, report, PARK_S)
         started = fault.start(context)
         history.add(FAULT, at=started.confirmed_at or time.time(), **started.as_dict())
-        heal = getattr(fault, "heal", None)  # a kill has nothing to undo
+        heal = fault_part(settings.fault, "heal")  # a kill has nothing to undo
         healed = heal(context, started) if heal is not None else None
         if healed is not None:
             history.add(HEAL, at=healed.healed_at, **healed.as_dict())

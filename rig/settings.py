@@ -16,6 +16,7 @@ from rig import schema
 from rig.broker import PARK_S
 from rig.errors import BadInput
 from rig.faults.registry import FAULTS
+from rig.faults.registry import part as fault_part
 
 TASK_NAMES: dict[str, str] = {
     "create": "exam_app.users.tasks.create_record",
@@ -105,9 +106,9 @@ class CommonSettings:
             raise BadInput(
                 "restart=true needs fault=container: only a killed worker can be restarted"
             )
-        fault = FAULTS.get(self.fault)
-        if fault is not None and hasattr(fault, "validate"):
-            fault.validate(self)
+        validate = fault_part(self.fault, "validate")
+        if validate is not None:
+            validate(self)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

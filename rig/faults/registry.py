@@ -4,6 +4,7 @@ The `fault` setting's choices come from this table."""
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 from rig.faults import (
     broker_restart,
@@ -33,3 +34,9 @@ FAULTS: dict[str, ModuleType] = {
         broker_restart,
     )
 }
+
+
+def part(fault: str, name: str, default: Any = None) -> Any:
+    """A fault's optional part (NEEDS, Parameters, validate, task_kwargs, heal,
+    describe), or `default` when it has none; the fault "none" has none at all."""
+    return getattr(FAULTS.get(fault), name, default)
