@@ -65,8 +65,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_mutex_expire": env.seconds("CELERY_BROKER_UNACKED_MUTEX_EXPIRE", 300.0),
 }
 
-# Checkpoints park an armed task for at most this long, waiting for the fault.
-RIG_CHECKPOINT_TIMEOUT = env.seconds("RIG_CHECKPOINT_TIMEOUT", 30.0)
 
 LOGGING = {
     "version": 1,

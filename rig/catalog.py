@@ -3,6 +3,7 @@ the soak and the pytest scenario tests."""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -95,4 +96,5 @@ def replay_command(name: str, settings: Settings, backend: str, catalog: bool) -
     with every setting as a flag for a matrix cell."""
     if catalog:
         return f"python -m rig run {name} --backend {backend}"
-    return " ".join(["python -m rig run", *schema.as_flags(settings), "--backend", backend])
+    flags = [shlex.quote(part) for part in schema.as_flags(settings)]
+    return " ".join(["python -m rig run", *flags, "--backend", backend])

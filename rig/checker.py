@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from rig.errors import BadInput
-from rig.history import BACKEND, ERROR, FAULT, LEDGER, ROW, SENT, SETTLED, History
+from rig.history import BACKEND, EFFECTS, ERROR, FAULT, LEDGER, ROW, SENT, SETTLED, History
 
 Verdict = Literal["pass", "fail", "unknown", "observed", "error"]
 
@@ -31,6 +31,7 @@ class Counts:
     duplicate_rows: int = 0
     missing_rows: int = 0
     failed: int = 0
+    stopped_by_constraint: int = 0  # executions whose duplicate write a constraint refused
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -93,8 +94,12 @@ def count(history: History) -> Counts:
     completed_ids = {t for t, rows in attempts.items() if any(r["finished_at"] for r in rows)}
     # Failed for good: a failure event and no execution that completed later.
     failed_ids = ({c["uuid"] for c in history.celery("task-failed")} & task_ids) - completed_ids
-    rows_per_key = Counter(e.data["business_key"] for e in history.events(ROW))
-    keys = {s["business_key"] for s in sent}
+    rows_per_key: Counter[str] = Counter()
+    for row in (e.data for e in history.events(ROW)):
+        rows_per_key[row["business_key"]] += row.get("count", 1)
+    # Without an effects source (a user's task run with no --effects) there are
+    # no rows to count, rather than every key missing.
+    keys = {s["business_key"] for s in sent} if history.events(EFFECTS) or rows_per_key else set()
     return Counts(
         sent=len(sent),
         executions=sum(len(rows) for rows in attempts.values()),
@@ -108,6 +113,9 @@ def count(history: History) -> Counts:
         duplicate_rows=sum(max(0, n - 1) for key, n in rows_per_key.items() if key in keys),
         missing_rows=sum(1 for key in keys if rows_per_key[key] == 0),
         failed=len(failed_ids),
+        stopped_by_constraint=sum(
+            1 for rows in attempts.values() for r in rows if r.get("integrity_errors")
+        ),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,6 +22,7 @@ from rig.catalog import replay_command, run_scenarios, session
 from rig.errors import BadInput
 from rig.scenarios import Scenario, find, load_catalog
 from rig.settings import Settings, make_settings
+from rig.target import resolve
 from rig.terminal import console, err, progress, run_command
 
 EXAMPLES = {
@@ -32,9 +34,16 @@ Give a catalog scenario's name (see `list`), or build any cell of the matrix wit
 the flags below; flags left out take their defaults. A matrix cell has no
 expectation: its verdict is "observed", or "unknown" if the kill never landed.
 
+Point it at your own Django + Celery project with --app (from the project's root, or
+--project-dir): the rig starts its own broker and database, migrates your project
+into that database, and passes its checkpoints in your tasks with no code change.
+
 examples:
-  python -m rig run late_ack_kill_after_write_create
-  python -m rig run --acks late --fault container --at after_write --task create --tasks 4""",
+  python -m rig run late_ack_kill_after_commit_create
+  python -m rig run --acks late --fault container --at after_commit --task create --tasks 4
+  celery-rig run --app shop.celery:app --task payments.tasks.charge \\
+    --kwargs '{"order_id": "{key}"}' --tasks 2 --fault container --at after_commit \\
+    --effects "SELECT order_id, count(*) FROM payments_payment GROUP BY order_id\"""",
     "chaos": """Run the catalog (chaos/*.toml), one after another on one broker and database,
 then write reports/<time>/ (report.html, results.json, history.jsonl).
 
@@ -108,7 +117,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m rig",
+        prog="celery-rig" if Path(sys.argv[0]).name == "celery-rig" else "python -m rig",
         description="Kill Celery workers mid-task and count lost, repeated and duplicated work.",
         epilog="Each command has its own --help, with examples.",
     )
@@ -193,11 +202,15 @@ def command_run(args: argparse.Namespace) -> int:
         scenario = find(args.scenario)
     else:
         scenario = Scenario("matrix", "a cell of the matrix", make_settings(**flags), None)
+    resolve(scenario.settings)  # an app that does not import, an unknown task: said before starting
     with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
         results, skipped = run_scenarios(runner, [scenario], update)
         backend = runner.backend.info.name
     row = results[0].as_json() if results else skipped[0]
     Printer([scenario.name])(row)
+    for task, options in row.get("effective", {}).items():
+        shown = ", ".join(f"{name}={value}" for name, value in options.items())
+        console.print(f"effective: {task}: {shown}", markup=False)
     for line in ["replay:", *summary.pasteable(_replay(row, backend, bool(args.scenario)), "  ")]:
         console.print(line, markup=False, overflow="ignore", crop=False)
     if args.json:

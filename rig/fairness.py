@@ -9,13 +9,14 @@ and spread): the price of fetching one message at a time.
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rig import prefetch
+from rig import agent, prefetch
 from rig.backends.base import WorkerSpec
 from rig.errors import BadInput
 from rig.events import EventListener, wait_finished
@@ -23,6 +24,7 @@ from rig.history import CELERY, NOTE, SENT, History
 from rig.runner import Crew, Progress, Runner
 from rig.schema import setting
 from rig.settings import make_settings
+from rig.target import Target, resolve
 
 TASKS = {
     "early": "exam_app.users.tasks.early_acknowledge",
@@ -143,7 +145,7 @@ class FairnessResult:
         }
 
 
-def _specs(config: FairnessConfig, workload: Workload) -> list[WorkerSpec]:
+def _specs(config: FairnessConfig, workload: Workload, target: Target) -> list[WorkerSpec]:
     settings = make_settings(
         acks=config.acks,
         prefetch_multiplier=config.prefetch_multiplier,
@@ -151,15 +153,16 @@ def _specs(config: FairnessConfig, workload: Workload) -> list[WorkerSpec]:
         # reserved for a while is not restored and run a second time meanwhile.
         visibility_timeout=3600.0,
     )
-    disable = {"CELERY_WORKER_DISABLE_PREFETCH": str(config.disable_prefetch).lower()}
-    environment = settings.worker_environment() | disable
+    conf = settings.celery_settings() | {"worker_disable_prefetch": config.disable_prefetch}
+    environment = settings.worker_environment() | {agent.CONF_ENV: json.dumps(conf)}
     # With routing, all but one worker serve the long queue; the last serves the rest.
     long_workers = workload.workers - 1 if config.routing else 0
     return [
         WorkerSpec(
             f"w{index}",
-            environment,
+            environment | target.environment(),
             (LONG_QUEUE,) if index <= long_workers else (DEFAULT_QUEUE,),
+            database=target.database,
         )
         for index in range(1, workload.workers + 1)
     ]
@@ -256,7 +259,9 @@ def run_fairness(
     slow moment of the machine then spreads over all of them, not one."""
     say(f"fairness: starting {len(configs)} x {workload.workers} workers")
     runner.dismiss_finished()  # no idle crew of an earlier scenario while measuring
-    crews = [runner.start_crew(_specs(config, workload)) for config in configs]
+    target = resolve(make_settings())  # the built-in exam_app, whose tasks keep a ledger row
+    runner.store(target, say)
+    crews = [runner.start_crew(_specs(config, workload, target)) for config in configs]
     runs: list[FairnessRun] = []
     try:
         for config, crew in zip(configs, crews, strict=True):

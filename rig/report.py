@@ -38,7 +38,7 @@ VERDICT_WORDS = {
 def _short_settings(values: dict[str, Any]) -> str:
     settings = make_settings(**values)
     faulted = settings.fault != "none"
-    text = f"{settings.acks} ack"
+    text = f"{settings.acks} ack" if settings.acks else "the app's acks"
     text += f", {settings.fault} at {settings.at}" if faulted else ", no fault"
     describe = fault_part(settings.fault, "describe")
     if describe is not None:

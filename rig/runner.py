@@ -21,16 +21,30 @@ import redis
 from celery import Celery
 
 from rig import checker
-from rig.backends.base import Backend, Services, WorkerSpec
-from rig.broker import PARK_S, Broker, with_db
+from rig.backends.base import Backend, Services, WorkerSpec, with_db
+from rig.broker import Broker
 from rig.checker import Expected, Outcome
+from rig.control import PARK_S, Control
 from rig.events import EventListener, controller_app, wait_answering
 from rig.faults import FaultContext
 from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
-from rig.history import CHECKPOINT, ERROR, FAULT, HEAL, LEDGER, NOTE, ROW, SENT, SETTLED, History
-from rig.settings import TASK_NAMES, Settings
+from rig.history import (
+    CHECKPOINT,
+    EFFECTS,
+    ERROR,
+    FAULT,
+    HEAL,
+    LEDGER,
+    NOTE,
+    ROW,
+    SENT,
+    SETTLED,
+    History,
+)
+from rig.settings import Settings
 from rig.store import Store
+from rig.target import Target, resolve
 from rig.waiting import until_nothing_missing
 
 WORKERS_ONLINE_S = 90.0
@@ -64,8 +78,22 @@ class Result:
                 for f in self.outcome.faults
             ],
             "redelivery_latency_s": self.outcome.redelivery_latency_s,
+            "effective": effective_options(self.history),
             "seconds": round(self.seconds, 2),
         }
+
+
+def effective_options(history: History) -> dict[str, dict[str, bool]]:
+    """How each task really ran (the app's settings, its decorator, the rig's
+    overrides), as its workers reported in the ledger."""
+    return {
+        row["task_name"]: {
+            "acks_late": row["acks_late"],
+            "reject_on_worker_lost": row["reject_on_worker_lost"],
+        }
+        for row in (event.data for event in history.events(LEDGER))
+        if "acks_late" in row
+    }
 
 
 def _latency(fault: dict[str, Any]) -> float | None:
@@ -83,6 +111,7 @@ class Crew:
     db: int
     specs: list[WorkerSpec]
     broker: Broker
+    control: Control
     app: Celery
     ready: threading.Thread
     error: BaseException | None = None
@@ -92,10 +121,12 @@ class Crew:
         return [spec.name for spec in self.specs]
 
     def matches(self, specs: list[WorkerSpec]) -> bool:
-        """Started for these specs (same count, environments, queues and limits)?"""
-        return [(s.environment, s.queues, s.memory_mb) for s in self.specs] == [
-            (s.environment, s.queues, s.memory_mb) for s in specs
-        ]
+        """Started for these specs (same count, target, environments, queues, limits)?"""
+
+        def shape(spec: WorkerSpec) -> tuple[object, ...]:
+            return (spec.environment, spec.queues, spec.memory_mb, spec.database, spec.project_dir)
+
+        return [shape(s) for s in self.specs] == [shape(s) for s in specs]
 
 
 class Runner:
@@ -104,7 +135,7 @@ class Runner:
     def __init__(self, backend: Backend, services: Services) -> None:
         self.backend = backend
         self.services = services
-        self.store = Store(services.database_url)
+        self._stores: dict[str, Store] = {}  # by target database, each migrated once
         self._databases = itertools.cycle(range(1, 16))  # Redis' 16 databases; 0 unused
         self._crews = itertools.count(1)
         self._next: Crew | None = None
@@ -122,11 +153,13 @@ class Runner:
         # Its own controller app and client: none of their connections outlive the
         # crew (a broker restart leaves dead ones behind).
         app = controller_app(url, owner=f"crew-{number}")
-        crew = Crew(db, named, Broker(url), app, threading.Thread())
+        control = Control(with_db(self.services.control_url, db))
+        crew = Crew(db, named, Broker(url), control, app, threading.Thread())
 
         def start() -> None:
             try:
                 crew.broker.reset()  # before any worker binds its queues here
+                crew.control.reset()
                 self.backend.start_workers(named)
                 wait_answering(crew.app, [s.nodename for s in named], WORKERS_ONLINE_S)
             except BaseException as error:  # noqa: BLE001 - handed to whoever takes the crew
@@ -177,6 +210,7 @@ class Runner:
             self.backend.stop_workers(crew.names)
             crew.app.close()
             crew.broker.close()
+            crew.control.close()
 
         thread = threading.Thread(target=leave, name="crew-leaving", daemon=True)
         thread.start()
@@ -197,18 +231,24 @@ class Runner:
         history = History()
         logs: dict[str, str] = {}
         crew: Crew | None = None
+        store: Store | None = None
+        target: Target | None = None
         try:
+            target = resolve(settings)
+            for note in target.notes:
+                history.add(NOTE, text=note)
+            store = self.store(target, progress)
             progress(f"{name}: starting {settings.workers} workers")
-            crew = self.hire(worker_specs(settings))
-            self.store.reset()
-            self._run_steps(name, settings, crew, history, progress, then)
+            crew = self.hire(worker_specs(settings, target))
+            store.reset(target)
+            self._run_steps(name, settings, target, crew, history, progress, then)
         except TimeoutError as error:
             # A bounded wait ran out: the run proves nothing, and says why.
             history.add(SETTLED, settled=False, reason=str(error))
         except Exception as error:  # noqa: BLE001 - one crashing scenario is a result
             history.add(ERROR, message=one_line(error))
         finally:
-            self._collect_rows(settings, history)
+            self._collect(crew, store, target, history)
             outcome = checker.check(history, expect, fault_expected=settings.fault != "none")
             if crew is not None:
                 if outcome.verdict in ("fail", "unknown", "error"):
@@ -221,6 +261,7 @@ class Runner:
         self,
         name: str,
         settings: Settings,
+        target: Target,
         crew: Crew,
         history: History,
         progress: Progress,
@@ -231,39 +272,35 @@ class Runner:
         self.backend.observe(history, crew.names)
         try:
             if settings.fault != "none":
-                crew.broker.arm(settings.at)
+                crew.control.arm(settings.at)
             progress(f"{name}: sending {settings.tasks} task(s)")
-            self._send(crew, name, settings, history)
+            self._send(crew, settings, target, history)
             if settings.fault != "none":
                 progress(f"{name}: waiting for a task at {settings.at}")
                 self._inject(crew, settings, history)
             # The fault has landed: earlier crews may go, the next crew may start.
             self.dismiss_finished()
             if then is not None:
-                self.prepare(worker_specs(then))
+                self.prepare(worker_specs(then, resolve(then)))
             progress(f"{name}: waiting for the run to settle (redelivery, drain)")
             self._wait_settled(crew, settings, history, progress)
         finally:
             listener.stop()
 
-    def _send(self, crew: Crew, name: str, settings: Settings, history: History) -> None:
-        task_name = TASK_NAMES[settings.task]
-        task_kwargs = fault_part(settings.fault, "task_kwargs")
-        extra = task_kwargs(settings) if task_kwargs is not None else {}
+    def _send(self, crew: Crew, settings: Settings, target: Target, history: History) -> None:
         for index in range(settings.tasks):
-            key = f"{name}-{index}"
-            call = {"key": key, "seconds": settings.task_seconds} | extra
-            result = crew.app.send_task(task_name, kwargs=call)
-            history.add(SENT, task_id=result.id, task=task_name, business_key=key)
+            key, args, kwargs = target.call(index)
+            result = crew.app.send_task(target.task_name, args=args, kwargs=kwargs)
+            history.add(SENT, task_id=result.id, task=target.task_name, business_key=key)
 
     def _inject(self, crew: Crew, settings: Settings, history: History) -> None:
-        report = crew.broker.wait_checkpoint(timeout_s=30)
+        report = crew.control.wait_checkpoint(timeout_s=30)
         if report is None:
             history.add(NOTE, text=f"no task reached {settings.at} within 30 s")
             return
         history.add(CHECKPOINT, at=report.reported_at, **report.as_dict())
         fault = FAULTS[settings.fault]
-        context = FaultContext(self.backend, crew.broker, settings, report, PARK_S)
+        context = FaultContext(self.backend, crew.control, settings, report, PARK_S)
         started = fault.start(context)
         history.add(FAULT, at=started.confirmed_at or time.time(), **started.as_dict())
         heal = fault_part(settings.fault, "heal")  # a kill has nothing to undo
@@ -284,7 +321,7 @@ class Runner:
                 return "the broker does not answer"
             if pending:
                 return f"{pending} message(s) still queued or unacknowledged"
-            ledger = self.store.ledger()
+            ledger = crew.control.ledger()
             live = [
                 row
                 for row in ledger
@@ -324,11 +361,33 @@ class Runner:
         reason = until_nothing_missing(unsettled_and_said, deadline_s, interval_s=0.1)
         history.add(SETTLED, settled=not reason, reason=reason or "drained and quiet")
 
-    def _collect_rows(self, settings: Settings, history: History) -> None:
-        for row in self.store.ledger():
-            history.add(LEDGER, at=row["started_at"], **row)
-        for row in self.store.effect_rows(settings.task):
-            history.add(ROW, **row)
+    def store(self, target: Target, progress: Progress) -> Store:
+        """The target's database, created and migrated on first use."""
+        store = self._stores.get(target.database)
+        if store is None:
+            progress(f"migrating {target.app} into the rig's database")
+            store = Store(self.services.database_url, target)
+            store.prepare()
+            self._stores[target.database] = store
+        return store
+
+    def _collect(
+        self, crew: Crew | None, store: Store | None, target: Target | None, history: History
+    ) -> None:
+        """The ledger and the effects, once the run is over: the checker's ground truth."""
+        if crew is not None:
+            for row in crew.control.ledger():
+                history.add(LEDGER, at=row["started_at"], **row)
+        if store is not None and target is not None:
+            try:
+                effects = store.effects(target)
+            except Exception as error:  # noqa: BLE001 - a failing effects query is a result
+                history.add(ERROR, message=one_line(error))
+                return
+            if target.effects:
+                history.add(EFFECTS, source=target.effects)
+            for key, count in effects:
+                history.add(ROW, business_key=key, count=count)
 
     def close(self) -> None:
         """Wait for crews still starting or leaving; the backend removes the rest."""
@@ -339,10 +398,16 @@ class Runner:
             thread.join(WORKERS_ONLINE_S + 30)
 
 
-def worker_specs(settings: Settings) -> list[WorkerSpec]:
-    environment = settings.worker_environment()
+def worker_specs(settings: Settings, target: Target) -> list[WorkerSpec]:
+    environment = settings.worker_environment() | target.environment()
     return [
-        WorkerSpec(f"w{i}", environment, memory_mb=settings.memory_limit_mb)
+        WorkerSpec(
+            f"w{i}",
+            environment,
+            memory_mb=settings.memory_limit_mb,
+            database=target.database,
+            project_dir=target.project_dir,
+        )
         for i in range(1, settings.workers + 1)
     ]
 

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import types
 from dataclasses import MISSING, Field, dataclass, field, fields
 from functools import cache
-from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from rig.errors import BadInput
 
@@ -41,9 +42,23 @@ def _types(cls: type) -> dict[str, Any]:
     return get_type_hints(cls)
 
 
-def choices(cls: type, name: str) -> tuple[str, ...] | None:
+def _kind(cls: type, name: str) -> tuple[Any, bool]:
+    """A field's type without `| None`, and whether None is allowed (None: "leave
+    it to the app's own setting")."""
     kind = _types(cls)[name]
+    if get_origin(kind) in (Union, types.UnionType) and type(None) in get_args(kind):
+        (inner,) = (arg for arg in get_args(kind) if arg is not type(None))
+        return inner, True
+    return kind, False
+
+
+def choices(cls: type, name: str) -> tuple[str, ...] | None:
+    kind, _ = _kind(cls, name)
     return get_args(kind) if get_origin(kind) is Literal else None
+
+
+def _is_texts(kind: Any) -> bool:
+    return get_origin(kind) is tuple and get_args(kind) == (str, ...)
 
 
 def _help(item: Field[Any]) -> str:
@@ -56,7 +71,9 @@ def flag_name(name: str) -> str:
 
 def _check(cls: type, item: Field[Any], value: Any) -> Any:
     """The value, converted where harmless (an int for a float); BadInput if it cannot be."""
-    name, kind = item.name, _types(cls)[item.name]
+    name, (kind, optional) = item.name, _kind(cls, item.name)
+    if value is None and optional:
+        return None
     allowed = choices(cls, name)
     if allowed is not None:
         if value not in allowed:
@@ -75,6 +92,14 @@ def _check(cls: type, item: Field[Any], value: Any) -> Any:
         if minimum is not None and value < minimum:
             raise BadInput(f"{name}={value!r}: must be at least {minimum}")
         return kind(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise BadInput(f"{name}={value!r}: expected text")
+        return value
+    if _is_texts(kind):
+        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+            raise BadInput(f"{name}={value!r}: expected a list of text")
+        return tuple(value)
     raise TypeError(f"{cls.__name__}.{name}: unsupported setting type {kind!r}")
 
 
@@ -126,13 +151,18 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
     """One flag per field; every default is None, so only given flags override."""
     group = parser.add_argument_group(title)
     for item in fields(cls):
-        kind = _types(cls)[item.name]
+        kind, _ = _kind(cls, item.name)
         default = f" (default: {_shown(item.default)})" if item.default is not MISSING else ""
         options: dict[str, Any] = {"default": None, "help": _help(item) + default}
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
         elif choices(cls, item.name) is not None:
             options["choices"] = choices(cls, item.name)
+        elif kind is str:
+            options["metavar"] = "TEXT"
+        elif _is_texts(kind):
+            options |= {"action": "append", "metavar": "TEXT"}
+            options["help"] += "; repeatable"
         else:
             options["type"] = kind
             options["metavar"] = "S" if kind is float and "seconds" in _help(item) else "N"
@@ -148,17 +178,26 @@ def given_flags(args: argparse.Namespace, cls: type) -> dict[str, Any]:
 
 
 def _shown(value: Any) -> str:
+    if value is None:
+        return "the app's own"
     if isinstance(value, bool):
         return "on" if value else "off"
+    if value in ("", ()):
+        return "none"
     return str(value)
 
 
 def as_flags(instance: Any) -> list[str]:
-    """Every field as the flag that sets it: the command line recreates the instance."""
+    """Every field that holds a value as the flag that sets it: the command line
+    recreates the instance (a field left to the app, or empty, stays so)."""
     flags = []
     for item in fields(instance):
         value = getattr(instance, item.name)
-        if isinstance(value, bool):
+        if value is None or value in ("", ()):
+            continue
+        if isinstance(value, tuple):
+            flags += [part for text in value for part in (flag_name(item.name), text)]
+        elif isinstance(value, bool):
             flags.append(flag_name(item.name) if value else "--no-" + flag_name(item.name)[2:])
         else:
             flags += [flag_name(item.name), f"{value:g}" if isinstance(value, float) else value]

@@ -8,28 +8,24 @@ is an error with a message, never a silent default.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from exam_app.users.checkpoints import POINTS
-from rig import schema
-from rig.broker import PARK_S
+from rig import agent, schema
+from rig.checkpoint import AUTOMATIC, PARK_ENV
+from rig.control import PARK_S
 from rig.errors import BadInput
 from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
+from rig.target import BUILTIN_TASKS, TargetSettings
 
-TASK_NAMES: dict[str, str] = {
-    "create": "exam_app.users.tasks.create_record",
-    "get_or_create": "exam_app.users.tasks.get_or_create_record",
-    "get_or_create_unconstrained": "exam_app.users.tasks.get_or_create_unconstrained",
-}
 Acks = Literal["early", "late"]
 # "none" or a fault of the registry (rig/faults/registry.py).
 FaultName = Literal[("none", *FAULTS)]  # type: ignore[valid-type]
-# The task side names its checkpoints; the rig takes them from there.
-Point = Literal[POINTS]  # type: ignore[valid-type]
-TaskKind = Literal[tuple(TASK_NAMES)]  # type: ignore[valid-type]
 Pool = Literal["prefork", "solo", "threads"]
+POINT_NAME = re.compile(r"^[A-Za-z_][\w.-]*$")
 
 # How often a surviving worker sweeps for unacked messages older than the
 # visibility timeout (kombu 5.7 unacked_restore_interval, throttle 1).
@@ -46,24 +42,24 @@ def _fault_help() -> str:
 class CommonSettings:
     """The axes every scenario has; each fault adds its own (its module's Parameters)."""
 
-    acks: Acks = setting(
-        "late",
+    acks: Acks | None = setting(
+        None,
         "when the message is acknowledged: early (as a pool process takes it, "
-        "Celery's default) or late (after the task returns)",
+        "Celery's default) or late (after the task returns); overrides task decorators",
     )
-    reject_on_worker_lost: bool = setting(
-        False, "requeue the task when its pool process dies (task_reject_on_worker_lost)"
+    reject_on_worker_lost: bool | None = setting(
+        None, "requeue the task when its pool process dies (task_reject_on_worker_lost)"
     )
     fault: FaultName = setting("none", _fault_help())
-    at: Point = setting(
-        "after_write",
-        "the checkpoint inside the task where the fault lands: before its write, inside "
-        "the write's open transaction, or after the write committed",
+    at: str = setting(
+        "after_commit",
+        f"the checkpoint where the fault lands: {', '.join(AUTOMATIC)} (passed in every "
+        "task, no code change), or a name your code passes to rig.checkpoint()",
     )
-    task: TaskKind = setting(
+    task: str = setting(
         "create",
-        "the task under test: a naive create, get_or_create on a unique key, or "
-        "get_or_create without a constraint",
+        "the task under test: its registered name with --app; for the built-in exam_app "
+        f"one of {', '.join(BUILTIN_TASKS)}",
     )
     workers: int = setting(2, "how many worker nodes consume the queue", minimum=1)
     tasks: int = setting(1, "how many tasks are sent, each with its own business key", minimum=1)
@@ -87,25 +83,30 @@ class CommonSettings:
     time_limit: float = setting(
         0.0, "hard time limit per task in seconds, 0 for none (task_time_limit)", minimum=0
     )
-    acks_on_timeout: bool = setting(
-        True, "acknowledge a late-ack task that hit its hard time limit (task_acks_on_timeout)"
+    acks_on_timeout: bool | None = setting(
+        None, "acknowledge a late-ack task that hit its hard time limit (task_acks_on_timeout)"
     )
     memory_limit_mb: int = setting(
         0, "each worker's memory limit in MiB, 0 for none (a container's --memory)", minimum=0
     )
 
-    pool: Pool = setting("prefork", "the worker's execution pool (worker_pool)")
-    concurrency: int = setting(1, "processes or threads per worker (worker_concurrency)", minimum=1)
-    prefetch_multiplier: int = setting(
-        1, "messages reserved per process (worker_prefetch_multiplier)", minimum=0
+    pool: Pool | None = setting(None, "the worker's execution pool (worker_pool)")
+    concurrency: int | None = setting(
+        None, "processes or threads per worker (worker_concurrency)", minimum=1
+    )
+    prefetch_multiplier: int | None = setting(
+        None, "messages reserved per process (worker_prefetch_multiplier)", minimum=0
     )
 
     def validate(self) -> None:
-        """The combinations that cannot run: common ones, then the fault's own."""
+        """The combinations that cannot run: common ones, the target's, the fault's."""
         if self.restart and self.fault != "container":
             raise BadInput(
                 "restart=true needs fault=container: only a killed worker can be restarted"
             )
+        if not POINT_NAME.match(self.at) or (not self.app and self.at not in AUTOMATIC):
+            raise BadInput(f"at={self.at!r}: expected one of {', '.join(AUTOMATIC)}")
+        self.validate_target(self.task, self.tasks)
         validate = fault_part(self.fault, "validate")
         if validate is not None:
             validate(self)
@@ -113,31 +114,50 @@ class CommonSettings:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def worker_environment(self) -> dict[str, str]:
-        """The exam_app settings (see exam_app/settings.py) a worker runs with."""
-        return {
-            "CELERY_TASK_ACKS_LATE": str(self.acks == "late").lower(),
-            "CELERY_TASK_REJECT_ON_WORKER_LOST": str(self.reject_on_worker_lost).lower(),
-            "CELERY_WORKER_POOL": self.pool,
-            "CELERY_WORKER_CONCURRENCY": str(self.concurrency),
-            "CELERY_WORKER_PREFETCH_MULTIPLIER": str(self.prefetch_multiplier),
-            "CELERY_BROKER_VISIBILITY_TIMEOUT": str(self.visibility_timeout),
-            "CELERY_BROKER_UNACKED_RESTORE_INTERVAL": str(RESTORE_INTERVAL_S),
-            "CELERY_BROKER_UNACKED_RESTORE_THROTTLE": "1",
-            "CELERY_BROKER_UNACKED_MUTEX_EXPIRE": str(self.visibility_timeout),
-            # A dead pool child turns into WorkerLostError after this wait.
-            "CELERY_WORKER_LOST_WAIT": "1",
-            "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": str(self.soft_shutdown_timeout),
-            "CELERY_TASK_TIME_LIMIT": str(self.time_limit),
-            "CELERY_TASK_ACKS_ON_TIMEOUT": str(self.acks_on_timeout).lower(),
-            "RIG_CHECKPOINT_TIMEOUT": str(PARK_S),
+    def task_kwargs(self) -> dict[str, Any]:
+        """What the fault adds to the built-in task's call (the oom fault's allocation)."""
+        task_kwargs = fault_part(self.fault, "task_kwargs")
+        return task_kwargs(self) if task_kwargs is not None else {}
+
+    def celery_settings(self) -> dict[str, Any]:
+        """The Celery settings a worker's app runs with: the rig's own (events, a
+        short sweep for unacked messages), then each one given; those not given
+        stay the app's."""
+        conf: dict[str, Any] = {
+            "broker_transport_options": {
+                "visibility_timeout": self.visibility_timeout,
+                "unacked_restore_interval": RESTORE_INTERVAL_S,
+                "unacked_restore_throttle": 1,
+                "unacked_mutex_expire": self.visibility_timeout,
+            },
+            "broker_connection_retry_on_startup": True,
+            "result_backend": None,  # never the user's result store
+            "worker_send_task_events": True,
+            "task_send_sent_event": True,
+            "worker_lost_wait": 1,  # a dead pool child turns into WorkerLostError after this
         }
+        given = {
+            "task_acks_late": None if self.acks is None else self.acks == "late",
+            "task_reject_on_worker_lost": self.reject_on_worker_lost,
+            "task_acks_on_timeout": self.acks_on_timeout,
+            "worker_pool": self.pool,
+            "worker_concurrency": self.concurrency,
+            "worker_prefetch_multiplier": self.prefetch_multiplier,
+            "task_time_limit": self.time_limit or None,
+            "worker_soft_shutdown_timeout": self.soft_shutdown_timeout or None,
+        }
+        return conf | {name: value for name, value in given.items() if value is not None}
+
+    def worker_environment(self) -> dict[str, str]:
+        """What a worker's agent reads (rig.agent): the Celery settings and the park time."""
+        return {agent.CONF_ENV: json.dumps(self.celery_settings()), PARK_ENV: str(PARK_S)}
 
 
 # The settings: the common axes and every fault's parameters, one frozen dataclass.
 Settings = schema.compose(
     "Settings",
     CommonSettings,
+    TargetSettings,
     *(module.Parameters for module in FAULTS.values() if hasattr(module, "Parameters")),
 )
 

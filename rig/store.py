@@ -1,84 +1,117 @@
-"""Reads the attempt ledger and the side-effect rows, and empties them
-between scenarios. Plain SQL over psycopg or sqlite3, so the controller
-needs no Django settings of its own; table names are Django's defaults for
-exam_app.users (tests/test_store.py checks them against the models).
+"""The target's own database on the rig's database server: created and migrated
+once, emptied between runs, and read for the task's effects. Plain SQL over
+psycopg or sqlite3; Django runs only in subprocesses (rig.agent manage), so
+the controller needs no Django settings of its own.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 from contextlib import closing
-from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import psycopg
+from psycopg import sql as pgsql
 
-from exam_app.envconf import sqlite_path
+from rig.backends.base import with_database
+from rig.errors import BadInput
+from rig.target import Target, agent_command
 
-LEDGER_TABLE = "users_attempt"
-EFFECT_TABLES = {
-    "create": "users_naiverecord",
-    "get_or_create": "users_idempotentrecord",
-    "get_or_create_unconstrained": "users_unconstrainedrecord",
-}
-ALL_TABLES = (LEDGER_TABLE, *EFFECT_TABLES.values())
-LEDGER_COLUMNS = (
-    "task_id, task_name, business_key, hostname, pid, attempt, redelivered, "
-    "started_at, written_at, finished_at"
-)
-
-
-def _epoch(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.timestamp()
-    # SQLite stores Django datetimes as ISO text.
-    return datetime.fromisoformat(str(value)).timestamp()
+# Tables `migrate` fills and no task should lose: emptying them would break the project.
+KEPT_TABLES = {"django_migrations", "django_content_type", "auth_permission", "django_site"}
+FUNCTION = re.compile(r"^[\w.]+:[\w.]+$")
 
 
 class Store:
-    def __init__(self, database_url: str) -> None:
-        self.url = database_url
-        parts = urlsplit(database_url)
-        self.is_sqlite = parts.scheme == "sqlite"
-        self.sqlite_path = sqlite_path(database_url)
+    """One project's database; each run's target (same project, its own task,
+    fixtures and effects) is passed to what depends on it."""
 
-    @property
-    def engine(self) -> str:
-        return "sqlite" if self.is_sqlite else "postgresql"
+    def __init__(self, server_url: str, target: Target) -> None:
+        self.target = target  # the first run's: its project is everyone's here
+        self.url = with_database(server_url, target.database)
+        self.server_url = server_url
+        self.is_sqlite = urlsplit(server_url).scheme == "sqlite"
 
     def _query(self, sql: str) -> list[tuple[Any, ...]]:
         if self.is_sqlite:
-            with closing(sqlite3.connect(self.sqlite_path, timeout=30)) as connection:
-                return connection.execute(sql).fetchall()
-        with psycopg.connect(self.url, connect_timeout=10) as connection:
-            return connection.execute(sql).fetchall()
-
-    def reset(self) -> None:
-        if self.is_sqlite:
-            with closing(sqlite3.connect(self.sqlite_path, timeout=30)) as connection:
-                for table in ALL_TABLES:
-                    connection.execute(f"DELETE FROM {table}")
+            path = unquote(urlsplit(self.url).path)[1:]
+            with closing(sqlite3.connect(path, timeout=30)) as connection:
+                rows = connection.execute(sql).fetchall()
                 connection.commit()
-            return
+                return rows
         with psycopg.connect(self.url, connect_timeout=10) as connection:
-            connection.execute(f"TRUNCATE {', '.join(ALL_TABLES)} RESTART IDENTITY")
+            cursor = connection.execute(sql)
+            return cursor.fetchall() if cursor.description else []
 
-    def ledger(self) -> list[dict[str, Any]]:
-        rows = self._query(f"SELECT {LEDGER_COLUMNS} FROM {LEDGER_TABLE} ORDER BY id")
-        names = [name.strip() for name in LEDGER_COLUMNS.split(",")]
-        result = []
-        for row in rows:
-            record = dict(zip(names, row, strict=True))
-            record["redelivered"] = bool(record["redelivered"])
-            for stamp in ("started_at", "written_at", "finished_at"):
-                record[stamp] = _epoch(record[stamp])
-            result.append(record)
-        return result
+    # --- once per target ---------------------------------------------------
+    def prepare(self) -> None:
+        """Create the target's database, migrate the project into it, load its fixtures."""
+        if not self.target.django:
+            return
+        if not self.is_sqlite:
+            with psycopg.connect(self.server_url, autocommit=True, connect_timeout=10) as admin:
+                exists = admin.execute(
+                    "SELECT 1 FROM pg_database WHERE datname = %s", (self.target.database,)
+                ).fetchone()
+                if not exists:
+                    admin.execute(
+                        pgsql.SQL("CREATE DATABASE {}").format(
+                            pgsql.Identifier(self.target.database)
+                        )
+                    )
+        agent_command(["manage", "migrate", "--noinput", "-v", "0"], self.target, self.url)
 
-    def effect_rows(self, task: str) -> list[dict[str, Any]]:
-        table = EFFECT_TABLES[task]
-        rows = self._query(f"SELECT business_key, task_id FROM {table} ORDER BY id")
-        return [{"table": table, "business_key": key, "task_id": tid} for key, tid in rows]
+    def _load_fixtures(self, target: Target) -> None:
+        if target.fixtures:
+            agent_command(["manage", "loaddata", "-v", "0", *target.fixtures], target, self.url)
+
+    # --- between runs -------------------------------------------------------
+    def tables(self) -> list[str]:
+        if self.is_sqlite:
+            listed = "SELECT name FROM sqlite_master WHERE type = 'table'"
+        else:
+            listed = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        names = [row[0] for row in self._query(listed)]
+        return [
+            name for name in names if name not in KEPT_TABLES and not name.startswith("sqlite_")
+        ]
+
+    def reset(self, target: Target) -> None:
+        """Every row the last run (or the fixtures) left, gone; this run's fixtures in."""
+        if not target.django:
+            return
+        tables = self.tables()
+        if self.is_sqlite:
+            path = unquote(urlsplit(self.url).path)[1:]
+            with closing(sqlite3.connect(path, timeout=30)) as connection:
+                for table in tables:
+                    connection.execute(f'DELETE FROM "{table}"')
+                connection.commit()
+        elif tables:
+            quoted = ", ".join(f'"{table}"' for table in tables)
+            self._query(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
+        self._load_fixtures(target)
+
+    # --- after a run ------------------------------------------------------
+    def effects(self, target: Target) -> list[tuple[str, int]]:
+        """(business key, count) rows of the target's effects query or function."""
+        effects = target.effects
+        if not effects:
+            return []
+        if FUNCTION.match(effects):
+            done = agent_command(["effects", effects], target, self.url)
+            rows = json.loads(done.stdout)
+        else:
+            try:
+                rows = self._query(effects)
+            except (psycopg.Error, sqlite3.Error) as error:
+                message = str(error).strip().splitlines()[0]
+                raise BadInput(f"effects query failed: {message}") from None
+        if not all(len(row) == 2 and isinstance(row[1], int) for row in rows):
+            raise BadInput(
+                f"effects must give (business key, count) rows; got {list(rows)[:1]!r} first"
+            )
+        return [(str(key), count) for key, count in rows]

@@ -5,6 +5,7 @@ table lives in the HTML report and the JSON."""
 
 from __future__ import annotations
 
+import shlex
 import textwrap
 from typing import Any
 
@@ -63,7 +64,7 @@ def pasteable(command: str, indent: str) -> list[str]:
 def _flag_groups(command: str) -> list[str]:
     """`--flag value` stays together on one line."""
     groups: list[str] = []
-    for word in command.split():
+    for word in (shlex.quote(part) for part in shlex.split(command)):
         if groups and not word.startswith("-") and groups[-1].startswith("--"):
             groups[-1] += f" {word}"
         else:

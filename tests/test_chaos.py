@@ -1,7 +1,7 @@
 """The catalog on the real stack, on both backends; one marker per scenario.
 
 pytest -m chaos                                  # all of them
-pytest -m late_ack_kill_after_write_create       # one
+pytest -m late_ack_kill_after_commit_create       # one
 """
 
 from __future__ import annotations

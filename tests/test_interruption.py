@@ -21,7 +21,7 @@ from rig.backends.local import RUNS_DIR
 from rig.backends.pids import same_process, zombie
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIO = "late_ack_kill_after_write_create"  # parks a task, so a run is mid-scenario for a while
+SCENARIO = "late_ack_kill_after_commit_create"  # parks a task, so a run is mid-scenario for a while
 
 
 def start_rig(backend: str, scenario: str = SCENARIO) -> subprocess.Popen[str]:

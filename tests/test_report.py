@@ -75,7 +75,7 @@ def _results() -> tuple[list[Result], list[dict]]:
     expect = make_expectation(executions=2, completed=1, lost=0, redelivered=1, duplicate_rows=1)
     settings = make_settings(fault="container")
     killed = Result(
-        name="kill_after_write",
+        name="kill_after_commit",
         settings=settings,
         expect=expect,
         outcome=check(history, expect, fault_expected=True),
@@ -158,7 +158,7 @@ def test_the_report_summarises_then_shows_each_scenario(report: Path) -> None:
         assert f'<span class="badge {row["verdict"]}">{row["verdict"]}</span>' in _section(
             html, row["scenario"]
         )
-    killed = _section(html, "kill_after_write")
+    killed = _section(html, "kill_after_commit")
     assert killed.count('class="lane"') == 2
     assert killed.count('class="bar ') == 2
     assert killed.count('class="bar killed"') == 1 and killed.count('class="bar finished"') == 1
@@ -310,4 +310,4 @@ def test_a_stored_run_rechecked_offline_gives_its_verdicts(report: Path) -> None
 
     rechecked = {name: (stored, row["verdict"]) for name, stored, row in recheck(report.parent)}
     # The crashed run recorded no events, so it has no history to re-check.
-    assert rechecked == {"kill_after_write": ("pass", "pass")}
+    assert rechecked == {"kill_after_commit": ("pass", "pass")}

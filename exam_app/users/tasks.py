@@ -1,22 +1,21 @@
 """Tasks of the reproduction.
 
 early_acknowledge / late_acknowledge are the seed's two tasks: a slow network
-retrieval, acknowledged before or after it runs. The record tasks write a
-database row keyed by a business key, naively or idempotently, and announce
-the checkpoints the chaos rig can kill them at.
+retrieval, acknowledged before or after it runs, each with a ledger row of
+its own for the reproduction stack. The record tasks write a database row
+keyed by a business key, naively or idempotently: plain Django code, which
+the chaos rig runs under its worker wrapper (rig.agent) like any project's.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import partial
 
 from celery import Task, shared_task
 from django.db import models, transaction
 
 from exam_app.users import ledger
-from exam_app.users.checkpoints import checkpoint
 from exam_app.users.models import Attempt, IdempotentRecord, NaiveRecord, UnconstrainedRecord
 
 
@@ -53,24 +52,14 @@ def late_acknowledge(self: Task, seconds: float = 5.0, key: str = "") -> None:
     _retrieval(self, seconds, key)
 
 
-def _write_record(
-    task: Task, business_key: str, write: Callable[[], object], allocate_mb: int = 0
-) -> None:
-    """Run one side effect between the three checkpoints the rig can kill at;
-    allocate_mb makes the task hold that much memory from its first checkpoint
-    on (filled, so the pages are really used), for the memory-limit fault."""
-    attempt = _begin(task, business_key)
-    at = partial(
-        checkpoint, task_id=attempt.task_id, attempt=attempt.attempt, hostname=attempt.hostname
-    )
-    at("before_write")
+def _write_record(write: Callable[[], object], allocate_mb: int = 0) -> None:
+    """Plain Django code: the rig passes its checkpoints (before_write,
+    in_transaction, after_commit) and keeps its ledger with no help from here.
+    allocate_mb makes the task hold that much memory first (filled, so the
+    pages are really used), for the memory-limit fault."""
     ballast = bytearray(b"\x01") * (allocate_mb << 20)  # noqa: F841 - held on purpose
     with transaction.atomic():
         write()
-        at("in_transaction")
-    ledger.mark_written(attempt)
-    at("after_write")
-    ledger.finish(attempt)
 
 
 # The record tasks take acks_late and reject_on_worker_lost from the settings
@@ -81,8 +70,6 @@ def _write_record(
 def create_record(self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 0) -> None:
     """Naive: a second run inserts a second row."""
     _write_record(
-        self,
-        key,
         lambda: NaiveRecord.objects.create(
             business_key=key, payload=retrieve(seconds), task_id=self.request.id
         ),
@@ -94,7 +81,7 @@ def create_record(self: Task, key: str, seconds: float = 0.0, allocate_mb: int =
 def get_or_create_record(self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 0) -> None:
     """Idempotent: get_or_create on a key with a database UniqueConstraint."""
     write = lambda: _get_or_create(IdempotentRecord, self, key, seconds)  # noqa: E731
-    _write_record(self, key, write, allocate_mb)
+    _write_record(write, allocate_mb)
 
 
 @shared_task(bind=True, name="exam_app.users.tasks.get_or_create_unconstrained")
@@ -103,7 +90,7 @@ def get_or_create_unconstrained(
 ) -> None:
     """get_or_create without a unique constraint: two concurrent runs can both insert."""
     write = lambda: _get_or_create(UnconstrainedRecord, self, key, seconds)  # noqa: E731
-    _write_record(self, key, write, allocate_mb)
+    _write_record(write, allocate_mb)
 
 
 def _get_or_create(model: type[models.Model], task: Task, key: str, seconds: float) -> None:

@@ -5,15 +5,21 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from rig.history import History
 
 
 @dataclass(frozen=True)
 class Services:
-    broker_url: str  # as the controller reaches it
-    database_url: str  # as the controller reaches it
+    """Where the rig's own services answer, as the controller reaches them."""
+
+    broker_url: str
+    database_url: str  # the server's first database; each target gets one of its own
     database_engine: str  # "postgresql" or "sqlite"
+    # The rig's control store (checkpoints, write ledger): a Redis of its own, so
+    # faulting the broker never touches it.
+    control_url: str
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,8 @@ class WorkerSpec:
     # the next scenario's workers can start while this one's still settle.
     broker_db: int = 0
     memory_mb: int = 0  # a memory limit (the kernel's OOM killer enforces it), 0: none
+    database: str = "rig"  # the target's database on the rig's database server
+    project_dir: str = ""  # the user's project, mounted read-only where workers run in containers
 
     @property
     def nodename(self) -> str:
@@ -42,6 +50,40 @@ class Exit:
 # What a fault may need from a backend (rig.faults.*.NEEDS); a backend says
 # which it lacks and why, and a scenario needing one is skipped with that reason.
 CAPABILITIES = ("kill", "pause", "partition", "memory-limit", "restart-broker")
+
+
+def agent_command(command: list[str]) -> list[str]:
+    """The compose file's worker command with the rig's wrapper as the app
+    (rig.agent loads the target's own app; see there)."""
+    app = command.index("-A") + 1
+    return [*command[:app], "rig.agent", *command[app + 1 :]]
+
+
+def agent_environment(
+    spec: WorkerSpec, broker_url: str, control_url: str, database_url: str
+) -> dict[str, str]:
+    """Where a worker's agent finds the rig's services (URLs as the worker reaches
+    them), then the spec's own environment (the target and its settings)."""
+    return {
+        "RIG_BROKER_URL": with_db(broker_url, spec.broker_db),
+        "RIG_CONTROL_URL": with_db(control_url, spec.broker_db),
+        "RIG_DATABASE_URL": with_database(database_url, spec.database),
+        **spec.environment,
+    }
+
+
+def with_db(url: str, db: int) -> str:
+    """The same Redis server, database `db`."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def with_database(url: str, name: str) -> str:
+    """The same database server, database `name` (a file beside it for SQLite)."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return f"{url.rsplit('/', 1)[0]}/{name}.sqlite3"
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def free_port() -> int:

@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from signal import Signals
 from typing import Any
 
@@ -30,16 +31,27 @@ from docker.models.containers import Container
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from rig import compose
-from rig.backends.base import BackendInfo, Exit, Services, WorkerSpec, free_port
+from rig.backends.base import (
+    BackendInfo,
+    Exit,
+    Services,
+    WorkerSpec,
+    agent_command,
+    agent_environment,
+    free_port,
+)
 from rig.backends.pids import alive
-from rig.broker import with_db
 from rig.errors import EnvironmentProblem
 from rig.history import BACKEND, History
 
 PROJECT_LABEL = "com.celery-rig.project"
 RUN_LABEL = "com.celery-rig.run"
 OWNER_LABEL = "com.celery-rig.owner-pid"
-ROLE_LABEL = "com.celery-rig.role"  # "worker", or "service" for redis, postgres, migrate
+ROLE_LABEL = "com.celery-rig.role"  # "worker", or "service" for redis, control, postgres
+# The host's rig package, mounted read-only into every worker: the agent that
+# wraps the target's app is the controller's own version, with no image rebuild.
+RIG_PACKAGE = Path(__file__).resolve().parents[1]
+RIG_MOUNT = "/opt/celery-rig"
 
 # Signal one process inside the worker container (signal 0: none) and wait until
 # it is gone (or a zombie), so its end is confirmed from the process table.
@@ -108,6 +120,7 @@ class DockerBackend:
         self.services = compose.load_services()
         self.network: Any = None
         self.broker_url = ""
+        self.inside: Services | None = None
         self.workers: dict[str, Container] = {}
         self.history: History | None = None
         self.observed: set[str] = set()
@@ -123,22 +136,32 @@ class DockerBackend:
         self.network = self.client.networks.create(self.run_id, driver="bridge", labels=self.labels)
         self._watch_events()
         redis = self._run_service("redis", publish=6379)
+        control = self._run_service("redis", publish=6379, alias="control")
         postgres = self._run_service("postgres", publish=5432)
         env = compose.environment(self.services["postgres"])
+        credentials = f"{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}"
         services = Services(
             broker_url=f"redis://127.0.0.1:{self._host_port(redis, 6379)}/0",
             database_url=(
-                f"postgres://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}"
-                f"@127.0.0.1:{self._host_port(postgres, 5432)}/{env['POSTGRES_DB']}"
+                f"postgres://{credentials}@127.0.0.1:{self._host_port(postgres, 5432)}"
+                f"/{env['POSTGRES_DB']}"
             ),
             database_engine="postgresql",
+            control_url=f"redis://127.0.0.1:{self._host_port(control, 6379)}/0",
+        )
+        # The same services as the workers reach them, on the run's network.
+        self.inside = Services(
+            broker_url="redis://redis:6379/0",
+            database_url=f"postgres://{credentials}@postgres:5432/{env['POSTGRES_DB']}",
+            database_engine="postgresql",
+            control_url="redis://control:6379/0",
         )
         # Ready when a real connection from here succeeds: polling that is quicker
         # than waiting for the compose health check's next 1 s tick.
         self.broker_url = services.broker_url
         self._wait_answering(redis, lambda: _redis_ping(services.broker_url))
+        self._wait_answering(control, lambda: _redis_ping(services.control_url))
         self._wait_answering(postgres, lambda: psycopg.connect(services.database_url).close())
-        self._migrate()
         return services
 
     def _remove_leftovers(self) -> None:
@@ -187,10 +210,10 @@ class DockerBackend:
             **options,
         )
 
-    def _run_service(self, name: str, publish: int) -> Container:
+    def _run_service(self, name: str, publish: int, alias: str = "") -> Container:
         spec = self.services[name]
         return self._run(
-            name,
+            alias or name,
             spec["image"],
             command=spec.get("command"),
             environment=compose.environment(spec),
@@ -219,22 +242,6 @@ class DockerBackend:
             raise EnvironmentProblem(
                 f"{container.name} does not answer after {timeout_s:.0f} s ({error}):\n{logs}"
             ) from None
-
-    def _migrate(self) -> None:
-        spec = self.services[compose.WORKER_TEMPLATE]
-        container = self._run(
-            "migrate",
-            spec["image"],
-            command=["python", "manage.py", "migrate", "--noinput", "-v", "0"],
-            environment=compose.environment(spec),
-        )
-        try:
-            status = container.wait(timeout=120)
-            if status["StatusCode"] != 0:
-                logs = container.logs(tail=30).decode(errors="replace")
-                raise EnvironmentProblem(f"migrations failed:\n{logs}")
-        finally:
-            container.remove(force=True, v=True)
 
     # --- events ----------------------------------------------------------
     def _watch_events(self) -> None:
@@ -277,19 +284,27 @@ class DockerBackend:
     # --- workers ---------------------------------------------------------
     def start_workers(self, specs: list[WorkerSpec]) -> None:
         template = self.services[compose.WORKER_TEMPLATE]
-        environment = compose.environment(template)
+        assert self.inside is not None
+        inside = self.inside
         for spec in specs:
-            command = [*template["command"], f"--queues={','.join(spec.queues)}"]
+            command = [*agent_command(template["command"]), f"--queues={','.join(spec.queues)}"]
+            environment = agent_environment(
+                spec, inside.broker_url, inside.control_url, inside.database_url
+            )
+            # The user's project at the path it has on the host, read-only, as the
+            # working directory `celery -A` imports from; else the image's exam_app.
+            project = {spec.project_dir: {"bind": spec.project_dir, "mode": "ro"}}
             self.workers[spec.name] = self._run(
                 spec.name,
                 template["image"],
                 role="worker",
                 command=command,
-                environment={
-                    **environment,
-                    "CELERY_BROKER_URL": with_db(environment["CELERY_BROKER_URL"], spec.broker_db),
-                    **spec.environment,
+                environment={**environment, "PYTHONPATH": RIG_MOUNT},
+                volumes={
+                    str(RIG_PACKAGE): {"bind": f"{RIG_MOUNT}/rig", "mode": "ro"},
+                    **(project if spec.project_dir else {}),
                 },
+                **({"working_dir": spec.project_dir} if spec.project_dir else {}),
                 # No swap beyond the limit, so going past it is an OOM kill.
                 **(
                     {"mem_limit": f"{spec.memory_mb}m", "memswap_limit": f"{spec.memory_mb}m"}

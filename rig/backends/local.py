@@ -30,13 +30,21 @@ import redis
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from rig import compose
-from rig.backends.base import BackendInfo, Exit, Services, WorkerSpec, free_port
+from rig.backends.base import (
+    BackendInfo,
+    Exit,
+    Services,
+    WorkerSpec,
+    agent_command,
+    agent_environment,
+    free_port,
+)
 from rig.backends.pids import alive, same_process, start_time, stopped, zombie
-from rig.broker import with_db
 from rig.errors import EnvironmentProblem
 from rig.history import BACKEND, History
 
-REPO = Path(__file__).resolve().parents[2]
+# Where the rig package is importable from: workers import rig.agent from here.
+RIG_ROOT = Path(__file__).resolve().parents[2]
 RUNS_DIR = Path(tempfile.gettempdir()) / "celery-rig"
 
 
@@ -72,7 +80,8 @@ class LocalBackend:
         self.observed: set[str] = set()
         self.redis: subprocess.Popen[bytes] | None = None
         self.redis_command: list[str] = []
-        self.base_env: dict[str, str] = {}
+        self.control: subprocess.Popen[bytes] | None = None
+        self.services: Services | None = None
 
     # --- start ---------------------------------------------------------
     def start(self) -> Services:
@@ -86,34 +95,36 @@ class LocalBackend:
             )
         self.dir.mkdir(parents=True)
         (self.dir / "owner").write_text(str(os.getpid()))
+        broker_url, self.redis_command = self._redis_server(redis_server, "broker")
+        self.redis = self._spawn("redis", self.redis_command, {})
+        control_url, control_command = self._redis_server(redis_server, "control")
+        self.control = self._spawn("control", control_command, {})
+        self._wait_redis(broker_url, "redis")
+        self._wait_redis(control_url, "control")
+        database_url = os.environ.get("DATABASE_URL", "")
+        if urlsplit(database_url).scheme not in ("postgres", "postgresql"):
+            database_url = f"sqlite:///{self.dir / 'rig.sqlite3'}"
+        engine = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+        self.services = Services(broker_url, database_url, engine, control_url)
+        return self.services
+
+    def _redis_server(self, redis_server: str, name: str) -> tuple[str, list[str]]:
+        """A redis-server on a free loopback port: its URL and its command."""
         port = free_port()
         # No automatic persistence; a broker restart may still SHUTDOWN SAVE a
         # snapshot into --dir, which the next start loads.
-        self.redis_command = [
+        command = [
             *(redis_server, "--port", str(port), "--bind", "127.0.0.1"),
             *("--save", "", "--appendonly", "no", "--dir", str(self.dir)),
+            *("--dbfilename", f"{name}.rdb"),
         ]
-        self.redis = self._spawn("redis", self.redis_command, {})
-        broker_url = f"redis://127.0.0.1:{port}/0"
-        self._wait_redis(broker_url)
-        database_url = os.environ.get("DATABASE_URL", "")
-        if urlsplit(database_url).scheme not in ("postgres", "postgresql"):
-            database_url = f"sqlite:///{self.dir / 'db.sqlite3'}"
-        self.base_env = {
-            **compose.environment(compose.service(compose.WORKER_TEMPLATE)),
-            "CELERY_BROKER_URL": broker_url,
-            "DATABASE_URL": database_url,
-            "DJANGO_SETTINGS_MODULE": "exam_app.settings",
-        }
-        self._migrate()
-        engine = "sqlite" if database_url.startswith("sqlite") else "postgresql"
-        return Services(broker_url, database_url, engine)
+        return f"redis://127.0.0.1:{port}/0", command
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.dir / f"{name}.log").open("ab")
         process = subprocess.Popen(
             command,
-            cwd=REPO,
+            cwd=self.dir,
             env={**os.environ, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -126,7 +137,7 @@ class LocalBackend:
             pids.write(f"{process.pid} {start_time(process.pid)}\n")
         return process
 
-    def _wait_redis(self, url: str) -> None:
+    def _wait_redis(self, url: str, name: str) -> None:
         client = redis.Redis.from_url(url, socket_timeout=1)
         try:
             retry(
@@ -136,22 +147,10 @@ class LocalBackend:
                 reraise=True,
             )(client.ping)()
         except redis.ConnectionError:
-            log = (self.dir / "redis.log").read_text()[-2000:]
+            log = (self.dir / f"{name}.log").read_text()[-2000:]
             raise EnvironmentProblem(f"redis-server did not answer on {url}:\n{log}") from None
         finally:
             client.close()
-
-    def _migrate(self) -> None:
-        result = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=REPO,
-            env={**os.environ, **self.base_env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if result.returncode != 0:
-            raise EnvironmentProblem(f"migrations failed:\n{result.stderr[-2000:]}")
 
     def observe(self, history: History, workers: list[str]) -> None:
         self.history, self.observed = history, set(workers)
@@ -160,7 +159,7 @@ class LocalBackend:
     def _command(self, spec: WorkerSpec) -> list[str]:
         template = compose.service(compose.WORKER_TEMPLATE)["command"]
         # The compose command starts with the `celery` program; run it from this venv.
-        command = [sys.executable, "-m", "celery", *template[1:]]
+        command = [sys.executable, "-m", "celery", *agent_command(template)[1:]]
         return [part.replace("%h", spec.name) for part in command] + [
             f"--queues={','.join(spec.queues)}"
         ]
@@ -173,8 +172,13 @@ class LocalBackend:
             self._start_worker(spec)
 
     def _start_worker(self, spec: WorkerSpec) -> None:
-        broker_url = with_db(self.base_env["CELERY_BROKER_URL"], spec.broker_db)
-        environment = {**self.base_env, "CELERY_BROKER_URL": broker_url, **spec.environment}
+        assert self.services is not None
+        services = self.services
+        environment = agent_environment(
+            spec, services.broker_url, services.control_url, services.database_url
+        )
+        # The rig's wrapper, then the user's project (the agent puts it first on sys.path).
+        environment["PYTHONPATH"] = str(RIG_ROOT)
         process = self._spawn(spec.name, self._command(spec), environment)
         self.processes[spec.name] = process
         threading.Thread(target=self._watch, args=(spec.name, process), daemon=True).start()
@@ -251,8 +255,9 @@ class LocalBackend:
         os.killpg(self.processes[name].pid, Signals.SIGCONT)
 
     def restart_broker(self, persist: bool) -> Exit | None:
-        url = f"redis://127.0.0.1:{self.redis_command[2]}/0"
-        snapshot = self.dir / "dump.rdb"  # redis-server runs with --dir self.dir
+        assert self.services is not None
+        url = self.services.broker_url
+        snapshot = self.dir / "broker.rdb"  # redis-server runs with --dir self.dir
         # No start may load an older snapshot: remove it before a restart without
         # persistence, and once loaded after one with it.
         if not persist:
@@ -267,7 +272,7 @@ class LocalBackend:
         except subprocess.TimeoutExpired:
             return None
         self.redis = self._spawn("redis", self.redis_command, {})
-        self._wait_redis(url)
+        self._wait_redis(url, "redis")
         if persist:
             snapshot.unlink(missing_ok=True)
         return Exit(time.time(), "redis-server " + ("saved, " if persist else "") + "restarted")
@@ -285,7 +290,8 @@ class LocalBackend:
     # --- stop ------------------------------------------------------------
     def close(self) -> None:
         self.stop_workers()
-        if self.redis is not None:
-            self._kill_group(self.redis)
-            self.redis = None
+        for server in (self.redis, self.control):
+            if server is not None:
+                self._kill_group(server)
+        self.redis = self.control = None
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -25,13 +25,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rig.backends.base import Backend, Exit
-from rig.broker import Broker, CheckpointReport
+from rig.control import CheckpointReport, Control
 
 
 @dataclass(frozen=True)
 class FaultContext:
     backend: Backend
-    broker: Broker  # the crew's: to release a parked task
+    control: Control  # the crew's: to release a parked task
     settings: Any  # rig.settings.Settings (which imports the registry, hence Any)
     report: CheckpointReport
     park_s: float  # how long the task stays parked unless released
@@ -43,7 +43,7 @@ class FaultContext:
 
     def release(self) -> None:
         """Let the parked task go on."""
-        self.broker.release(self.report)
+        self.control.release(self.report)
 
     def before_park_ends(self, at: float | None) -> bool:
         return at is not None and at < self.report.reported_at + self.park_s

@@ -14,7 +14,7 @@ NEEDS = ("kill",)
 
 
 def validate(settings: Any) -> None:
-    if settings.pool != "prefork":
+    if settings.pool not in (None, "prefork"):  # None: the app's own, prefork by default
         raise BadInput(
             f"fault=pool-child needs pool=prefork: the {settings.pool} pool has no child process"
         )

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from rig.broker import PARK_S
+from rig.control import PARK_S
 from rig.errors import BadInput
 from rig.faults import FaultContext, FaultRecord, Heal, healed, record
 from rig.schema import setting

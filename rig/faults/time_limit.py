@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rig.broker import PARK_S
+from rig.control import PARK_S
 from rig.errors import BadInput
 from rig.faults import FaultContext, FaultRecord, record
 
@@ -20,7 +20,7 @@ NEEDS = ("kill",)
 
 
 def validate(settings: Any) -> None:
-    if settings.pool != "prefork":
+    if settings.pool not in (None, "prefork"):  # None: the app's own, prefork by default
         raise BadInput("fault=time-limit needs pool=prefork: only prefork enforces hard limits")
     if not 0 < settings.time_limit < PARK_S:
         raise BadInput(
@@ -40,5 +40,5 @@ def start(ctx: FaultContext) -> FaultRecord:
 
 
 def describe(settings: Any) -> str:
-    on_timeout = "acked" if settings.acks_on_timeout else "requeued"
+    on_timeout = "requeued" if settings.acks_on_timeout is False else "acked"
     return f"limit {settings.time_limit:g} s, {on_timeout} on timeout"

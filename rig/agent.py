@@ -1,0 +1,277 @@
+"""The rig's worker wrapper: `celery -A rig.agent worker` runs a user's own app,
+unchanged, with the rig's broker, database and checkpoints.
+
+Importing this module (in the worker's main process, before it forks):
+
+1. puts the project directory on sys.path and imports the user's app as
+   `celery -A` would (RIG_APP, MODULE[:ATTR]);
+2. if the app named its Django settings (the usual `os.environ.setdefault(
+   "DJANGO_SETTINGS_MODULE", ...)`), swaps in rig.project_settings, which
+   imports them and replaces the database, broker and caches by the rig's own
+   (Django reads its settings lazily, so nothing has connected yet);
+3. applies the Celery settings the rig overrides (RIG_CONF, JSON);
+4. connects the signals that keep the write ledger and pass the automatic
+   checkpoints, in each pool process:
+   task_start (task_prerun), before_write (just before the execution's first
+   INSERT/UPDATE/DELETE), in_transaction (that write ran inside an atomic
+   block not yet committed), after_commit (the transaction holding it
+   committed; in autocommit right after the statement) and task_end
+   (task_postrun: the body returned, a late ack is not sent yet).
+
+The ledger lives in the control store (its own Redis, never the user's), one
+record per execution, written before the execution can go on past each step.
+
+`python -m rig.agent probe|manage|effects` uses the same loading from the
+controller's side: check a target, run Django's management commands
+(migrate, loaddata) against the rig's database, read effects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any
+
+from celery import Celery, Task
+from celery.app.utils import find_app
+from celery.signals import task_postrun, task_prerun
+
+from rig.checkpoint import (
+    LEDGER_KEY,
+    Execution,
+    attempts_key,
+    checkpoint,
+    control,
+    current,
+    set_current,
+)
+
+APP_ENV = "RIG_APP"  # MODULE[:ATTR], as `celery -A` takes it
+PROJECT_ENV = "RIG_PROJECT_DIR"  # put first on sys.path
+CONF_ENV = "RIG_CONF"  # JSON: the Celery settings the rig overrides
+USER_SETTINGS_ENV = "RIG_USER_SETTINGS"  # the user's Django settings module, found at import
+GENERATED_SETTINGS = "rig.project_settings"
+WRITE = re.compile(r'^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+[`"\[]?([\w.]+)', re.IGNORECASE)
+
+
+def load_app() -> Celery:
+    """The user's app with the rig's settings; Django (if any) pointed at the rig's database."""
+    project = os.environ.get(PROJECT_ENV)
+    if project and project not in sys.path:
+        sys.path.insert(0, project)
+    # The app's own module names its settings; remember them and put ours in front.
+    if os.environ.get("DJANGO_SETTINGS_MODULE") == GENERATED_SETTINGS:
+        del os.environ["DJANGO_SETTINGS_MODULE"]
+    app = find_app(os.environ[APP_ENV])
+    user_settings = os.environ.get("DJANGO_SETTINGS_MODULE")
+    if user_settings and user_settings != GENERATED_SETTINGS:
+        os.environ[USER_SETTINGS_ENV] = user_settings
+        os.environ["DJANGO_SETTINGS_MODULE"] = GENERATED_SETTINGS
+    conf = json.loads(os.environ.get(CONF_ENV) or "{}")
+    app.conf.update(conf, broker_url=os.environ.get("RIG_BROKER_URL", "memory://"))
+    _override_task_options(app, conf)
+    return app
+
+
+def _override_task_options(app: Celery, conf: dict[str, Any]) -> None:
+    """A given --acks or --reject-on-worker-lost wins over the tasks' decorators too."""
+    options = {
+        attribute: conf[name]
+        for name, attribute in (
+            ("task_acks_late", "acks_late"),
+            ("task_reject_on_worker_lost", "reject_on_worker_lost"),
+        )
+        if name in conf
+    }
+    if not options:
+        return
+    app.loader.import_default_modules()  # registers the tasks (Django's autodiscovery too)
+    for task in app.tasks.values():
+        for attribute, value in options.items():
+            setattr(task, attribute, value)
+
+
+def uses_django() -> bool:
+    return os.environ.get("DJANGO_SETTINGS_MODULE") == GENERATED_SETTINGS
+
+
+# --- the write ledger -------------------------------------------------------
+@dataclass
+class Record:
+    """One execution, as the checker reads it (rig.checker, LEDGER events)."""
+
+    task_id: str
+    task_name: str
+    attempt: int
+    hostname: str
+    pid: int
+    redelivered: bool
+    acks_late: bool
+    reject_on_worker_lost: bool
+    started_at: float
+    written_at: float | None = None  # the first write's transaction committed
+    finished_at: float | None = None  # the body returned without an exception
+    state: str = ""
+    writes: list[dict[str, Any]] = field(default_factory=list)
+    integrity_errors: int = 0  # duplicates a constraint stopped
+
+    def save(self) -> None:
+        client = control()
+        if client is not None:
+            client.hset(LEDGER_KEY, f"{self.task_id}:{self.attempt}", json.dumps(asdict(self)))
+
+
+_records = threading.local()
+
+
+def _record() -> Record | None:
+    return getattr(_records, "record", None)
+
+
+@task_prerun.connect
+def _task_started(task_id: str, task: Task, **_: Any) -> None:
+    client = control()
+    if client is None:
+        return
+    request = task.request
+    record = Record(
+        task_id=task_id,
+        task_name=task.name,
+        attempt=int(client.incr(attempts_key(task_id))),
+        hostname=request.hostname or "",
+        pid=os.getpid(),
+        redelivered=bool((request.delivery_info or {}).get("redelivered")),
+        acks_late=bool(task.acks_late),
+        reject_on_worker_lost=bool(task.reject_on_worker_lost),
+        started_at=time.time(),
+    )
+    record.save()
+    _records.record = record
+    set_current(Execution(task_id, record.attempt, record.hostname))
+    if uses_django():
+        _watch_writes()
+    checkpoint("task_start")
+
+
+@task_postrun.connect
+def _task_ended(state: str | None = None, **_: Any) -> None:
+    record = _record()
+    if record is None:
+        return
+    record.state = state or ""
+    if state == "SUCCESS":
+        record.finished_at = time.time()
+    record.save()
+    checkpoint("task_end")
+    _records.record = None
+    set_current(None)
+
+
+def _watch_writes() -> None:
+    """Wrap every statement of this thread's connections (once per connection)."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=False):
+        if _on_statement not in connection.execute_wrappers:
+            connection.execute_wrappers.append(_on_statement)
+
+
+def _on_statement(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+    from django.db import IntegrityError, transaction
+
+    record, match = _record(), WRITE.match(sql)
+    if record is None or current() is None or match is None:
+        return execute(sql, params, many, context)
+    first = not record.writes
+    if first:
+        checkpoint("before_write")
+    try:
+        result = execute(sql, params, many, context)
+    except IntegrityError:
+        record.integrity_errors += 1
+        record.save()
+        raise
+    operation = match[1].split()[0].upper()
+    write = {"table": match[2], "operation": operation, "rows": context["cursor"].rowcount}
+    record.writes.append(write | {"committed": False})
+    record.save()
+    connection = context["connection"]
+    committed = partial(_committed, record, len(record.writes) - 1, first)
+    if connection.in_atomic_block:
+        if first:
+            checkpoint("in_transaction")
+        # Django drops the callback if the transaction (or its savepoint) rolls back.
+        transaction.on_commit(committed, using=connection.alias)
+    else:
+        committed()
+    return result
+
+
+def _committed(record: Record, index: int, first: bool) -> None:
+    record.writes[index]["committed"] = True
+    record.written_at = record.written_at or time.time()
+    record.save()
+    if first:
+        checkpoint("after_commit")
+
+
+# --- the controller's side: probe, manage, effects ---------------------------
+def probe() -> dict[str, Any]:
+    """What the controller needs to know before starting workers."""
+    app = load_app()
+    django = uses_django()
+    if django:
+        import django as django_module
+
+        django_module.setup()
+    app.loader.import_default_modules()
+    tasks = sorted(name for name in app.tasks if not name.startswith("celery."))
+    return {"django": django, "tasks": tasks, "user_settings": os.environ.get(USER_SETTINGS_ENV)}
+
+
+def manage(argv: list[str]) -> None:
+    """Django's management command line, on the rig's database."""
+    load_app()
+    if not uses_django():
+        raise SystemExit("not a Django project: the app names no DJANGO_SETTINGS_MODULE")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["manage", *argv])
+
+
+def effects(target: str) -> list[tuple[str, int]]:
+    """Call the user's MODULE:FUNCTION (Django set up) for its (business key, count) rows."""
+    load_app()
+    if uses_django():
+        import django as django_module
+
+        django_module.setup()
+    from celery.utils.imports import symbol_by_name
+
+    function = symbol_by_name(target.replace(":", ".", 1) if ":" in target else target)
+    return [(str(key), int(count)) for key, count in function()]
+
+
+def main(argv: list[str]) -> None:
+    command, rest = (argv[0], argv[1:]) if argv else ("", [])
+    if command == "probe":
+        print(json.dumps(probe()))
+    elif command == "manage":
+        manage(rest)
+    elif command == "effects":
+        print(json.dumps(effects(rest[0])))
+    else:
+        raise SystemExit("usage: python -m rig.agent probe | manage ARGS... | effects MODULE:FN")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+else:
+    # Imported by `celery -A rig.agent`: the user's app is this module's app.
+    app = load_app() if os.environ.get(APP_ENV) else None

@@ -1,0 +1,100 @@
+"""Named points inside a task where the rig lands a fault; the worker's side.
+
+The rig's worker wrapper (rig.agent) passes five points on its own in every
+execution (AUTOMATIC); a user may name more inside their code with
+`from rig import checkpoint; checkpoint("name")`, a no-op unless armed.
+
+A point is armed when the rig sets the control store's key ``rig:armed:<point>``
+to the number of executions that should park there. An armed point reports
+itself on the list ``rig:checkpoints`` and parks until the rig pushes to its
+release key or the park time passes, so the fault lands inside the window
+every time. Light on purpose: it runs in every pool process of the user's
+workers and imports nothing of Django or Celery.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from functools import cache
+
+import redis
+
+AUTOMATIC = ("task_start", "before_write", "in_transaction", "after_commit", "task_end")
+REPORTS_KEY = "rig:checkpoints"
+LEDGER_KEY = "rig:ledger"  # hash: "<task id>:<attempt>" -> one execution's record (JSON)
+CONTROL_URL_ENV = "RIG_CONTROL_URL"
+PARK_ENV = "RIG_PARK_SECONDS"
+
+
+def armed_key(point: str) -> str:
+    return f"rig:armed:{point}"
+
+
+def release_key(task_id: str, attempt: int) -> str:
+    return f"rig:release:{task_id}:{attempt}"
+
+
+def attempts_key(task_id: str) -> str:
+    return f"rig:attempts:{task_id}"
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Who is running: set by rig.agent for the duration of one task."""
+
+    task_id: str
+    attempt: int
+    hostname: str
+
+
+_current = threading.local()  # the threads pool runs one execution per thread
+
+
+def current() -> Execution | None:
+    return getattr(_current, "execution", None)
+
+
+def set_current(execution: Execution | None) -> None:
+    _current.execution = execution
+
+
+@cache
+def control() -> redis.Redis | None:
+    """The control store, or None outside a rig-run worker (checkpoints are no-ops)."""
+    url = os.environ.get(CONTROL_URL_ENV)
+    # redis-py's pool notices a fork and reconnects, so one client per process is safe.
+    return redis.Redis.from_url(url, socket_timeout=10) if url else None
+
+
+def checkpoint(point: str) -> None:
+    """Park here if the rig armed this point; otherwise return at once."""
+    execution, client = current(), control()
+    if execution is None or client is None:
+        return
+    try:
+        _park_if_armed(client, point, execution)
+    except redis.RedisError:
+        pass  # the control store is away: a checkpoint never breaks its task
+
+
+def _park_if_armed(client: redis.Redis, point: str, execution: Execution) -> None:
+    key = armed_key(point)
+    # DECR only when the key exists, so unarmed points leave no keys behind;
+    # exactly as many executions park as the rig asked for.
+    if not client.exists(key) or client.decr(key) < 0:
+        return
+    report = {
+        "task_id": execution.task_id,
+        "attempt": execution.attempt,
+        "hostname": execution.hostname,
+        "pid": os.getpid(),
+        "point": point,
+        "reported_at": time.time(),
+    }
+    client.rpush(REPORTS_KEY, json.dumps(report))
+    park_s = float(os.environ.get(PARK_ENV, "20"))
+    client.blpop([release_key(execution.task_id, execution.attempt)], timeout=park_s)

@@ -1,0 +1,63 @@
+"""The rig's side of the control store: arming checkpoints, reading their
+reports and the write ledger. Key names are rig.checkpoint's, which every
+worker runs (through rig.agent).
+
+The control store is a Redis of its own, not the broker: a broker restart or
+a partition from the broker leaves the ledger and the checkpoints alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from rig.checkpoint import LEDGER_KEY, REPORTS_KEY, armed_key, release_key
+
+# An armed checkpoint parks its task at most this long waiting for its fault.
+PARK_S = 20.0
+
+
+@dataclass(frozen=True)
+class CheckpointReport:
+    task_id: str
+    attempt: int
+    hostname: str
+    pid: int
+    point: str
+    reported_at: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Control:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.client = redis.Redis.from_url(url, socket_timeout=10)
+
+    def reset(self) -> None:
+        """No armed point, report, attempt count or ledger record left from before."""
+        self.client.flushdb()
+
+    def arm(self, point: str, times: int = 1) -> None:
+        self.client.set(armed_key(point), times)
+
+    def wait_checkpoint(self, timeout_s: float) -> CheckpointReport | None:
+        popped = self.client.blpop([REPORTS_KEY], timeout=timeout_s)
+        if popped is None:
+            return None
+        return CheckpointReport(**json.loads(popped[1]))
+
+    def release(self, report: CheckpointReport) -> None:
+        self.client.rpush(release_key(report.task_id, report.attempt), "go")
+
+    def ledger(self) -> list[dict[str, Any]]:
+        """Every execution's record, in the order they started."""
+        records = [json.loads(raw) for raw in self.client.hvals(LEDGER_KEY)]
+        return sorted(records, key=lambda record: (record["started_at"], record["attempt"]))
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,212 @@
+"""What a run points at: the built-in exam_app, or a user's own Django + Celery
+project, unchanged.
+
+`TargetSettings` are the target's flags (composed into rig.settings.Settings,
+so they are flags, scenario keys and marker arguments like every other
+setting). `resolve` checks a target once, in a subprocess that imports the
+user's app the way a worker will (rig.agent probe), and gives a `Target`: the
+task's full name, how to build each call, where the effects come from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from rig import agent
+from rig.errors import BadInput, EnvironmentProblem
+from rig.schema import setting
+
+KEY = "{key}"  # replaced by each task's business key, key-0, key-1, ...
+# The built-in tasks (exam_app.users.tasks), by the short names --task takes,
+# and the table each one writes its row to.
+BUILTIN_APP = "exam_app"
+BUILTIN_TASKS = {
+    "create": ("exam_app.users.tasks.create_record", "users_naiverecord"),
+    "get_or_create": ("exam_app.users.tasks.get_or_create_record", "users_idempotentrecord"),
+    "get_or_create_unconstrained": (
+        "exam_app.users.tasks.get_or_create_unconstrained",
+        "users_unconstrainedrecord",
+    ),
+}
+RIG_ROOT = Path(__file__).resolve().parents[1]  # where `rig` (and exam_app) import from
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """The project under test; all empty: the built-in exam_app."""
+
+    app: str = setting(
+        "",
+        "your Celery app as `celery -A` takes it, MODULE[:ATTR] (default: the built-in "
+        "exam_app, whose --task is create, get_or_create or get_or_create_unconstrained)",
+    )
+    project_dir: str = setting(
+        "", "your project's root, put first on the import path (default: the current directory)"
+    )
+    kwargs: str = setting(
+        "", f"the task's keyword arguments as JSON; \"{KEY}\" becomes each task's business key"
+    )
+    args: str = setting("", f'the task\'s positional arguments as JSON; "{KEY}" as in --kwargs')
+    fixture: tuple[str, ...] = setting((), "a Django fixture loaded after migrate")
+    effects: str = setting(
+        "",
+        "SQL, or MODULE:FUNCTION, giving (business key, count) rows of the task's effect; "
+        "duplicate and missing rows are counted against the keys sent",
+    )
+
+    def validate_target(self, task: str, tasks: int) -> None:
+        """What can be told without importing anything."""
+        if not self.app:
+            given = [
+                name for name in ("project_dir", "kwargs", "args", "fixture") if getattr(self, name)
+            ]
+            if given:
+                raise BadInput(f"{', '.join(given)} need(s) --app: the built-in tasks take no call")
+            if task not in BUILTIN_TASKS:
+                raise BadInput(
+                    f"task={task!r}: the built-in exam_app has {', '.join(BUILTIN_TASKS)} "
+                    "(give --app to test your own)"
+                )
+            return
+        call = [_json(self.kwargs, "kwargs", dict), _json(self.args, "args", list)]
+        if tasks > 1 and KEY not in json.dumps(call):
+            raise BadInput(
+                f'tasks={tasks} needs "{KEY}" in --kwargs or --args: each task needs its own '
+                "business key, or every call would be the same"
+            )
+
+
+def _json(text: str, name: str, kind: type) -> Any:
+    if not text:
+        return kind()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BadInput(f"{name}: not JSON ({error.msg} at column {error.colno})") from None
+    if not isinstance(value, kind):
+        raise BadInput(f"{name}: expected a JSON {'object' if kind is dict else 'array'}")
+    return value
+
+
+def _with_key(value: Any, key: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(KEY, key)
+    if isinstance(value, list):
+        return [_with_key(item, key) for item in value]
+    if isinstance(value, dict):
+        return {name: _with_key(item, key) for name, item in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked target: what the workers load and how each task is called."""
+
+    app: str  # MODULE[:ATTR]
+    project_dir: str  # "" for the built-in exam_app (importable beside rig, or in the image)
+    task_name: str
+    kwargs: dict[str, Any]
+    args: list[Any]
+    effects: str  # SQL or MODULE:FUNCTION, or ""
+    fixtures: tuple[str, ...] = ()
+    django: bool = True
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def database(self) -> str:
+        """The target's own database on the rig's server: one per project."""
+        digest = hashlib.sha1(f"{self.app}\0{self.project_dir}".encode()).hexdigest()[:10]
+        return f"rig_{digest}"
+
+    def call(self, index: int) -> tuple[str, list[Any], dict[str, Any]]:
+        """The business key of the index-th task, and its arguments."""
+        key = f"key-{index}"
+        return key, _with_key(self.args, key), _with_key(self.kwargs, key)
+
+    def environment(self) -> dict[str, str]:
+        """What a worker's agent (and a probe) needs to load the app."""
+        return {agent.APP_ENV: self.app, agent.PROJECT_ENV: self.project_dir}
+
+
+def resolve(settings: Any) -> Target:
+    """The target of these settings (rig.settings.Settings), checked."""
+    if not settings.app:
+        task_name, table = BUILTIN_TASKS[settings.task]
+        kwargs = {"key": KEY, "seconds": settings.task_seconds} | settings.task_kwargs()
+        effects = f"SELECT business_key, count(*) FROM {table} GROUP BY business_key"
+        return Target(BUILTIN_APP, "", task_name, kwargs, [], effects)
+    project_dir = str(Path(settings.project_dir or os.getcwd()).resolve())
+    found = probe(settings.app, project_dir)
+    if settings.task not in found["tasks"]:
+        raise BadInput(
+            f"task {settings.task!r} is not registered in {settings.app}; registered: "
+            + (", ".join(found["tasks"]) or "none")
+        )
+    notes = ()
+    if not found["django"]:
+        notes = (
+            f"{settings.app} is not a Django project: checkpoints are task_start, task_end and "
+            "any you name with rig.checkpoint(); no database, writes or fixtures",
+        )
+        if settings.at not in ("task_start", "task_end") and settings.fault != "none":
+            raise BadInput(f"at={settings.at!r} needs a Django project; {notes[0]}")
+    return Target(
+        app=settings.app,
+        project_dir=project_dir,
+        task_name=settings.task,
+        kwargs=_json(settings.kwargs, "kwargs", dict),
+        args=_json(settings.args, "args", list),
+        effects=settings.effects,
+        fixtures=tuple(str(Path(project_dir, f)) for f in settings.fixture),
+        django=found["django"],
+        notes=notes,
+    )
+
+
+@cache
+def probe(app: str, project_dir: str) -> dict[str, Any]:
+    """Import the user's app in a subprocess, as a worker will: its tasks, and
+    whether it is a Django project. Any failure is one line."""
+    done = agent_command(["probe"], Target(app, project_dir, "", {}, [], ""), "")
+    return json.loads(done.stdout)
+
+
+def agent_command(
+    arguments: list[str], target: Target, database_url: str, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python -m rig.agent ...` for this target, on the rig's database; a failure
+    raises with the last line of its error (an import error, a failed migration)."""
+    environment = {
+        **os.environ,
+        **target.environment(),
+        "RIG_DATABASE_URL": database_url or "sqlite:///:memory:",
+        "RIG_BROKER_URL": "memory://",
+        "PYTHONPATH": str(RIG_ROOT),
+    }
+    environment.pop("DJANGO_SETTINGS_MODULE", None)  # the app's own module names its settings
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "rig.agent", *arguments],
+            cwd=target.project_dir or RIG_ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        raise EnvironmentProblem(
+            f"{target.app}: `{arguments[0]}` took over {timeout_s:.0f} s"
+        ) from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        last = lines[-1] if lines else "no output"
+        raise BadInput(f"{target.app}: {arguments[0]} failed: {last}")
+    return done
