@@ -65,9 +65,9 @@ def load_app() -> Celery:
     project = os.environ.get(PROJECT_ENV)
     if project and project not in sys.path:
         sys.path.insert(0, project)
-    # The app's own module names its settings; remember them and put ours in front.
-    if os.environ.get("DJANGO_SETTINGS_MODULE") == GENERATED_SETTINGS:
-        del os.environ["DJANGO_SETTINGS_MODULE"]
+    # The app's own module names its settings (Django's convention, os.environ.
+    # setdefault in celery.py); none inherited may win. Remember them, put ours in front.
+    os.environ.pop("DJANGO_SETTINGS_MODULE", None)
     app = find_app(os.environ[APP_ENV])
     user_settings = os.environ.get("DJANGO_SETTINGS_MODULE")
     if user_settings and user_settings != GENERATED_SETTINGS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -201,6 +202,8 @@ def command_run(args: argparse.Namespace) -> int:
             )
         scenario = find(args.scenario)
     else:
+        if flags.get("app") and not flags.get("project_dir"):
+            flags["project_dir"] = os.getcwd()  # so the replay works from anywhere
         scenario = Scenario("matrix", "a cell of the matrix", make_settings(**flags), None)
     resolve(scenario.settings)  # an app that does not import, an unknown task: said before starting
     with progress("starting", args.verbose) as update, session(args.backend, update) as runner:

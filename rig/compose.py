@@ -18,7 +18,7 @@ import yaml
 
 from rig.errors import EnvironmentProblem
 
-COMPOSE_FILE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+COMPOSE_FILE = Path(__file__).resolve().parent / "docker-compose.yml"  # a link in the repo
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}")
 
 

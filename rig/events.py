@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
@@ -78,11 +79,24 @@ class EventListener:
         self._thread.join(timeout=5)
 
 
-def wait_answering(app: Celery, nodenames: list[str], timeout_s: float) -> None:
-    """Wait, bounded, until every named worker answers a ping (its consumer is up)."""
+class WorkerStartFailed(RuntimeError):
+    """A worker exited before it answered: its app does not start."""
+
+
+def wait_answering(
+    app: Celery,
+    nodenames: list[str],
+    timeout_s: float,
+    failed_start: Callable[[], str] = lambda: "",
+) -> None:
+    """Wait, bounded, until every named worker answers a ping (its consumer is up);
+    `failed_start` says why a worker that will never answer stopped, to stop early."""
     answered: set[str] = set()
 
     def missing() -> set[str]:
+        why = failed_start()
+        if why:
+            raise WorkerStartFailed(why)
         for reply in app.control.ping(destination=sorted(set(nodenames) - answered), timeout=0.3):
             answered.update(reply)
         return set(nodenames) - answered

@@ -161,7 +161,9 @@ class Runner:
                 crew.broker.reset()  # before any worker binds its queues here
                 crew.control.reset()
                 self.backend.start_workers(named)
-                wait_answering(crew.app, [s.nodename for s in named], WORKERS_ONLINE_S)
+                nodenames = [s.nodename for s in named]
+                failed = lambda: self.backend.failed_start(crew.names)  # noqa: E731
+                wait_answering(crew.app, nodenames, WORKERS_ONLINE_S, failed)
             except BaseException as error:  # noqa: BLE001 - handed to whoever takes the crew
                 crew.error = error
 

@@ -19,9 +19,7 @@ from rig.errors import BadInput
 from rig.settings import Settings, settings_from_mapping
 
 # RIG_CATALOG_DIR points the rig at another catalog (the tests use it for broken files).
-CATALOG_DIR = Path(
-    os.environ.get("RIG_CATALOG_DIR") or Path(__file__).resolve().parent.parent / "chaos"
-)
+CATALOG_DIR = Path(os.environ.get("RIG_CATALOG_DIR") or Path(__file__).resolve().parent / "chaos")
 REQUIREMENTS = ("postgresql",)
 
 

@@ -103,8 +103,9 @@ def _check(cls: type, item: Field[Any], value: Any) -> Any:
     raise TypeError(f"{cls.__name__}.{name}: unsupported setting type {kind!r}")
 
 
-def make(cls: type[T], values: dict[str, Any], where: str = "") -> T:
-    """An instance of cls from a mapping, every key and value checked."""
+def make(cls: type[T], values: dict[str, Any], where: str = "", validate: bool = True) -> T:
+    """An instance of cls from a mapping, every key and value checked; with
+    validate=False, each value alone (the combinations are checked later)."""
     prefix = f"{where}: " if where else ""
     known = {item.name: item for item in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - set(known))
@@ -115,9 +116,8 @@ def make(cls: type[T], values: dict[str, Any], where: str = "") -> T:
     try:
         checked = {name: _check(cls, known[name], value) for name, value in values.items()}
         instance = cls(**checked)
-        validate = getattr(instance, "validate", None)
-        if validate is not None:
-            validate()
+        if validate and hasattr(instance, "validate"):
+            instance.validate()
     except BadInput as error:
         raise BadInput(f"{prefix}{error}") from None
     return instance

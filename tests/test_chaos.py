@@ -47,7 +47,7 @@ def test_scenario(runner: Runner, name: str) -> None:
 
 
 @pytest.mark.chaos
-@pytest.mark.matrix(acks="late", fault="container", at="after_write", task="create", tasks=4)
+@pytest.mark.matrix(acks="late", fault="container", at="after_commit", task="create", tasks=4)
 @pytest.mark.parametrize("runner", ["local"], indirect=True)
 def test_prefetched_tasks_survive_a_kill(runner: Runner, request: pytest.FixtureRequest) -> None:
     """Four tasks on two workers, one worker killed mid-task: the killed task and

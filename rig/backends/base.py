@@ -86,6 +86,12 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+def last_line(log: str) -> str:
+    """A log's last non-empty line: a crashed worker's error."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
 def free_port() -> int:
     """A free TCP port on loopback, for a service the rig publishes there."""
     with socket.socket() as probe:
@@ -112,6 +118,10 @@ class Backend(Protocol):
         ...
 
     def start_workers(self, specs: list[WorkerSpec]) -> None: ...
+
+    def failed_start(self, names: list[str]) -> str:
+        """Why one of these workers already exited (its log's last line), or ""."""
+        ...
 
     def stop_workers(self, names: list[str] | None = None) -> None:
         """Remove these workers (all when None)."""

@@ -39,6 +39,7 @@ from rig.backends.base import (
     agent_command,
     agent_environment,
     free_port,
+    last_line,
 )
 from rig.backends.pids import alive
 from rig.errors import EnvironmentProblem
@@ -312,6 +313,17 @@ class DockerBackend:
                     else {}
                 ),
             )
+
+    def failed_start(self, names: list[str]) -> str:
+        for name in names:
+            container = self.workers.get(name)
+            if container is None:
+                continue
+            container.reload()
+            if container.status in ("exited", "dead"):
+                log = container.logs(tail=5).decode(errors="replace")
+                return f"worker {name} exited: {last_line(log)}"
+        return ""
 
     def _remove_containers(self, *labels: str) -> None:
         """Remove this run's containers by label, including any that an

@@ -38,6 +38,7 @@ from rig.backends.base import (
     agent_command,
     agent_environment,
     free_port,
+    last_line,
 )
 from rig.backends.pids import alive, same_process, start_time, stopped, zombie
 from rig.errors import EnvironmentProblem
@@ -188,6 +189,14 @@ class LocalBackend:
         code = process.wait()
         if self.history is not None and name in self.observed:
             self.history.add(BACKEND, action="exit", worker=name, exit_code=code)
+
+    def failed_start(self, names: list[str]) -> str:
+        for name in names:
+            process = self.processes.get(name)
+            if process is not None and process.poll() is not None:
+                log = self.worker_logs([name]).get(name, "")
+                return f"worker {name} exited ({process.returncode}): {last_line(log)}"
+        return ""
 
     def stop_workers(self, names: list[str] | None = None) -> None:
         for name in list(self.processes) if names is None else names:

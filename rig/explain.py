@@ -1,0 +1,65 @@
+"""A run in plain words, task by task: how often it ran, where, what each
+execution wrote and whether that committed, which fault hit it, how many rows
+its business key has. Pure: reads a History, like the checker."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from rig.history import EFFECTS, FAULT, LEDGER, ROW, SENT, History
+
+
+def explain(history: History) -> list[str]:
+    ledger: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in (event.data for event in history.events(LEDGER)):
+        ledger[row["task_id"]].append(row)
+    faults = {(f.get("task_id"), f.get("attempt")): f for f in _data(history, FAULT)}
+    rows = {row["business_key"]: row.get("count", 1) for row in _data(history, ROW)}
+    counted = bool(history.events(EFFECTS) or rows)
+    lines = []
+    for sent in _data(history, SENT):
+        executions = sorted(ledger[sent["task_id"]], key=lambda row: row["attempt"])
+        times = "never ran" if not executions else f"ran {_times(len(executions))}"
+        lines.append(
+            f"task {sent['business_key']} ({sent['task']}, {sent['task_id'][:8]}): {times}"
+        )
+        for execution in executions:
+            fault = faults.get((execution["task_id"], execution["attempt"]))
+            lines.append("  " + _execution(execution, fault))
+        if counted:
+            found = rows.get(sent["business_key"], 0)
+            extra = {0: " (missing)", 1: ""}.get(found, f" ({found - 1} too many)")
+            lines.append(f"  rows for {sent['business_key']}: {found}{extra}")
+    return lines
+
+
+def _data(history: History, kind: str) -> list[dict[str, Any]]:
+    return [event.data for event in history.events(kind)]
+
+
+def _times(number: int) -> str:
+    return {1: "once", 2: "twice"}.get(number, f"{number} times")
+
+
+def _execution(row: dict[str, Any], fault: dict[str, Any] | None) -> str:
+    worker = row["hostname"].split("@", 1)[-1]
+    text = f"#{row['attempt']} on {worker}" + (" (redelivered)" if row["redelivered"] else "")
+    writes = row.get("writes") or []
+    committed = [w for w in writes if w.get("committed")]
+    if committed:
+        tables = sorted({f"{w['operation']} {w['table']}" for w in committed})
+        text += f": committed {len(committed)} write(s) ({', '.join(tables)})"
+    elif writes:
+        text += f": {len(writes)} write(s), none committed"
+    else:
+        text += ": wrote nothing"
+    if row.get("integrity_errors"):
+        text += f", {row['integrity_errors']} refused by a constraint"
+    if fault is not None:
+        text += f"; hit by {fault['name']} at {fault.get('point', '?')}"
+    if row["finished_at"]:
+        text += "; finished"
+    elif fault is None:
+        text += f"; did not finish ({row.get('state') or 'its worker died'})"
+    return text

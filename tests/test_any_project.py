@@ -1,0 +1,148 @@
+"""Any Django + Celery project, unchanged: examples/shop run through the rig on
+both backends, its bad inputs, the pytest plugin's marker checks, and a project
+that is not Django."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rig.agent import WRITE
+from rig.runner import Runner
+from rig.settings import make_settings
+from tests.test_bad_input import ROOT, assert_clear_error, rig
+
+SHOP = ROOT / "examples" / "shop"
+SHOP_APP = ["--app", "shop.celery:app", "--project-dir", str(SHOP)]
+ORDER_KEY = '{"order_id": "{key}"}'
+EFFECTS = "SELECT order_id, count(*) FROM {table} GROUP BY order_id"
+
+
+def shop_settings(task: str, table: str, **settings: object) -> object:
+    return make_settings(
+        app="shop.celery:app",
+        project_dir=str(SHOP),
+        task=f"payments.tasks.{task}",
+        kwargs=ORDER_KEY,
+        tasks=2,
+        effects=EFFECTS.format(table=table),
+        **settings,
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("runner", ["docker", "local"], indirect=True)
+def test_a_kill_after_commit_duplicates_the_naive_charge_and_not_the_idempotent_one(
+    runner: Runner,
+) -> None:
+    kill = {"fault": "container", "at": "after_commit", "acks": "late"}
+    naive = runner.run("shop-charge", shop_settings("charge", "payments_payment", **kill), None)
+    assert naive.outcome.verdict == "observed", naive.outcome.reasons
+    assert naive.outcome.counts.duplicated_work >= 1, naive.outcome.counts
+    assert naive.outcome.counts.duplicate_rows >= 1, naive.outcome.counts
+    # The app's own setting (CELERY_TASK_ACKS_LATE) and the override agree here;
+    # what the workers really ran with is reported per task.
+    assert naive.as_json()["effective"]["payments.tasks.charge"]["acks_late"] is True
+
+    once = runner.run(
+        "shop-charge-once", shop_settings("charge_once", "payments_receipt", **kill), None
+    )
+    assert once.outcome.verdict == "observed", once.outcome.reasons
+    counts = once.outcome.counts
+    assert counts.executions >= 3 and counts.redelivered >= 1, counts
+    assert counts.duplicate_rows == 0 and counts.missing_rows == 0, counts
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("runner", ["local"], indirect=True)
+def test_the_apps_own_acks_stand_when_not_given(runner: Runner) -> None:
+    """shop's settings say CELERY_TASK_ACKS_LATE = True; with no --acks the kill
+    after the commit repeats the charge, and the result says acks_late was on."""
+    settings = shop_settings("charge", "payments_payment", fault="container", at="after_commit")
+    result = runner.run("shop-own-acks", settings, None)
+    assert result.as_json()["effective"]["payments.tasks.charge"]["acks_late"] is True
+    assert result.outcome.counts.redelivered >= 1, result.outcome.counts
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("runner", ["local"], indirect=True)
+def test_a_project_that_is_not_django_runs_with_task_checkpoints(runner: Runner) -> None:
+    settings = make_settings(
+        app="tests.plain_celery.app:app",
+        project_dir=str(ROOT),
+        task="plain.add",
+        args="[1, 2]",
+        fault="container",
+        at="task_end",
+        acks="late",
+    )
+    result = runner.run("plain", settings, None)
+    assert result.outcome.verdict == "observed", result.outcome.reasons
+    assert result.outcome.counts.executions == 2 and result.outcome.counts.completed == 1
+    notes = [e.data["text"] for e in result.history.events("note")]
+    assert any("not a Django project" in note for note in notes), notes
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--app", "no_such_module:app"], ["no_such_module", "ModuleNotFoundError"]),
+        (
+            [*SHOP_APP, "--task", "payments.tasks.refund"],
+            ["not registered", "payments.tasks.charge"],
+        ),
+        ([*SHOP_APP, "--task", "payments.tasks.charge", "--tasks", "2"], ['needs "{key}"']),
+        (
+            [*SHOP_APP, "--task", "payments.tasks.charge", "--kwargs", "{order"],
+            ["kwargs: not JSON"],
+        ),
+        (
+            ["--app", "tests.plain_celery.app:app", "--task", "plain.add", "--fault", "container"],
+            ["at='after_commit' needs a Django project"],
+        ),
+        (["--kwargs", "{}"], ["need(s) --app"]),
+        (["--at", "after_lunch"], ["at='after_lunch': expected one of task_start"]),
+    ],
+)
+def test_bad_targets_are_one_line(args: list[str], needles: list[str]) -> None:
+    assert_clear_error(rig("run", *args), 2, "error:", *needles)
+
+
+@pytest.mark.integration
+def test_a_failing_effects_query_is_an_error_verdict_with_its_message() -> None:
+    result = rig(
+        "run", *SHOP_APP, "--task", "payments.tasks.charge", "--kwargs", ORDER_KEY,
+        "--effects", "SELECT nothing FROM nowhere", "--backend", "local",
+    )  # fmt: skip
+    assert_clear_error(result, 1, "error", "effects query failed", "nowhere")
+
+
+def test_the_ledger_recognises_write_statements() -> None:
+    assert WRITE.match('INSERT INTO "payments_payment" ("order_id") VALUES (%s)')[2] == (
+        "payments_payment"
+    )
+    assert WRITE.match('UPDATE "users_naiverecord" SET x = 1')[1] == "UPDATE"
+    assert WRITE.match("DELETE FROM `t` WHERE 1")[2] == "t"
+    assert WRITE.match('SELECT "x" FROM "payments_payment"') is None
+
+
+def test_a_marker_typo_is_a_collection_error_naming_the_test(tmp_path: Path) -> None:
+    (tmp_path / "test_typo.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.celery_chaos(app='shop.celery:app', faultt='container')\n"
+        "def test_x(celery_chaos):\n    pass\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "rig.pytest_plugin", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert "test_typo.py::test_x" in output and "faultt" in output, output
