@@ -5,7 +5,7 @@ COMPOSE := source scripts/compose.sh && compose
 # Build the images only where a Docker engine answers and the local backend was not asked for.
 IMAGES_IF_DOCKER := if [ "$${RIG_BACKEND:-auto}" != local ] && timeout 10 docker info >/dev/null 2>&1; then scripts/images.sh; fi
 
-.PHONY: setup images up down logs shell reproduce test chaos bench soak fairness lint clean
+.PHONY: setup images up down logs shell reproduce test example chaos bench soak fairness lint clean
 
 setup:            ## venv, Python packages, redis-server and debootstrap
 	@scripts/setup.sh
@@ -49,6 +49,10 @@ test: setup       ## lint, unit tests, integration tests and the catalog on both
 	@$(IMAGES_IF_DOCKER)
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
 	@.venv/bin/pytest
+
+example: setup    ## build the wheel, install it in a fresh venv, run examples/shop's tests
+	@$(IMAGES_IF_DOCKER)
+	@scripts/example.sh
 
 lint: setup
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -6,7 +6,7 @@ import pytest
 
 from rig.checker import check, make_expectation
 from rig.errors import BadInput
-from rig.history import CELERY, FAULT, LEDGER, ROW, SENT, SETTLED, History
+from rig.history import CELERY, EFFECTS, FAULT, LEDGER, ROW, SENT, SETTLED, History
 
 
 def _ledger(
@@ -84,8 +84,18 @@ def test_a_lost_task_is_lost_and_its_row_missing() -> None:
     _ledger(history, "t1", 1, 1.1, written=False, finished=False)
     _kill(history, 1.2)
     history.add(SETTLED, settled=True, reason="drained and quiet")
+    history.add(EFFECTS, source="SELECT business_key, count(*) FROM t GROUP BY business_key")
     counts = check(history, None, fault_expected=True).counts
     assert (counts.executions, counts.completed, counts.lost, counts.missing_rows) == (1, 0, 1, 1)
+
+
+def test_without_an_effects_source_no_row_counts_as_missing() -> None:
+    history = History()
+    history.add(SENT, at=1.0, task_id="t1", task="create_record", business_key="k")
+    _ledger(history, "t1", 1, 1.1, written=True, finished=True)
+    history.add(SETTLED, settled=True, reason="drained and quiet")
+    counts = check(history, None, fault_expected=False).counts
+    assert (counts.completed, counts.missing_rows, counts.duplicate_rows) == (1, 0, 0)
     assert counts.redelivered == 0
 
 

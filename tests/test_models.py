@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 
 from exam_app.users import ledger
 from exam_app.users.models import Attempt, IdempotentRecord, NaiveRecord, UnconstrainedRecord
-from rig.store import ALL_TABLES, EFFECT_TABLES, LEDGER_TABLE
+from rig.target import BUILTIN_TASKS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,11 +44,10 @@ def test_only_the_idempotent_model_refuses_a_second_row() -> None:
     assert created is False and IdempotentRecord.objects.count() == 1
 
 
-def test_rig_store_names_the_models_tables() -> None:
-    assert Attempt._meta.db_table == LEDGER_TABLE
-    assert EFFECT_TABLES == {
+def test_the_builtin_targets_name_the_models_tables() -> None:
+    tables = {kind: table for kind, (_, table) in BUILTIN_TASKS.items()}
+    assert tables == {
         "create": NaiveRecord._meta.db_table,
         "get_or_create": IdempotentRecord._meta.db_table,
         "get_or_create_unconstrained": UnconstrainedRecord._meta.db_table,
     }
-    assert set(ALL_TABLES) == {LEDGER_TABLE, *EFFECT_TABLES.values()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,13 +13,16 @@ from rig.scenarios import find, load_catalog, parse_scenario
 from rig.settings import Settings, make_settings, settings_from_mapping
 
 
-def test_defaults_and_worker_environment() -> None:
+def test_given_settings_override_the_app_and_the_rest_stay_its_own() -> None:
     settings = make_settings(acks="early", reject_on_worker_lost=True, visibility_timeout=3)
-    env = settings.worker_environment()
-    assert env["CELERY_TASK_ACKS_LATE"] == "false"
-    assert env["CELERY_TASK_REJECT_ON_WORKER_LOST"] == "true"
-    assert env["CELERY_BROKER_VISIBILITY_TIMEOUT"] == "3.0"
-    assert env["CELERY_BROKER_UNACKED_RESTORE_THROTTLE"] == "1"
+    conf = json.loads(settings.worker_environment()["RIG_CONF"])
+    assert conf["task_acks_late"] is False and conf["task_reject_on_worker_lost"] is True
+    assert conf["broker_transport_options"]["visibility_timeout"] == 3
+    assert conf["broker_transport_options"]["unacked_restore_throttle"] == 1
+    assert conf["result_backend"] is None  # never the user's result store
+    # Not given: the app's own pool, concurrency, prefetch and time limit stand.
+    assert not {"worker_pool", "worker_concurrency", "worker_prefetch_multiplier"} & set(conf)
+    assert "task_time_limit" not in conf
 
 
 @pytest.mark.parametrize(
@@ -102,10 +106,14 @@ def test_the_flags_of_a_setting_recreate_it(settings: Settings) -> None:
     assert make_settings(**schema.given_flags(args, Settings)) == settings
 
 
-def test_checkpoint_names_come_from_the_task_side() -> None:
-    from exam_app.users.checkpoints import POINTS
+def test_checkpoints_are_the_automatic_ones_or_a_users_own_name() -> None:
+    from rig.checkpoint import AUTOMATIC
 
-    assert schema.choices(Settings, "at") == POINTS
+    for point in AUTOMATIC:
+        assert make_settings(at=point).at == point
+    with pytest.raises(BadInput, match="expected one of task_start"):
+        make_settings(at="after_write")  # exam_app names none of its own
+    assert make_settings(app="shop.celery:app", task="t", at="charged").at == "charged"
 
 
 def test_every_fault_is_complete_and_needs_only_known_capabilities() -> None:

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The example project as a user runs it: build this repository's wheel, install it
+# with the example's requirements into a fresh virtualenv outside our own, and run
+# the example's tests (which use the pytest plugin) from the example's directory.
+# A packaging mistake (a missing module, entry point or data file) fails here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '[example] %s\n' "$*"; }
+venv=build/example-venv
+rm -rf build/dist "$venv"
+step "building the wheel"
+.venv/bin/pip wheel --quiet --disable-pip-version-check --no-deps -w build/dist .
+rm -rf ./*.egg-info
+step "a fresh virtualenv with the wheel and examples/shop/requirements.txt"
+python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check --find-links build/wheelhouse \
+  build/dist/*.whl -r examples/shop/requirements.txt "$(grep '^pytest==' requirements.txt)"
+step "celery-rig is on the PATH: $("$venv/bin/celery-rig" --help | head -1)"
+step "examples/shop's tests, through the plugin"
+cd examples/shop && "../../$venv/bin/pytest" -q
