@@ -4,11 +4,14 @@ For each backend (Docker where an engine answers, and local): the whole
 catalog from a stopped stack (start, every scenario, teardown), the time to
 verdict of each scenario on the running stack, and the kill latency from a
 task's checkpoint to the confirmed death (Docker's `die` event, or the
-process's exit status locally). Targets (issue 14, half of what this
+process's exit status locally); then the same cell (late ack, container
+kill after the commit, two tasks) on exam_app and on examples/shop, a user's
+project run through rig.agent, interleaved. Targets (issue 14, half of what this
 machine measured before each scenario's workers started while the previous
 one settled): median time to verdict of the kill scenarios at most 5.2 s on
 Docker and 3.85 s locally, the catalog from a stopped stack at most 40 s and
-30 s, median kill latency under 200 ms. Prints figures; asserts nothing.
+30 s, median kill latency under 200 ms, a user's task within 20% of the same
+cell on exam_app (issue 10). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from rich.table import Table
 from rig.backends.select import engine_answers
 from rig.catalog import run_scenarios, session
 from rig.faults import kill_container
+from rig.runner import Progress, Runner
 from rig.scenarios import load_catalog
+from rig.settings import Settings, make_settings
 from rig.terminal import console, progress, run_command
 
 TARGETS = {
@@ -35,7 +40,46 @@ TARGETS = {
     "kill_scenarios_median_s": {"docker": 5.2, "local": 3.85},
     "catalog_s": {"docker": 40.0, "local": 30.0},
     "kill_ms": 200.0,
+    "user_vs_exam_app": 1.2,
 }
+SHOP = Path(__file__).resolve().parents[1] / "examples" / "shop"
+SAME_CELL = {"acks": "late", "fault": "container", "at": "after_commit", "tasks": 2}
+USER_ROUNDS = 3
+
+
+def same_cell_settings() -> dict[str, Settings]:
+    """The one cell, on the built-in task and on the example project's."""
+    return {
+        "exam_app": make_settings(task="create", **SAME_CELL),
+        "examples/shop": make_settings(
+            app="shop.celery:app",
+            project_dir=str(SHOP),
+            task="payments.tasks.charge",
+            kwargs='{"order_id": "{key}"}',
+            effects="SELECT order_id, count(*) FROM payments_payment GROUP BY order_id",
+            **SAME_CELL,
+        ),
+    }
+
+
+def bench_user_project(runner: Runner, update: Progress) -> dict[str, Any]:
+    """Seconds to a verdict for each target, one warm-up run each (the example's
+    migration happens there), then USER_ROUNDS interleaved rounds."""
+    cells = same_cell_settings()
+    seconds: dict[str, list[float]] = {name: [] for name in cells}
+    for round_number in range(USER_ROUNDS + 1):
+        for name, settings in cells.items():
+            update(f"same cell on {name}, round {round_number}/{USER_ROUNDS}")
+            result = runner.run(name, settings, None, update)
+            if round_number and result.outcome.verdict == "observed":
+                seconds[name].append(result.seconds)
+    medians = {name: round(statistics.median(s), 2) if s else None for name, s in seconds.items()}
+    exam_app, user = medians["exam_app"], medians["examples/shop"]
+    return {
+        "seconds": {name: [round(x, 2) for x in s] for name, s in seconds.items()},
+        "median_s": medians,
+        "ratio": round(user / exam_app, 2) if exam_app and user else None,
+    }
 
 
 def bench_backend(backend: str) -> dict[str, Any]:
@@ -44,7 +88,8 @@ def bench_backend(backend: str) -> dict[str, Any]:
     with progress(f"{backend}: starting") as update, session(backend, console.print) as runner:
         ready = time.time()
         results, skipped = run_scenarios(runner, scenarios, update)
-    total = time.time() - started
+        total = time.time() - started
+        user_project = bench_user_project(runner, update)
     latencies = [
         fault["kill_latency_s"] * 1000
         for result in results
@@ -71,6 +116,7 @@ def bench_backend(backend: str) -> dict[str, Any]:
         | {row["scenario"]: {"seconds": None, "verdict": "skipped"} for row in skipped},
         "kill_latency_ms": [round(ms, 1) for ms in latencies],
         "kill_latency_median_ms": round(statistics.median(latencies), 1) if latencies else None,
+        "user_project": user_project,
     }
 
 
@@ -122,6 +168,18 @@ def show(figures: list[dict[str, Any]]) -> None:
             str(len(entry["kill_latency_ms"])),
         )
     console.print(summary)
+    same = Table(title=f"the same cell on a user's project ({', '.join(SAME_CELL)} as set)")
+    for column in ("backend", "exam_app median s", "examples/shop median s", "ratio"):
+        same.add_column(column)
+    for entry in figures:
+        user = entry["user_project"]
+        same.add_row(
+            entry["backend"],
+            str(user["median_s"]["exam_app"]),
+            str(user["median_s"]["examples/shop"]),
+            _mark(user["ratio"], TARGETS["user_vs_exam_app"]),
+        )
+    console.print(same)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     console.print(f"controller peak memory: {peak_mb:.0f} MB")
 

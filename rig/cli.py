@@ -12,15 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from rig import fairness, report, schema, stored_run, summary
+from rig import explore, fairness, properties, report, schema, stored_run, summary
 from rig.catalog import replay_command, run_scenarios, session
 from rig.errors import BadInput
+from rig.explore import ExploreSettings
 from rig.scenarios import Scenario, find, load_catalog
 from rig.settings import Settings, make_settings
 from rig.target import resolve
@@ -63,6 +65,16 @@ examples:
 examples:
   python -m rig soak --runs 20
   python -m rig soak --runs 3 --backend local --json soak.json""",
+    "explore": """Send many tasks while faults drawn from a seed land at random checkpoints and
+times, and check a property over the whole run. When it fails, shrink the schedule
+to the fewest faults and tasks that still fail, and print the replay command and a
+scenario file for chaos/. The same seed draws the same schedule.
+
+examples:
+  python -m rig explore --acks late --task create --faults container --expect no-duplicate-rows
+  python -m rig explore --task get_or_create --faults container,pause,pool-child --seed 7
+  celery-rig explore --app shop.celery:app --task payments.tasks.charge \\
+    --kwargs '{"order_id": "{key}"}' --effects payments.effects:payments_per_order""",
     "check": """Re-check a stored run with the current checker, offline, with no backend (as
 Jepsen's analyze does): each scenario's history from history.jsonl, its
 expectation from results.json beside it. Says whether each verdict is the
@@ -155,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--runs", type=int, default=20, metavar="N", help="how many catalog runs")
     soak.add_argument("--json", type=Path, metavar="PATH", help="write the tally as JSON here")
     _add_common(soak)
+
+    explore = _command(commands, "explore", "random fault schedules, a property, shrinking")
+    schema.add_flags(explore, ExploreSettings, "exploration")
+    schema.add_flags(explore, Settings, "the workload's settings (--fault is drawn, not given)")
+    _add_reports(explore)
+    _add_common(explore)
 
     check = _command(commands, "check", "re-check a stored run's history, offline")
     check.add_argument("path", type=Path, help="a report folder, or the history.jsonl in one")
@@ -336,6 +354,45 @@ def command_soak(args: argparse.Namespace) -> int:
     return 0 if not wrong else 1
 
 
+def command_explore(args: argparse.Namespace) -> int:
+    plan = schema.make(ExploreSettings, schema.given_flags(args, ExploreSettings))
+    flags = schema.given_flags(args, Settings)
+    if "fault" in flags:
+        raise BadInput("explore draws its faults from --faults; drop --fault")
+    if flags.get("app") and not flags.get("project_dir"):
+        flags["project_dir"] = os.getcwd()
+    settings = make_settings(**(explore.DEFAULTS | flags))
+    target = resolve(settings)
+    if plan.expect in properties.NEEDS_ROWS and not target.effects:
+        raise BadInput(f"expect={plan.expect} counts rows: give --effects for your task")
+    seed = plan.seed or random.SystemRandom().randrange(1, 1_000_000)
+    steps = explore.parse_schedule(plan.schedule) or explore.generate(
+        seed, plan.fault_names(), explore.points_for(settings, target), plan.duration,
+        plan.fault_interval,
+    )  # fmt: skip
+    duration = max(plan.duration, steps[-1].at_s + 2.0) if steps else plan.duration
+    source = "the given schedule" if plan.schedule else f"seed {seed}"
+    console.print(f"explore: {len(steps)} fault(s) over {duration:g} s from {source}")
+    with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
+        explore.check_capabilities(runner, sorted({step.fault for step in steps}))
+        backend = runner.backend.info
+        first = explore.explore_run(
+            runner, "explore", settings, steps, duration, plan.expect, update
+        )
+        shrunk = None
+        if first.verdict == "fail" and plan.shrink and not plan.schedule:
+            shrunk = explore.shrink(runner, first, settings, max_runs=8, progress=update)
+    replay = explore.replay_command(settings, plan, seed, backend.name)
+    results = [first.result] + ([shrunk.last_failure.result] if shrunk else [])
+    header = {"backend": backend.name, "reason": backend.reason,
+              "started": time.strftime("%Y-%m-%d %H:%M:%S"), "database": "",
+              "explore": explore.summary(first, shrunk, replay)}  # fmt: skip
+    directory = report.write_reports(report.new_report_dir(args.reports), results, [], header)
+    for line in explore.describe(first, shrunk, replay, directory):
+        console.print(line, markup=False, overflow="ignore", crop=False)
+    return 0 if first.verdict == "pass" else 1
+
+
 def command_check(args: argparse.Namespace) -> int:
     rechecked = list(stored_run.recheck(args.path))
     printer = Printer([name for name, _, _ in rechecked])
@@ -376,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         "chaos": lambda: command_chaos(args),
         "fairness": lambda: command_fairness(args),
         "soak": lambda: command_soak(args),
+        "explore": lambda: command_explore(args),
         "check": lambda: command_check(args),
         "clean": command_clean,
     }

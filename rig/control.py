@@ -45,6 +45,9 @@ class Control:
     def arm(self, point: str, times: int = 1) -> None:
         self.client.set(armed_key(point), times)
 
+    def disarm(self, point: str) -> None:
+        self.client.delete(armed_key(point))
+
     def wait_checkpoint(self, timeout_s: float) -> CheckpointReport | None:
         popped = self.client.blpop([REPORTS_KEY], timeout=timeout_s)
         if popped is None:

@@ -10,7 +10,8 @@ from typing import Any
 from rig.history import EFFECTS, FAULT, LEDGER, ROW, SENT, History
 
 
-def explain(history: History) -> list[str]:
+def explain(history: History, only: set[str] | None = None) -> list[str]:
+    """Per sent task (or only these task ids), in plain words."""
     ledger: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in (event.data for event in history.events(LEDGER)):
         ledger[row["task_id"]].append(row)
@@ -19,6 +20,8 @@ def explain(history: History) -> list[str]:
     counted = bool(history.events(EFFECTS) or rows)
     lines = []
     for sent in _data(history, SENT):
+        if only is not None and sent["task_id"] not in only:
+            continue
         executions = sorted(ledger[sent["task_id"]], key=lambda row: row["attempt"])
         times = "never ran" if not executions else f"ran {_times(len(executions))}"
         lines.append(

@@ -10,7 +10,7 @@ import json
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class Bar:
     state: str  # finished, killed (a fault ended it) or open (neither: never finished)
     task_id: str
     attempt: int
+    flagged: bool = False  # its task broke the run's property (explore)
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,9 @@ def _links(bars: list[Bar]) -> list[Link]:
     return links
 
 
-def timeline(history: History) -> Timeline:
-    """Lanes, bars, fault marks, redelivery links and ticks. Pure: reads the history only."""
+def timeline(history: History, flagged: frozenset[str] = frozenset()) -> Timeline:
+    """Lanes, bars, fault marks, redelivery links and ticks; the bars of the tasks
+    in `flagged` stand out. Pure: reads the history only."""
     sent = history.events(SENT)
     ledger = [e.data for e in history.events(LEDGER)]
     # Any fault aimed at an attempt and confirmed marks it, whatever its signal or name.
@@ -192,7 +194,12 @@ def timeline(history: History) -> Timeline:
         first.setdefault((fault["task_id"], fault["attempt"]), fault)
     hosts = sorted({r["hostname"] for r in ledger})
     bars = [
-        _bar(r, hosts.index(r["hostname"]), first.get((r["task_id"], r["attempt"])), end, origin)
+        replace(
+            _bar(
+                r, hosts.index(r["hostname"]), first.get((r["task_id"], r["attempt"])), end, origin
+            ),
+            flagged=r["task_id"] in flagged,
+        )
         for r in ledger
     ]
     attempts = {(b.task_id, b.attempt): b for b in bars}
@@ -417,7 +424,7 @@ def write_reports(
             summary=summary(rows),
             by_fault=fault_table(rows),
             logs=logs,
-            timelines={r.name: timeline(r.history) for r in results},
+            timelines={r.name: timeline(r.history, _flagged(r)) for r in results},
             describe=_short_settings,
             fairness=fairness["summary"] if fairness else None,
             fairness_svg=fairness_svg_text,
@@ -426,6 +433,11 @@ def write_reports(
     )
     (directory / "report.html").write_text(html)
     return directory
+
+
+def _flagged(result: Result) -> frozenset[str]:
+    """The tasks that broke an explored property."""
+    return frozenset(v["task_id"] for v in result.extra.get("violations", []))
 
 
 def new_report_dir(root: Path = Path("reports")) -> Path:

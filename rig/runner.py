@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from celery import Celery
@@ -61,6 +61,7 @@ class Result:
     history: History
     seconds: float
     worker_logs: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # explore: property, schedule, ...
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -80,7 +81,7 @@ class Result:
             "redelivery_latency_s": self.outcome.redelivery_latency_s,
             "effective": effective_options(self.history),
             "seconds": round(self.seconds, 2),
-        }
+        } | self.extra
 
 
 def effective_options(history: History) -> dict[str, dict[str, bool]]:
@@ -226,9 +227,12 @@ class Runner:
         expect: dict[str, Expected] | None,
         progress: Progress = lambda _message: None,
         then: Settings | None = None,
+        plan: Plan | None = None,
     ) -> Result:
         """Run one scenario; `then` names the next one's settings, whose workers
-        start while this run settles. A crash is a result (verdict error)."""
+        start while this run settles; `plan` sends the work and lands the faults
+        (default: every task at once, the one fault at its checkpoint). A crash
+        is a result (verdict error)."""
         started = time.time()
         history = History()
         logs: dict[str, str] = {}
@@ -243,7 +247,8 @@ class Runner:
             progress(f"{name}: starting {settings.workers} workers")
             crew = self.hire(worker_specs(settings, target))
             store.reset(target)
-            self._run_steps(name, settings, target, crew, history, progress, then)
+            plan = plan or OneFault(name, settings)
+            self._run_steps(name, settings, target, crew, history, progress, then, plan)
         except TimeoutError as error:
             # A bounded wait ran out: the run proves nothing, and says why.
             history.add(SETTLED, settled=False, reason=str(error))
@@ -268,19 +273,14 @@ class Runner:
         history: History,
         progress: Progress,
         then: Settings | None,
+        plan: Plan,
     ) -> None:
         listener = EventListener(crew.app, history)
         listener.start()
         self.backend.observe(history, crew.names)
         try:
-            if settings.fault != "none":
-                crew.control.arm(settings.at)
-            progress(f"{name}: sending {settings.tasks} task(s)")
-            self._send(crew, settings, target, history)
-            if settings.fault != "none":
-                progress(f"{name}: waiting for a task at {settings.at}")
-                self._inject(crew, settings, history)
-            # The fault has landed: earlier crews may go, the next crew may start.
+            plan.execute(self, crew, target, history, progress)
+            # The faults have landed: earlier crews may go, the next crew may start.
             self.dismiss_finished()
             if then is not None:
                 self.prepare(worker_specs(then, resolve(then)))
@@ -289,17 +289,20 @@ class Runner:
         finally:
             listener.stop()
 
-    def _send(self, crew: Crew, settings: Settings, target: Target, history: History) -> None:
-        for index in range(settings.tasks):
-            key, args, kwargs = target.call(index)
-            result = crew.app.send_task(target.task_name, args=args, kwargs=kwargs)
-            history.add(SENT, task_id=result.id, task=target.task_name, business_key=key)
+    def send(self, crew: Crew, target: Target, index: int, history: History) -> None:
+        """The index-th task of the workload, with its own business key."""
+        key, args, kwargs = target.call(index)
+        result = crew.app.send_task(target.task_name, args=args, kwargs=kwargs)
+        history.add(SENT, task_id=result.id, task=target.task_name, business_key=key)
 
-    def _inject(self, crew: Crew, settings: Settings, history: History) -> None:
-        report = crew.control.wait_checkpoint(timeout_s=30)
+    def inject(self, crew: Crew, settings: Settings, history: History, wait_s: float) -> bool:
+        """Land settings.fault on the execution parked at the armed settings.at (or
+        the next to arrive within wait_s); heal what it can. False if none came."""
+        report = crew.control.wait_checkpoint(timeout_s=wait_s)
         if report is None:
-            history.add(NOTE, text=f"no task reached {settings.at} within 30 s")
-            return
+            crew.control.disarm(settings.at)  # so no later execution parks unasked
+            history.add(NOTE, text=f"no task reached {settings.at} within {wait_s:g} s")
+            return False
         history.add(CHECKPOINT, at=report.reported_at, **report.as_dict())
         fault = FAULTS[settings.fault]
         context = FaultContext(self.backend, crew.control, settings, report, PARK_S)
@@ -309,6 +312,7 @@ class Runner:
         healed = heal(context, started) if heal is not None else None
         if healed is not None:
             history.add(HEAL, at=healed.healed_at, **healed.as_dict())
+        return True
 
     def _wait_settled(
         self, crew: Crew, settings: Settings, history: History, progress: Progress
@@ -364,7 +368,11 @@ class Runner:
         history.add(SETTLED, settled=not reason, reason=reason or "drained and quiet")
 
     def store(self, target: Target, progress: Progress) -> Store:
-        """The target's database, created and migrated on first use."""
+        """The target's database, created and migrated on first use, and its
+        extra packages where workers need them (built once per content)."""
+        if target.requirements:
+            progress(f"making {target.requirements} available to the workers")
+            self.backend.prepare_project(target.requirements)
         store = self._stores.get(target.database)
         if store is None:
             progress(f"migrating {target.app} into the rig's database")
@@ -400,6 +408,36 @@ class Runner:
             thread.join(WORKERS_ONLINE_S + 30)
 
 
+class Plan(Protocol):
+    """How a run sends its work and lands its faults, on a ready crew."""
+
+    def execute(
+        self, runner: Runner, crew: Crew, target: Target, history: History, progress: Progress
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class OneFault:
+    """A catalog scenario: the checkpoint armed first, every task sent at once,
+    then the one fault on the first execution to reach it."""
+
+    name: str
+    settings: Settings
+
+    def execute(
+        self, runner: Runner, crew: Crew, target: Target, history: History, progress: Progress
+    ) -> None:
+        settings = self.settings
+        if settings.fault != "none":
+            crew.control.arm(settings.at)
+        progress(f"{self.name}: sending {settings.tasks} task(s)")
+        for index in range(settings.tasks):
+            runner.send(crew, target, index, history)
+        if settings.fault != "none":
+            progress(f"{self.name}: waiting for a task at {settings.at}")
+            runner.inject(crew, settings, history, wait_s=30)
+
+
 def worker_specs(settings: Settings, target: Target) -> list[WorkerSpec]:
     environment = settings.worker_environment() | target.environment()
     return [
@@ -409,6 +447,7 @@ def worker_specs(settings: Settings, target: Target) -> list[WorkerSpec]:
             memory_mb=settings.memory_limit_mb,
             database=target.database,
             project_dir=target.project_dir,
+            requirements=target.requirements,
         )
         for i in range(1, settings.workers + 1)
     ]

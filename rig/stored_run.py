@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rig import checker
+from rig import checker, explore, properties
 from rig.errors import BadInput
 from rig.history import Event, History
 
@@ -52,9 +52,14 @@ def recheck(path: Path) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
         expectation = checker.make_expectation(**expected) if expected else None
         fault_expected = row.get("settings", {}).get("fault", "none") != "none"
         outcome = checker.check(history, expectation, fault_expected)
+        verdict = outcome.verdict
+        if row.get("expect"):  # an explored run: its property, over the same history
+            found = properties.violations(history, row["expect"])
+            landed = len(explore.parse_schedule(row.get("landed", "")))
+            verdict = properties.verdict(verdict, found, landed)
         rechecked = {
             "scenario": name,
-            "verdict": outcome.verdict,
+            "verdict": verdict,
             "reasons": outcome.reasons,
             "counts": outcome.counts.as_dict(),
             "seconds": row.get("seconds", 0.0),

@@ -61,12 +61,20 @@ class TargetSettings:
         "SQL, or MODULE:FUNCTION, giving (business key, count) rows of the task's effect; "
         "duplicate and missing rows are counted against the keys sent",
     )
+    requirements: str = setting(
+        "",
+        "a requirements file of packages your project needs beyond Django and Celery: "
+        "docker installs them into a cached layer over the rig's image; local uses "
+        "the current virtualenv",
+    )
 
     def validate_target(self, task: str, tasks: int) -> None:
         """What can be told without importing anything."""
         if not self.app:
             given = [
-                name for name in ("project_dir", "kwargs", "args", "fixture") if getattr(self, name)
+                name
+                for name in ("project_dir", "kwargs", "args", "fixture", "requirements")
+                if getattr(self, name)
             ]
             if given:
                 raise BadInput(f"{', '.join(given)} need(s) --app: the built-in tasks take no call")
@@ -117,6 +125,7 @@ class Target:
     args: list[Any]
     effects: str  # SQL or MODULE:FUNCTION, or ""
     fixtures: tuple[str, ...] = ()
+    requirements: str = ""  # an absolute path, or ""
     django: bool = True
     notes: tuple[str, ...] = field(default=())
 
@@ -166,6 +175,7 @@ def resolve(settings: Any) -> Target:
         args=_json(settings.args, "args", list),
         effects=settings.effects,
         fixtures=tuple(str(Path(project_dir, f)) for f in settings.fixture),
+        requirements=str(Path(project_dir, settings.requirements)) if settings.requirements else "",
         django=found["django"],
         notes=notes,
     )

@@ -146,3 +146,39 @@ def test_a_marker_typo_is_a_collection_error_naming_the_test(tmp_path: Path) -> 
     output = done.stdout + done.stderr
     assert done.returncode != 0, output
     assert "test_typo.py::test_x" in output and "faultt" in output, output
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("runner", ["local"], indirect=True)
+def test_fixtures_load_before_every_run_and_effects_can_be_a_function(runner: Runner) -> None:
+    """The fixture holds an earlier payment for key-0; with no fault, one charge
+    for key-0 makes it two rows, counted by the project's own effects function."""
+    settings = make_settings(
+        app="shop.celery:app",
+        project_dir=str(SHOP),
+        task="payments.tasks.charge",
+        kwargs=ORDER_KEY,
+        fixture=("payments/fixtures/earlier_payment.json",),
+        effects="payments.effects:payments_per_order",
+    )
+    for attempt in ("first", "second"):  # reset and reloaded: the same counts again
+        result = runner.run(f"shop-fixture-{attempt}", settings, None)
+        assert result.outcome.verdict == "observed", result.outcome.reasons
+        counts = result.outcome.counts
+        assert (counts.completed, counts.duplicate_rows, counts.missing_rows) == (1, 1, 0), counts
+
+
+@pytest.mark.integration
+@pytest.mark.docker
+@pytest.mark.parametrize("runner", ["docker"], indirect=True)
+def test_extra_requirements_reach_docker_workers_through_a_cached_layer(runner: Runner) -> None:
+    settings = make_settings(
+        app="tests.plain_celery.app:app",
+        project_dir=str(ROOT),
+        task="plain.dump",
+        args="[7]",
+        requirements="tests/plain_celery/requirements.txt",
+    )
+    result = runner.run("plain-requirements", settings, None)
+    assert result.outcome.verdict == "observed", result.outcome.reasons
+    assert (result.outcome.counts.completed, result.outcome.counts.failed) == (1, 0)

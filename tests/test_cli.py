@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from rig import cli
-from rig.runner import Runner
+from rig.runner import OneFault
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,14 +84,14 @@ def test_a_scenario_that_crashes_is_an_error_result_and_the_report_lists_all(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     crashing, passing = "late_ack_kill_in_transaction", "early_ack_kill_before_write"
-    send = Runner._send
+    execute = OneFault.execute
 
-    def send_or_crash(self: Runner, crew: object, name: str, *args: object) -> None:
-        if name == crashing:
+    def execute_or_crash(self: OneFault, *args: object) -> None:
+        if self.name == crashing:
             raise RuntimeError("injected crash while sending\nsecond line")
-        send(self, crew, name, *args)
+        execute(self, *args)
 
-    monkeypatch.setattr(Runner, "_send", send_or_crash)
+    monkeypatch.setattr(OneFault, "execute", execute_or_crash)
     code = cli.main(
         ["chaos", "--only", crashing, passing, "--backend", "local", "--reports", str(tmp_path)]
     )

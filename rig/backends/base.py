@@ -33,6 +33,7 @@ class WorkerSpec:
     memory_mb: int = 0  # a memory limit (the kernel's OOM killer enforces it), 0: none
     database: str = "rig"  # the target's database on the rig's database server
     project_dir: str = ""  # the user's project, mounted read-only where workers run in containers
+    requirements: str = ""  # its extra packages (see Backend.prepare_project)
 
     @property
     def nodename(self) -> str:
@@ -115,6 +116,10 @@ class Backend(Protocol):
 
     def observe(self, history: History, workers: list[str]) -> None:
         """Send deaths and exits of these workers to this history from now on."""
+        ...
+
+    def prepare_project(self, requirements: str) -> None:
+        """Make a project's extra packages available to its workers (once; may take a while)."""
         ...
 
     def start_workers(self, specs: list[WorkerSpec]) -> None: ...

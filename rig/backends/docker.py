@@ -41,6 +41,7 @@ from rig.backends.base import (
     free_port,
     last_line,
 )
+from rig.backends.extra_image import image_with
 from rig.backends.pids import alive
 from rig.errors import EnvironmentProblem
 from rig.history import BACKEND, History
@@ -122,6 +123,7 @@ class DockerBackend:
         self.network: Any = None
         self.broker_url = ""
         self.inside: Services | None = None
+        self.images: dict[str, str] = {}  # a project's requirements file -> its image
         self.workers: dict[str, Container] = {}
         self.history: History | None = None
         self.observed: set[str] = set()
@@ -283,6 +285,11 @@ class DockerBackend:
         self.history, self.observed = history, set(workers)
 
     # --- workers ---------------------------------------------------------
+    def prepare_project(self, requirements: str) -> None:
+        if requirements and requirements not in self.images:
+            base = self.services[compose.WORKER_TEMPLATE]["image"]
+            self.images[requirements] = image_with(self.client, base, requirements)
+
     def start_workers(self, specs: list[WorkerSpec]) -> None:
         template = self.services[compose.WORKER_TEMPLATE]
         assert self.inside is not None
@@ -297,7 +304,7 @@ class DockerBackend:
             project = {spec.project_dir: {"bind": spec.project_dir, "mode": "ro"}}
             self.workers[spec.name] = self._run(
                 spec.name,
-                template["image"],
+                self.images.get(spec.requirements, template["image"]),
                 role="worker",
                 command=command,
                 environment={**environment, "PYTHONPATH": RIG_MOUNT},

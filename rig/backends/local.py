@@ -165,6 +165,9 @@ class LocalBackend:
             f"--queues={','.join(spec.queues)}"
         ]
 
+    def prepare_project(self, requirements: str) -> None:
+        """Nothing to do: local workers run with this interpreter and its packages."""
+
     def start_workers(self, specs: list[WorkerSpec]) -> None:
         for spec in specs:
             self.specs[spec.name] = spec

@@ -9,3 +9,12 @@ app = Celery("plain")
 @app.task(name="plain.add")
 def add(x: int, y: int) -> int:
     return x + y
+
+
+@app.task(name="plain.dump")
+def dump(value: int) -> str:
+    # A package beyond the rig's image (tests/plain_celery/requirements.txt),
+    # imported where it is used, as the host that checks the app may lack it.
+    import tomli_w
+
+    return tomli_w.dumps({"value": value})

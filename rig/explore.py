@@ -1,0 +1,438 @@
+"""Explore instead of enumerate: many tasks flow while faults drawn from a seed
+land at random checkpoints and times; a property is checked over the whole
+history; a failing schedule is shrunk to the smallest one that still fails.
+
+A schedule is a list of steps, "2.4:container@after_commit": at 2.4 s into
+the run, arm after_commit; the next execution to reach it gets the container
+kill. The same seed gives the same schedule (what it hits depends on timing,
+which is why a failure is shrunk and replayed, not only re-drawn).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shlex
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rig import properties, schema
+from rig.checkpoint import AUTOMATIC
+from rig.errors import BadInput
+from rig.explain import explain
+from rig.faults.registry import part as fault_part
+from rig.history import NOTE, History
+from rig.runner import Crew, Progress, Result, Runner
+from rig.schema import setting
+from rig.settings import Settings
+from rig.target import Target
+
+# Faults that can strike any worker at any point of a running workload, again and
+# again; the others change the whole run (a memory limit, a time limit).
+EXPLORABLE = ("container", "pool-child", "term", "deploy", "quit", "pause", "partition")
+NO_DJANGO_POINTS = ("task_start", "task_end")
+LAND_WAIT_S = 5.0  # how long a step waits for an execution to reach its point
+# What explore changes from a scenario's defaults: a workload, a fleet that restarts.
+DEFAULTS = {"tasks": 200, "workers": 3, "grace": 2.0, "pause_seconds": 3.0}
+
+
+@dataclass(frozen=True)
+class Step:
+    at_s: float
+    fault: str
+    point: str
+
+    def __str__(self) -> str:
+        return f"{self.at_s:g}:{self.fault}@{self.point}"
+
+
+def parse_schedule(text: str) -> list[Step]:
+    steps = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            at, rest = part.split(":", 1)
+            fault, point = rest.split("@", 1)
+            steps.append(Step(float(at), fault, point))
+        except ValueError:
+            raise BadInput(f"schedule step {part!r}: expected SECONDS:FAULT@POINT") from None
+    return sorted(steps, key=lambda step: step.at_s)
+
+
+def schedule_text(steps: list[Step]) -> str:
+    return ",".join(str(step) for step in steps)
+
+
+@dataclass(frozen=True)
+class ExploreSettings:
+    faults: str = setting("container", f"the faults to draw from, comma-separated: {EXPLORABLE}")
+    duration: float = setting(20.0, "seconds of workload and faults", minimum=1)
+    fault_interval: float = setting(1.5, "mean seconds between two faults", minimum=0.2)
+    seed: int = setting(0, "the schedule's seed (0: a new one, printed)", minimum=0)
+    expect: str = setting(
+        "no-duplicate-rows",
+        f"the property that must hold for the whole run: {', '.join(properties.PROPERTIES)}",
+    )
+    schedule: str = setting(
+        "", "an explicit schedule, SECONDS:FAULT@POINT,... (a shrunk one), instead of a seed"
+    )
+    shrink: bool = setting(True, "when the property fails, look for the smallest failing schedule")
+
+    def fault_names(self) -> list[str]:
+        names = [name.strip() for name in self.faults.split(",") if name.strip()]
+        unknown = [name for name in names if name not in EXPLORABLE]
+        if unknown or not names:
+            raise BadInput(f"faults={self.faults!r}: expected some of {', '.join(EXPLORABLE)}")
+        return names
+
+    def validate(self) -> None:
+        self.fault_names()
+        if self.expect not in properties.PROPERTIES:
+            known = ", ".join(properties.PROPERTIES)
+            raise BadInput(f"expect={self.expect!r}: expected one of {known}")
+        for step in parse_schedule(self.schedule):
+            if step.fault not in EXPLORABLE:
+                raise BadInput(f"schedule step {step}: {step.fault} is not explorable")
+
+
+def generate(seed: int, faults: list[str], points: tuple[str, ...], duration: float,
+             interval: float) -> list[Step]:  # fmt: skip
+    """Steps at random times (about `interval` apart), faults and points."""
+    rng = random.Random(seed)
+    steps, at = [], rng.uniform(0.3, interval)
+    while at < duration:
+        steps.append(Step(round(at, 2), rng.choice(faults), rng.choice(points)))
+        at += rng.uniform(0.5 * interval, 1.5 * interval)
+    return steps
+
+
+@dataclass
+class ScheduleRun:
+    """The plan of one explore run (rig.runner.Plan): tasks sent at an even rate
+    over the run while the steps land; a worker a step ended starts again."""
+
+    settings: Settings
+    steps: list[Step]
+    duration: float
+    landed: list[Step] = field(default_factory=list)
+
+    def execute(
+        self, runner: Runner, crew: Crew, target: Target, history: History, progress: Progress
+    ) -> None:
+        started = time.time()
+        sender = threading.Thread(
+            target=self._send_all, args=(runner, crew, target, history, started), daemon=True
+        )
+        sender.start()
+        for number, step in enumerate(self.steps, 1):
+            time.sleep(max(0.0, started + step.at_s - time.time()))
+            progress(f"explore: step {number}/{len(self.steps)} {step}")
+            step_settings = replace(
+                self.settings, fault=step.fault, at=step.point, restart=step.fault == "container"
+            )
+            crew.control.arm(step.point)
+            if runner.inject(crew, step_settings, history, wait_s=LAND_WAIT_S):
+                self.landed.append(step)
+            self._restart_the_dead(runner, crew, history)
+        sender.join()
+
+    def _send_all(
+        self, runner: Runner, crew: Crew, target: Target, history: History, started: float
+    ) -> None:
+        # Spread over most of the run, so late steps still find executions.
+        gap = 0.8 * self.duration / max(1, self.settings.tasks)
+        for index in range(self.settings.tasks):
+            time.sleep(max(0.0, started + index * gap - time.time()))
+            runner.send(crew, target, index, history)
+
+    @staticmethod
+    def _restart_the_dead(runner: Runner, crew: Crew, history: History) -> None:
+        """An orchestrator's part: a worker a fault ended starts again."""
+        for name in crew.names:
+            why = runner.backend.failed_start([name])
+            if why:
+                runner.backend.restart_worker(name)
+                history.add(NOTE, text=f"{name} started again ({why})")
+
+
+@dataclass
+class Exploration:
+    """One explore run and its property."""
+
+    result: Result
+    steps: list[Step]
+    landed: list[Step]
+    expect: str
+    violations: list[properties.Violation]
+
+    @property
+    def verdict(self) -> str:
+        return properties.verdict(self.result.outcome.verdict, self.violations, len(self.landed))
+
+    def record(self) -> None:
+        """Put the property's verdict and what explains it into the result, so its
+        JSON, the report and `check` carry them."""
+        reasons = [f"{v.business_key}: {v.what}" for v in self.violations[:20]]
+        if len(self.violations) > 20:
+            reasons.append(f"... and {len(self.violations) - 20} more")
+        if self.verdict == "unknown" and not self.landed:
+            reasons.append("no fault of the schedule landed")
+        outcome = self.result.outcome
+        self.result.outcome = replace(
+            outcome, verdict=self.verdict, reasons=[*outcome.reasons, *reasons]
+        )
+        self.result.extra = {
+            "expect": self.expect,
+            "schedule": schedule_text(self.steps),
+            "landed": schedule_text(self.landed),
+            "violations": [asdict(v) for v in self.violations],
+        }
+
+
+def explore_run(
+    runner: Runner,
+    name: str,
+    settings: Settings,
+    steps: list[Step],
+    duration: float,
+    expect: str,
+    progress: Progress,
+) -> Exploration:
+    plan = ScheduleRun(settings, steps, duration)
+    result = runner.run(name, settings, None, progress, plan=plan)
+    found = properties.violations(result.history, expect)
+    exploration = Exploration(result, steps, plan.landed, expect, found)
+    exploration.record()
+    return exploration
+
+
+def points_for(settings: Settings, target: Target) -> tuple[str, ...]:
+    return AUTOMATIC if target.django else NO_DJANGO_POINTS
+
+
+def check_capabilities(runner: Runner, faults: list[str]) -> None:
+    lacks = runner.backend.lacks()
+    for fault in faults:
+        for capability in fault_part(fault, "NEEDS", ()):
+            if capability in lacks:
+                backend = runner.backend.info.name
+                raise BadInput(f"the {backend} backend cannot {capability} ({fault}): "
+                               f"{lacks[capability]}")  # fmt: skip
+
+
+# --- shrinking -------------------------------------------------------------
+@dataclass
+class Shrunk:
+    steps: list[Step]
+    tasks: int
+    runs: int
+    seconds: float
+    last_failure: Exploration
+
+
+def shrink(
+    runner: Runner,
+    failing: Exploration,
+    settings: Settings,
+    max_runs: int,
+    progress: Progress,
+) -> Shrunk:
+    """Fewer faults, then fewer tasks, while the property still fails (a greedy
+    delta debugging: each landed step alone first, those that hit a violating
+    task before the others; then the task count halved)."""
+    started, runs = time.time(), 0
+    best_steps, best_tasks, best = failing.landed or failing.steps, settings.tasks, failing
+
+    def still_fails(steps: list[Step], tasks: int) -> Exploration | None:
+        nonlocal runs
+        runs += 1
+        rebased = _rebased(steps)
+        duration = rebased[-1].at_s + 2.0
+        trial = replace(settings, tasks=tasks)
+        progress(f"shrinking: try {runs}, {len(steps)} fault(s), {tasks} task(s)")
+        attempt = explore_run(
+            runner, f"shrink-{runs}", trial, rebased, duration, failing.expect, progress
+        )
+        return attempt if attempt.verdict == "fail" else None
+
+    if len(best_steps) > 1:
+        hit = {v.task_id for v in failing.violations}
+        hit_steps = _steps_that_hit(failing, hit)
+        for step in sorted(best_steps, key=lambda s: s not in hit_steps):
+            if runs >= max_runs:
+                break
+            found = still_fails([step], best_tasks)
+            if found is not None:
+                best_steps, best = [step], found
+                break
+    while best_tasks > 1 and runs < max_runs:
+        fewer = max(1, best_tasks // 4 if best_tasks > 8 else best_tasks // 2)
+        found = still_fails(best_steps, fewer)
+        if found is None:
+            break
+        best_tasks, best = fewer, found
+    return Shrunk(_rebased(best_steps), best_tasks, runs, time.time() - started, best)
+
+
+def _rebased(steps: list[Step]) -> list[Step]:
+    """The same steps, the first at 0.3 s and the gaps kept."""
+    first = steps[0].at_s
+    return [replace(step, at_s=round(step.at_s - first + 0.3, 2)) for step in steps]
+
+
+def _steps_that_hit(exploration: Exploration, task_ids: set[str]) -> list[Step]:
+    """The landed steps whose fault struck one of these tasks, in order."""
+    faults = [e.data for e in exploration.result.history.events("fault")]
+    struck = [f for f in faults if f.get("task_id") in task_ids]
+    return [
+        step
+        for step in exploration.landed
+        if any(f.get("point") == step.point and f.get("name") == step.fault for f in struck)
+    ]
+
+
+def explore_settings(values: dict[str, Any]) -> ExploreSettings:
+    return schema.make(ExploreSettings, values)
+
+
+# --- what the user sees ------------------------------------------------------
+def replay_command(settings: Settings, plan: ExploreSettings, seed: int, backend: str) -> str:
+    """The command that draws the same schedule again (or runs the given one)."""
+    flags = schema.as_flags(settings)
+    at = flags.index("--fault")
+    del flags[at : at + 2]  # explore draws its faults
+    extra = schema.as_flags(replace(plan, seed=seed))
+    return " ".join(shlex.quote(part) for part in ["python", "-m", "rig", "explore", *flags,
+                                                   *extra, "--backend", backend])  # fmt: skip
+
+
+def shrunk_replay(replay: str, shrunk: Shrunk) -> str:
+    """The whole run's replay with the smallest schedule and task count instead."""
+    words = shlex.split(replay)
+    for flag, value in (
+        ("--tasks", str(shrunk.tasks)),
+        ("--schedule", schedule_text(shrunk.steps)),
+    ):
+        if flag in words:
+            words[words.index(flag) + 1] = value
+        else:
+            words[-2:-2] = [flag, value]
+    words = [w for w in words if w not in ("--shrink",)]
+    if "--seed" in words:
+        del words[words.index("--seed") : words.index("--seed") + 2]
+    return " ".join(shlex.quote(word) for word in [*words[:-2], "--no-shrink", *words[-2:]])
+
+
+def rates(exploration: Exploration) -> tuple[float, float]:
+    """Completed tasks and landed faults per minute of the run."""
+    minutes = max(exploration.result.seconds, 1e-6) / 60
+    completed = exploration.result.outcome.counts.completed
+    return completed / minutes, len(exploration.landed) / minutes
+
+
+def summary(first: Exploration, shrunk: Shrunk | None, replay: str) -> dict[str, Any]:
+    tasks_per_min, faults_per_min = rates(first)
+    return {
+        "expect": first.expect,
+        "verdict": first.verdict,
+        "schedule": schedule_text(first.steps),
+        "faults_drawn": len(first.steps),
+        "faults_landed": len(first.landed),
+        "tasks": first.result.outcome.counts.sent,
+        "tasks_per_minute": round(tasks_per_min, 1),
+        "faults_per_minute": round(faults_per_min, 1),
+        "violations": len(first.violations),
+        "replay": replay,
+        "shrunk": None
+        if shrunk is None
+        else {
+            "schedule": schedule_text(shrunk.steps),
+            "tasks": shrunk.tasks,
+            "runs": shrunk.runs,
+            "seconds": round(shrunk.seconds, 1),
+            "replay": shrunk_replay(replay, shrunk),
+        },
+    }
+
+
+def describe(first: Exploration, shrunk: Shrunk | None, replay: str, directory: Path) -> list[str]:
+    """The run in lines for the terminal; writes the smallest schedule's scenario file."""
+    counts = first.result.outcome.counts
+    landed = Counter(step.fault for step in first.landed)
+    kinds = ", ".join(f"{name} {n}" for name, n in landed.items())
+    tasks_per_min, faults_per_min = rates(first)
+    holds = {"pass": "HOLDS", "fail": "FAILS"}.get(first.verdict, first.verdict.upper())
+    lines = [
+        f"{first.expect} ({properties.PROPERTIES[first.expect][0]}) {holds} over "
+        f"{counts.sent} tasks, {counts.executions} executions: {len(first.steps)} fault(s) "
+        f"drawn, {len(first.landed)} landed" + (f" ({kinds})" if kinds else ""),
+        f"  {tasks_per_min:.0f} tasks/min, {faults_per_min:.0f} faults/min, "
+        f"{first.result.seconds:.1f} s",
+    ]
+    if first.verdict in ("unknown", "error"):
+        lines += [f"  - {reason}" for reason in first.result.outcome.reasons]
+    if first.violations:
+        lines.append(f"  {len(first.violations)} task(s) broke it, first ones explained:")
+        broken = {v.task_id for v in first.violations[:3]}
+        lines += ["    " + line for line in explain(first.result.history, broken)]
+    lines.append("replay: " + replay)
+    if shrunk is not None:
+        lines.append(
+            f"shrunk in {shrunk.seconds:.1f} s ({shrunk.runs} runs) to {len(shrunk.steps)} "
+            f"fault(s) and {shrunk.tasks} task(s): {schedule_text(shrunk.steps)}"
+        )
+        lines.append("replay the smallest: " + shrunk_replay(replay, shrunk))
+        if len(shrunk.steps) == 1:
+            path = directory / f"explored_{first.expect.replace('-', '_')}.toml"
+            path.write_text(scenario_file(first, shrunk))
+            lines.append(f"scenario file (drop it into chaos/): {path}")
+    lines.append(f"report: {directory / 'report.html'}")
+    return lines
+
+
+# The count that shows each property broken, for a scenario file's [expect].
+SHOWN_BY = {
+    "no-lost": "lost",
+    "at-most-once": "redelivered",
+    "no-duplicate-rows": "duplicate_rows",
+    "exactly-once-effects": "duplicate_rows",
+}
+
+
+def scenario_file(first: Exploration, shrunk: Shrunk) -> str:
+    """A catalog scenario that reproduces the smallest failing schedule."""
+    (step,) = shrunk.steps
+    settings = replace(
+        shrunk.last_failure.result.settings, fault=step.fault, at=step.point, tasks=shrunk.tasks
+    )
+    failed = shrunk.last_failure.result.outcome.counts
+    count = SHOWN_BY[first.expect]
+    if first.expect == "exactly-once-effects" and not failed.duplicate_rows:
+        count = "missing_rows"
+    values = {k: v for k, v in settings.as_dict().items() if v not in (None, "", ())}
+    lines = [
+        'description = """',
+        f"Found by `explore`: {first.expect} ({properties.PROPERTIES[first.expect][0]})",
+        f"breaks with one {step.fault} at {step.point} over {shrunk.tasks} task(s).",
+        '"""',
+        "[settings]",
+        *(f"{key} = {_toml(value)}" for key, value in values.items()),
+        "",
+        "[expect]",
+        f"sent = {shrunk.tasks}",
+        f"{count} = [1, {shrunk.tasks}]",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
