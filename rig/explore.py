@@ -37,7 +37,7 @@ EXPLORABLE = ("container", "pool-child", "term", "deploy", "quit", "pause", "par
 NO_DJANGO_POINTS = ("task_start", "task_end")
 LAND_WAIT_S = 5.0  # how long a step waits for an execution to reach its point
 # What explore changes from a scenario's defaults: a workload, a fleet that restarts.
-DEFAULTS = {"tasks": 200, "workers": 3, "grace": 2.0, "pause_seconds": 3.0}
+DEFAULTS = {"tasks": 200, "workers": 3, "task_seconds": 0.1, "grace": 2.0, "pause_seconds": 3.0}
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,8 @@ class ScheduleRun:
     def execute(
         self, runner: Runner, crew: Crew, target: Target, history: History, progress: Progress
     ) -> None:
+        if self.steps and self.steps[0].at_s <= 0:
+            crew.control.arm(self.steps[0].point)  # armed before the first task goes out
         started = time.time()
         sender = threading.Thread(
             target=self._send_all, args=(runner, crew, target, history, started), daemon=True
@@ -242,7 +244,7 @@ def shrink(
 ) -> Shrunk:
     """Fewer faults, then fewer tasks, while the property still fails (a greedy
     delta debugging: each landed step alone first, those that hit a violating
-    task before the others; then the task count halved)."""
+    task before the others; then the fewest tasks that still fail)."""
     started, runs = time.time(), 0
     best_steps, best_tasks, best = failing.landed or failing.steps, settings.tasks, failing
 
@@ -268,19 +270,21 @@ def shrink(
             if found is not None:
                 best_steps, best = [step], found
                 break
-    while best_tasks > 1 and runs < max_runs:
-        fewer = max(1, best_tasks // 4 if best_tasks > 8 else best_tasks // 2)
-        found = still_fails(best_steps, fewer)
-        if found is None:
+    # The fewest tasks first: one task is the usual answer, and the cheapest run.
+    for fewer in sorted({1, best_tasks // 8, best_tasks // 2} - {0, best_tasks}):
+        if runs >= max_runs:
             break
-        best_tasks, best = fewer, found
+        found = still_fails(best_steps, fewer)
+        if found is not None:
+            best_tasks, best = fewer, found
+            break
     return Shrunk(_rebased(best_steps), best_tasks, runs, time.time() - started, best)
 
 
 def _rebased(steps: list[Step]) -> list[Step]:
-    """The same steps, the first at 0.3 s and the gaps kept."""
+    """The same steps, the first at 0 s (armed before any task is sent), gaps kept."""
     first = steps[0].at_s
-    return [replace(step, at_s=round(step.at_s - first + 0.3, 2)) for step in steps]
+    return [replace(step, at_s=round(step.at_s - first, 2)) for step in steps]
 
 
 def _steps_that_hit(exploration: Exploration, task_ids: set[str]) -> list[Step]:
@@ -315,6 +319,7 @@ def shrunk_replay(replay: str, shrunk: Shrunk) -> str:
     for flag, value in (
         ("--tasks", str(shrunk.tasks)),
         ("--schedule", schedule_text(shrunk.steps)),
+        ("--duration", f"{shrunk.steps[-1].at_s + 2.0:g}"),
     ):
         if flag in words:
             words[words.index(flag) + 1] = value

@@ -68,10 +68,13 @@ def _write_record(write: Callable[[], object], allocate_mb: int = 0) -> None:
 
 @shared_task(bind=True, name="exam_app.users.tasks.create_record")
 def create_record(self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 0) -> None:
-    """Naive: a second run inserts a second row."""
+    """Naive: a second run inserts a second row. The payload is fetched before
+    the transaction opens, so a slow fetch holds no lock (SQLite takes its write
+    lock when the transaction begins)."""
+    payload = retrieve(seconds)
     _write_record(
         lambda: NaiveRecord.objects.create(
-            business_key=key, payload=retrieve(seconds), task_id=self.request.id
+            business_key=key, payload=payload, task_id=self.request.id
         ),
         allocate_mb,
     )

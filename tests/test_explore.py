@@ -1,0 +1,141 @@
+"""Explore: seeded schedules, properties over a history, shrinking, replay and
+re-checking, on the local backend (Docker runs it the same way)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from rig import properties
+from rig.errors import BadInput
+from rig.explore import EXPLORABLE, Step, generate, parse_schedule, schedule_text
+from rig.history import EFFECTS, LEDGER, ROW, SENT, History
+from rig.scenarios import parse_scenario
+from tests.test_bad_input import assert_clear_error, rig
+
+POINTS = ("task_start", "after_commit")
+
+
+def test_the_same_seed_draws_the_same_schedule() -> None:
+    first = generate(7, ["container", "pause"], POINTS, duration=20, interval=1.5)
+    assert first == generate(7, ["container", "pause"], POINTS, duration=20, interval=1.5)
+    assert first != generate(8, ["container", "pause"], POINTS, duration=20, interval=1.5)
+    assert 8 <= len(first) <= 40 and all(0 < s.at_s < 20 for s in first)
+    assert {s.fault for s in first} <= {"container", "pause"} and {s.point for s in first} <= set(
+        POINTS
+    )
+
+
+def test_a_schedule_reads_back_as_it_prints() -> None:
+    steps = [Step(0.0, "container", "after_commit"), Step(2.5, "pause", "task_start")]
+    assert parse_schedule(schedule_text(steps)) == steps
+    with pytest.raises(BadInput, match="SECONDS:FAULT@POINT"):
+        parse_schedule("2.5-container")
+
+
+def _history(executions: dict[str, int], rows: dict[str, int], finished: bool = True) -> History:
+    history = History()
+    for number, (key, runs) in enumerate(executions.items()):
+        history.add(SENT, task_id=f"t{number}", task="t", business_key=key)
+        for attempt in range(1, runs + 1):
+            history.add(
+                LEDGER, task_id=f"t{number}", attempt=attempt, started_at=1.0,
+                finished_at=2.0 if finished else None,
+            )  # fmt: skip
+    history.add(EFFECTS, source="SELECT ...")
+    for key, count in rows.items():
+        history.add(ROW, business_key=key, count=count)
+    return history
+
+
+@pytest.mark.parametrize(
+    ("name", "executions", "rows", "finished", "broken"),
+    [
+        ("no-lost", {"a": 1, "b": 0}, {"a": 1}, True, ["b"]),
+        ("no-lost", {"a": 2}, {"a": 1}, False, ["a"]),
+        ("at-most-once", {"a": 2, "b": 1}, {"a": 1, "b": 1}, True, ["a"]),
+        ("no-duplicate-rows", {"a": 2, "b": 1}, {"a": 2, "b": 1}, True, ["a"]),
+        ("exactly-once-effects", {"a": 1, "b": 1}, {"a": 1}, True, ["b"]),
+        ("exactly-once-effects", {"a": 1, "b": 2}, {"a": 1, "b": 1}, True, []),
+    ],
+)
+def test_each_property_names_the_tasks_that_break_it(name, executions, rows, finished, broken):
+    found = properties.violations(_history(executions, rows, finished), name)
+    assert [v.business_key for v in found] == broken
+
+
+def test_a_run_no_fault_landed_in_proves_nothing() -> None:
+    assert properties.verdict("observed", [], faults_landed=0) == "unknown"
+    assert properties.verdict("observed", [], faults_landed=3) == "pass"
+    assert properties.verdict("unknown", [], faults_landed=3) == "unknown"
+    found = [properties.Violation("t", "k", "2 rows")]
+    assert properties.verdict("observed", found, faults_landed=1) == "fail"
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--faults", "container,oom"], ["faults='container,oom'", "expected some of"]),
+        (["--expect", "no-dupes"], ["expect='no-dupes'", "no-duplicate-rows"]),
+        (["--fault", "container"], ["drop --fault"]),
+        (["--schedule", "1:container"], ["SECONDS:FAULT@POINT"]),
+    ],
+)
+def test_bad_explore_input_is_one_line(args: list[str], needles: list[str]) -> None:
+    assert_clear_error(rig("explore", *args), 2, "error:", *needles)
+
+
+@pytest.mark.integration
+def test_explore_finds_the_duplicate_shrinks_it_and_the_replay_reproduces_it(
+    tmp_path: Path,
+) -> None:
+    found = rig(
+        "explore", "--acks", "late", "--task", "create", "--faults", "container",
+        "--seed", "1", "--duration", "12", "--backend", "local", "--reports", str(tmp_path),
+    )  # fmt: skip
+    output = found.stdout + found.stderr
+    assert found.returncode == 1, output
+    assert "no-duplicate-rows (no business key has more than one row) FAILS" in output, output
+    assert re.search(r"shrunk in [\d.]+ s \(\d+ runs\) to 1 fault\(s\)", output), output
+    # The smallest schedule, as a catalog scenario that parses.
+    scenario_line = next(line for line in output.splitlines() if "scenario file" in line)
+    scenario = parse_scenario(Path(scenario_line.rsplit(" ", 1)[1]))
+    assert scenario.settings.fault == "container" and scenario.expect["duplicate_rows"][0] == 1
+    # The printed replay of the smallest schedule fails the same way, again.
+    replay = next(line for line in output.splitlines() if line.startswith("replay the smallest"))
+    words = shlex.split(replay.split(": ", 1)[1])
+    assert words[:3] == ["python", "-m", "rig"]
+    for _ in range(2):
+        again = rig(*words[3:], "--reports", str(tmp_path))
+        assert again.returncode == 1 and "FAILS" in again.stdout, again.stdout + again.stderr
+    # The stored run re-checks to the verdicts it gave.
+    report = Path(
+        next(line for line in output.splitlines() if line.startswith("report:")).split()[1]
+    )
+    rechecked = rig("check", str(report.parent))
+    assert "every verdict as the run gave it" in rechecked.stdout, rechecked.stdout
+
+
+@pytest.mark.integration
+def test_get_or_create_holds_over_many_tasks_and_faults(tmp_path: Path) -> None:
+    held = rig(
+        "explore", "--acks", "late", "--task", "get_or_create",
+        "--faults", "container,pool-child,quit", "--seed", "7", "--duration", "16",
+        "--backend", "local", "--reports", str(tmp_path),
+    )  # fmt: skip
+    output = held.stdout + held.stderr
+    assert held.returncode == 0, output
+    match = re.search(
+        r"HOLDS over (\d+) tasks, \d+ executions: \d+ fault\(s\) drawn, (\d+) landed", output
+    )
+    assert match, output
+    assert int(match[1]) == 200 and int(match[2]) >= 10, output
+
+
+def test_every_explorable_fault_is_registered() -> None:
+    from rig.faults.registry import FAULTS
+
+    assert set(EXPLORABLE) <= set(FAULTS)
