@@ -38,7 +38,7 @@ def _kill(history: History, at: float, landed: bool = True) -> None:
         ends_execution=True,
         task_id="t1",
         attempt=1,
-        point="after_write",
+        point="after_commit",
         checkpoint_at=at - 0.05,
         confirmed_at=at,
         landed=landed,
@@ -46,7 +46,7 @@ def _kill(history: History, at: float, landed: bool = True) -> None:
     )
 
 
-def killed_after_write_and_redelivered() -> History:
+def killed_after_commit_and_redelivered() -> History:
     history = History()
     history.add(SENT, at=100.0, task_id="t1", task="create_record", business_key="k")
     _ledger(history, "t1", 1, 100.1, written=True, finished=False)
@@ -59,7 +59,7 @@ def killed_after_write_and_redelivered() -> History:
 
 
 def test_a_redelivered_naive_write_counts_one_duplicate_row() -> None:
-    outcome = check(killed_after_write_and_redelivered(), None, fault_expected=True)
+    outcome = check(killed_after_commit_and_redelivered(), None, fault_expected=True)
     assert outcome.verdict == "observed"
     counts = outcome.counts
     assert (counts.sent, counts.executions, counts.completed, counts.lost) == (1, 2, 1, 0)
@@ -69,7 +69,7 @@ def test_a_redelivered_naive_write_counts_one_duplicate_row() -> None:
 
 
 def test_expectation_decides_pass_and_fail() -> None:
-    history = killed_after_write_and_redelivered()
+    history = killed_after_commit_and_redelivered()
     passing = make_expectation(executions=2, duplicate_rows=1, redelivered=[1, 2])
     failing = make_expectation(duplicate_rows=0)
     assert check(history, passing, fault_expected=True).verdict == "pass"
@@ -100,7 +100,7 @@ def test_without_an_effects_source_no_row_counts_as_missing() -> None:
 
 
 def test_failed_counts_only_tasks_that_never_completed() -> None:
-    history = killed_after_write_and_redelivered()
+    history = killed_after_commit_and_redelivered()
     history.add(CELERY, type="task-failed", uuid="t1", hostname="celery@w1")
     assert check(history, None, fault_expected=True).counts.failed == 0
     lonely = History()
@@ -122,7 +122,7 @@ def test_vacuous_run_is_unknown_not_pass() -> None:
 
 
 def test_fault_outside_its_window_is_unknown() -> None:
-    history = killed_after_write_and_redelivered()
+    history = killed_after_commit_and_redelivered()
     _kill(history, 120.0, landed=False)
     outcome = check(history, make_expectation(duplicate_rows=1), fault_expected=True)
     assert outcome.verdict == "unknown"
@@ -130,7 +130,7 @@ def test_fault_outside_its_window_is_unknown() -> None:
 
 
 def test_run_that_did_not_settle_is_unknown() -> None:
-    history = killed_after_write_and_redelivered()
+    history = killed_after_commit_and_redelivered()
     history.add(SETTLED, at=200.0, settled=False, reason="1 message(s) still queued")
     outcome = check(history, make_expectation(duplicate_rows=1), fault_expected=True)
     assert outcome.verdict == "unknown"
@@ -147,7 +147,7 @@ def test_bad_expectations_are_errors(bad: dict) -> None:
 
 
 def test_history_round_trips_through_jsonl(tmp_path) -> None:
-    history = killed_after_write_and_redelivered()
+    history = killed_after_commit_and_redelivered()
     path = tmp_path / "history.jsonl"
     history.write_jsonl(path)
     again = History.read_jsonl(path)

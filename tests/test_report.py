@@ -57,7 +57,7 @@ def killed_then_redelivered() -> History:
         ends_execution=True,
         task_id="t1",
         attempt=1,
-        point="after_write",
+        point="after_commit",
         checkpoint_at=T0 + 0.3,
         confirmed_at=T0 + 0.32,
         landed=True,
@@ -275,7 +275,7 @@ def test_a_fault_that_lasts_is_shaded_from_its_landing_to_its_heal() -> None:
     _attempt(history, 1, "w1", 0.05, 4.6)
     pause = {"name": "pause", "target": "w1", "action": "pause", "ends_execution": False}
     history.add(
-        FAULT, at=T0 + 0.32, **pause, task_id="t1", attempt=1, point="after_write",
+        FAULT, at=T0 + 0.32, **pause, task_id="t1", attempt=1, point="after_commit",
         checkpoint_at=T0 + 0.3, confirmed_at=T0 + 0.32, landed=True, detail="paused",
     )  # fmt: skip
     history.add(HEAL, at=T0 + 4.3, name="pause", target="w1", action="resume",

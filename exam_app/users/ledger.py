@@ -1,4 +1,6 @@
-"""The attempt ledger: one row per execution, committed on its own.
+"""The seed's attempt ledger (the reproduction stack's two tasks): one row per
+execution, committed on its own. Chaos runs keep theirs in the rig's control
+store instead (rig.agent), for any project.
 
 Callers write the ledger outside any transaction.atomic() block, so each
 call commits at once and survives a SIGKILL of the worker that follows.

@@ -1,4 +1,4 @@
-"""The attempt ledger and the three kinds of side effect the tasks write."""
+"""The seed's attempt ledger and the three kinds of side effect the record tasks write."""
 
 from django.db import models
 
