@@ -22,6 +22,7 @@ from typing import Any
 from rig import explore, fairness, properties, report, schema, stored_run, summary
 from rig.catalog import replay_command, run_scenarios, session
 from rig.errors import BadInput
+from rig.explain import explain
 from rig.explore import ExploreSettings
 from rig.scenarios import Scenario, find, load_catalog
 from rig.settings import Settings, make_settings
@@ -90,6 +91,9 @@ examples:
   python -m rig clean
   make down""",
 }
+
+
+EXPLAINED_TASKS = 5  # `run` says per task what happened, up to this many tasks
 
 
 def _command(
@@ -232,6 +236,9 @@ def command_run(args: argparse.Namespace) -> int:
     for task, options in row.get("effective", {}).items():
         shown = ", ".join(f"{name}={value}" for name, value in options.items())
         console.print(f"effective: {task}: {shown}", markup=False)
+    if results and scenario.settings.tasks <= EXPLAINED_TASKS:
+        for line in explain(results[0].history):
+            console.print("  " + line, markup=False, overflow="ignore", crop=False)
     for line in ["replay:", *summary.pasteable(_replay(row, backend, bool(args.scenario)), "  ")]:
         console.print(line, markup=False, overflow="ignore", crop=False)
     if args.json:

@@ -29,6 +29,7 @@ from rig.history import NOTE, History
 from rig.runner import Crew, Progress, Result, Runner
 from rig.schema import setting
 from rig.settings import Settings
+from rig.summary import pasteable
 from rig.target import Target
 
 # Faults that can strike any worker at any point of a running workload, again and
@@ -371,9 +372,9 @@ def describe(first: Exploration, shrunk: Shrunk | None, replay: str, directory: 
     tasks_per_min, faults_per_min = rates(first)
     holds = {"pass": "HOLDS", "fail": "FAILS"}.get(first.verdict, first.verdict.upper())
     lines = [
-        f"{first.expect} ({properties.PROPERTIES[first.expect][0]}) {holds} over "
-        f"{counts.sent} tasks, {counts.executions} executions: {len(first.steps)} fault(s) "
-        f"drawn, {len(first.landed)} landed" + (f" ({kinds})" if kinds else ""),
+        f"{first.expect} ({properties.PROPERTIES[first.expect][0]}) {holds}",
+        f"  over {counts.sent} tasks, {counts.executions} executions: {len(first.steps)} "
+        f"fault(s) drawn, {len(first.landed)} landed" + (f" ({kinds})" if kinds else ""),
         f"  {tasks_per_min:.0f} tasks/min, {faults_per_min:.0f} faults/min, "
         f"{first.result.seconds:.1f} s",
     ]
@@ -383,17 +384,17 @@ def describe(first: Exploration, shrunk: Shrunk | None, replay: str, directory: 
         lines.append(f"  {len(first.violations)} task(s) broke it, first ones explained:")
         broken = {v.task_id for v in first.violations[:3]}
         lines += ["    " + line for line in explain(first.result.history, broken)]
-    lines.append("replay: " + replay)
+    lines += ["replay:", *pasteable(replay, "  ")]
     if shrunk is not None:
         lines.append(
             f"shrunk in {shrunk.seconds:.1f} s ({shrunk.runs} runs) to {len(shrunk.steps)} "
             f"fault(s) and {shrunk.tasks} task(s): {schedule_text(shrunk.steps)}"
         )
-        lines.append("replay the smallest: " + shrunk_replay(replay, shrunk))
+        lines += ["replay the smallest:", *pasteable(shrunk_replay(replay, shrunk), "  ")]
         if len(shrunk.steps) == 1:
             path = directory / f"explored_{first.expect.replace('-', '_')}.toml"
             path.write_text(scenario_file(first, shrunk))
-            lines.append(f"scenario file (drop it into chaos/): {path}")
+            lines += ["scenario file (drop it into chaos/):", f"  {path}"]
     lines.append(f"report: {directory / 'report.html'}")
     return lines
 

@@ -3,6 +3,7 @@ re-checking, on the local backend (Docker runs it the same way)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -100,22 +101,22 @@ def test_explore_finds_the_duplicate_shrinks_it_and_the_replay_reproduces_it(
     assert found.returncode == 1, output
     assert "no-duplicate-rows (no business key has more than one row) FAILS" in output, output
     assert re.search(r"shrunk in [\d.]+ s \(\d+ runs\) to 1 fault\(s\)", output), output
+    assert all(len(line) <= 100 for line in output.splitlines()), output
+    (report,) = tmp_path.iterdir()
     # The smallest schedule, as a catalog scenario that parses.
-    scenario_line = next(line for line in output.splitlines() if "scenario file" in line)
-    scenario = parse_scenario(Path(scenario_line.rsplit(" ", 1)[1]))
+    (scenario_path,) = report.glob("explored_*.toml")
+    scenario = parse_scenario(scenario_path)
     assert scenario.settings.fault == "container" and scenario.expect["duplicate_rows"][0] == 1
-    # The printed replay of the smallest schedule fails the same way, again.
-    replay = next(line for line in output.splitlines() if line.startswith("replay the smallest"))
-    words = shlex.split(replay.split(": ", 1)[1])
+    # The replay of the smallest schedule (printed, and kept in results.json) fails again.
+    shrunk = json.loads((report / "results.json").read_text())["explore"]["shrunk"]
+    assert shrunk["schedule"].startswith("0:container@")
+    words = shlex.split(shrunk["replay"])
     assert words[:3] == ["python", "-m", "rig"]
     for _ in range(2):
         again = rig(*words[3:], "--reports", str(tmp_path))
         assert again.returncode == 1 and "FAILS" in again.stdout, again.stdout + again.stderr
     # The stored run re-checks to the verdicts it gave.
-    report = Path(
-        next(line for line in output.splitlines() if line.startswith("report:")).split()[1]
-    )
-    rechecked = rig("check", str(report.parent))
+    rechecked = rig("check", str(report))
     assert "every verdict as the run gave it" in rechecked.stdout, rechecked.stdout
 
 
