@@ -38,11 +38,12 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
+import redis
 from celery import Celery, Task
 from celery.app.utils import find_app
 from celery.signals import task_postrun, task_prerun
 
-from rig.checkpoint import (
+from rig.checkpoints import (
     LEDGER_KEY,
     Execution,
     attempts_key,
@@ -57,7 +58,19 @@ PROJECT_ENV = "RIG_PROJECT_DIR"  # put first on sys.path
 CONF_ENV = "RIG_CONF"  # JSON: the Celery settings the rig overrides
 USER_SETTINGS_ENV = "RIG_USER_SETTINGS"  # the user's Django settings module, found at import
 GENERATED_SETTINGS = "rig.project_settings"
-WRITE = re.compile(r'^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+[`"\[]?([\w.]+)', re.IGNORECASE)
+WRITE = re.compile(
+    r'^\s*(INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE|DELETE\s+FROM)\s+[`"\[]?([\w.]+)',
+    re.IGNORECASE,
+)
+# Celery reads these from the environment before any setting (celery.app.utils
+# Settings.broker_url): a user's shell exporting them would win over the rig's.
+USER_INFRASTRUCTURE_ENV = (
+    "CELERY_BROKER_URL",
+    "CELERY_BROKER_READ_URL",
+    "CELERY_BROKER_WRITE_URL",
+    "CELERY_RESULT_BACKEND",
+)
+MARK = "RIG-JSON "  # the line of a probe's or effects' output the controller reads
 
 
 def load_app() -> Celery:
@@ -67,16 +80,35 @@ def load_app() -> Celery:
         sys.path.insert(0, project)
     # The app's own module names its settings (Django's convention, os.environ.
     # setdefault in celery.py); none inherited may win. Remember them, put ours in front.
-    os.environ.pop("DJANGO_SETTINGS_MODULE", None)
+    for name in ("DJANGO_SETTINGS_MODULE", *USER_INFRASTRUCTURE_ENV):
+        os.environ.pop(name, None)
     app = find_app(os.environ[APP_ENV])
+    _refuse_configured_django()
     user_settings = os.environ.get("DJANGO_SETTINGS_MODULE")
     if user_settings and user_settings != GENERATED_SETTINGS:
         os.environ[USER_SETTINGS_ENV] = user_settings
         os.environ["DJANGO_SETTINGS_MODULE"] = GENERATED_SETTINGS
     conf = json.loads(os.environ.get(CONF_ENV) or "{}")
-    app.conf.update(conf, broker_url=os.environ.get("RIG_BROKER_URL", "memory://"))
+    broker = os.environ.get("RIG_BROKER_URL", "memory://")
+    app.conf.update(conf, broker_url=broker, broker_read_url=None, broker_write_url=None)
     _override_task_options(app, conf)
     return app
+
+
+def _refuse_configured_django() -> None:
+    """An app module that set Django up as it was imported has loaded the user's
+    own settings already; swapping them now would not take, and the workers
+    would use the user's database."""
+    if "django.conf" not in sys.modules:
+        return
+    from django.conf import settings
+
+    if settings.configured and getattr(settings, "SETTINGS_MODULE", None) != GENERATED_SETTINGS:
+        raise SystemExit(
+            f"{os.environ[APP_ENV]} sets Django up when it is imported (django.setup() or a "
+            "settings read in the app module): the rig cannot give it its own database; "
+            "move that into a function or a signal handler"
+        )
 
 
 def _override_task_options(app: Celery, conf: dict[str, Any]) -> None:
@@ -117,14 +149,19 @@ class Record:
     started_at: float
     written_at: float | None = None  # the first write's transaction committed
     finished_at: float | None = None  # the body returned without an exception
+    ended_at: float | None = None  # the body ended, however (a retry, an exception)
     state: str = ""
     writes: list[dict[str, Any]] = field(default_factory=list)
     integrity_errors: int = 0  # duplicates a constraint stopped
 
     def save(self) -> None:
         client = control()
-        if client is not None:
+        if client is None:
+            return
+        try:
             client.hset(LEDGER_KEY, f"{self.task_id}:{self.attempt}", json.dumps(asdict(self)))
+        except redis.RedisError:
+            pass  # the control store is away: the ledger never breaks the user's task
 
 
 _records = threading.local()
@@ -136,14 +173,20 @@ def _record() -> Record | None:
 
 @task_prerun.connect
 def _task_started(task_id: str, task: Task, **_: Any) -> None:
+    _records.record = None  # nothing of an earlier execution is carried over
+    set_current(None)
     client = control()
     if client is None:
         return
+    try:
+        attempt = int(client.incr(attempts_key(task_id)))
+    except redis.RedisError:
+        return  # no ledger for this execution rather than a broken task
     request = task.request
     record = Record(
         task_id=task_id,
         task_name=task.name,
-        attempt=int(client.incr(attempts_key(task_id))),
+        attempt=attempt,
         hostname=request.hostname or "",
         pid=os.getpid(),
         redelivered=bool((request.delivery_info or {}).get("redelivered")),
@@ -164,13 +207,16 @@ def _task_ended(state: str | None = None, **_: Any) -> None:
     record = _record()
     if record is None:
         return
-    record.state = state or ""
-    if state == "SUCCESS":
-        record.finished_at = time.time()
-    record.save()
-    checkpoint("task_end")
-    _records.record = None
-    set_current(None)
+    try:
+        record.state = state or ""
+        record.ended_at = time.time()  # whatever the state: retried and ignored ones too
+        if state == "SUCCESS":
+            record.finished_at = record.ended_at
+        record.save()
+        checkpoint("task_end")
+    finally:
+        _records.record = None
+        set_current(None)
 
 
 def _watch_writes() -> None:
@@ -254,18 +300,19 @@ def effects(target: str) -> list[tuple[str, int]]:
         django_module.setup()
     from celery.utils.imports import symbol_by_name
 
-    function = symbol_by_name(target.replace(":", ".", 1) if ":" in target else target)
+    function = symbol_by_name(target)
     return [(str(key), int(count)) for key, count in function()]
 
 
 def main(argv: list[str]) -> None:
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
+    # The answer is the last line, marked: a user's app may print as it loads.
     if command == "probe":
-        print(json.dumps(probe()))
+        print(MARK + json.dumps(probe()))
     elif command == "manage":
         manage(rest)
     elif command == "effects":
-        print(json.dumps(effects(rest[0])))
+        print(MARK + json.dumps(effects(rest[0])))
     else:
         raise SystemExit("usage: python -m rig.agent probe | manage ARGS... | effects MODULE:FN")
 

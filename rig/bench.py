@@ -70,7 +70,7 @@ def bench_explore(runner: Runner, update: Progress) -> dict[str, Any]:
     """Tasks and faults per minute under explore: get_or_create, kills and quits."""
     settings = make_settings(**(explore.DEFAULTS | {"acks": "late", "task": "get_or_create"}))
     steps = explore.generate(
-        11, ["container", "quit"], explore.points_for(settings, resolve(settings)), 15.0, 1.5
+        11, ["container", "quit"], explore.points_for(resolve(settings)), 15.0, 1.5
     )
     run = explore.explore_run(runner, "explore", settings, steps, 15.0, "no-duplicate-rows", update)
     tasks_per_min, faults_per_min = explore.rates(run)
@@ -211,9 +211,13 @@ def show(figures: list[dict[str, Any]]) -> None:
     for entry in figures:
         e = entry["explore"]
         under.add_row(
-            entry["backend"], e["verdict"], str(e["faults_landed"]), str(e["seconds"]),
-            str(e["tasks_per_minute"]), str(e["faults_per_minute"]),
-        )  # fmt: skip
+            entry["backend"],
+            e["verdict"],
+            str(e["faults_landed"]),
+            str(e["seconds"]),
+            str(e["tasks_per_minute"]),
+            str(e["faults_per_minute"]),
+        )
     console.print(under)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     console.print(f"controller peak memory: {peak_mb:.0f} MB")

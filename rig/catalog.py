@@ -3,12 +3,14 @@ the soak and the pytest scenario tests."""
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from rig import schema
+from rig.agent import USER_INFRASTRUCTURE_ENV
 from rig.backends.select import choose
 from rig.faults.registry import part as fault_part
 from rig.runner import Progress, Result, Runner
@@ -19,7 +21,19 @@ from rig.terminal import console
 
 @contextmanager
 def session(backend_name: str | None, say: Progress) -> Iterator[Runner]:
-    """A started backend and a runner on it; everything is removed on the way out."""
+    """A started backend and a runner on it; everything is removed on the way out.
+    Variables that would point Celery at a user's own broker or result store are
+    out of this process's environment meanwhile (Celery reads them first)."""
+    hidden = {name: os.environ.pop(name) for name in USER_INFRASTRUCTURE_ENV if name in os.environ}
+    try:
+        with _started(backend_name, say) as runner:
+            yield runner
+    finally:
+        os.environ.update(hidden)
+
+
+@contextmanager
+def _started(backend_name: str | None, say: Progress) -> Iterator[Runner]:
     backend = choose(backend_name)
     console.print(f"backend: {backend.info.name} ({backend.info.reason})")
     try:
@@ -44,11 +58,15 @@ def skip_reason(scenario: Scenario, runner: Runner) -> str | None:
             f"skipped: needs PostgreSQL for its concurrent insert race, this backend runs "
             f"{engine} (set DATABASE_URL to a PostgreSQL database)"
         )
+    lacking = cannot(runner, scenario.settings.fault)
+    return f"skipped: {lacking}" if lacking else None
+
+
+def cannot(runner: Runner, fault: str) -> str | None:
+    """What this backend cannot do that the fault needs, and why; None if nothing."""
     lacks = runner.backend.lacks()
-    needs = fault_part(scenario.settings.fault, "NEEDS", ())
-    for capability in (c for c in needs if c in lacks):
-        backend = runner.backend.info.name
-        return f"skipped: the {backend} backend cannot {capability}: {lacks[capability]}"
+    for capability in (c for c in fault_part(fault, "NEEDS", ()) if c in lacks):
+        return f"the {runner.backend.info.name} backend cannot {capability}: {lacks[capability]}"
     return None
 
 

@@ -99,7 +99,7 @@ def count(history: History) -> Counts:
         rows_per_key[row["business_key"]] += row.get("count", 1)
     # Without an effects source (a user's task run with no --effects) there are
     # no rows to count, rather than every key missing.
-    keys = {s["business_key"] for s in sent} if history.events(EFFECTS) or rows_per_key else set()
+    keys = {s["business_key"] for s in sent} if rows_counted(history) else set()
     return Counts(
         sent=len(sent),
         executions=sum(len(rows) for rows in attempts.values()),
@@ -117,6 +117,11 @@ def count(history: History) -> Counts:
             1 for rows in attempts.values() for r in rows if r.get("integrity_errors")
         ),
     )
+
+
+def rows_counted(history: History) -> bool:
+    """Were the effects read (the built-in tasks' tables, or --effects)?"""
+    return bool(history.events(EFFECTS) or history.events(ROW))
 
 
 def silenced(row: dict[str, Any], history: History) -> bool:
@@ -197,6 +202,9 @@ def check(
     if crashes:
         return Outcome("error", counts, crashes, latencies, faults)
     unknown = _unknown_reasons(history, counts, fault_expected)
+    row_counts = sorted({"duplicate_rows", "missing_rows"} & set(expectation or {}))
+    if row_counts and not rows_counted(history):
+        unknown.append(f"{', '.join(row_counts)} expected, but no effects were read to count rows")
     if unknown:
         return Outcome("unknown", counts, unknown, latencies, faults)
     if expectation is None:

@@ -24,9 +24,9 @@ from rig.catalog import replay_command, run_scenarios, session
 from rig.errors import BadInput
 from rig.explain import explain
 from rig.explore import ExploreSettings
-from rig.scenarios import Scenario, find, load_catalog
+from rig.scenarios import CATALOG_DIR, Scenario, find, load_catalog
 from rig.settings import Settings, make_settings
-from rig.target import resolve
+from rig.target import TargetSettings, resolve
 from rig.terminal import console, err, progress, run_command
 
 EXAMPLES = {
@@ -51,9 +51,12 @@ examples:
     "chaos": """Run the catalog (chaos/*.toml), one after another on one broker and database,
 then write reports/<time>/ (report.html, results.json, history.jsonl).
 
+Your own scenario files work the same way: --catalog names their folder, and
+--app (with the other project flags) fills in what a file does not say.
+
 examples:
-  python -m rig chaos
-  python -m rig chaos --only early_ack_kill_before_write --backend local --no-fairness""",
+  python -m rig chaos --only early_ack_kill_before_write --backend local --no-fairness
+  celery-rig chaos --catalog chaos --app shop.celery:app      # from examples/shop""",
     "fairness": """Send a burst of long then short tasks to workers of concurrency 1 under each
 prefetch configuration and measure, from Celery's events, how long tasks waited
 reserved behind another while a worker idled; then the short-task throughput.
@@ -149,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     chaos = _command(commands, "chaos", "run the whole catalog and write a report")
     chaos.add_argument("--only", nargs="+", metavar="SCENARIO", help="run only these scenarios")
+    chaos.add_argument(
+        "--catalog",
+        type=Path,
+        default=CATALOG_DIR,
+        metavar="DIR",
+        help="a folder of scenario files, yours for your project (default: the rig's chaos/)",
+    )
+    schema.add_flags(chaos, TargetSettings, "your project (for every scenario file that omits it)")
     _add_reports(chaos)
     chaos.add_argument(
         "--no-fairness", action="store_true", help="skip the prefetch fairness section"
@@ -247,7 +258,11 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_chaos(args: argparse.Namespace) -> int:
-    catalog = load_catalog()
+    defaults = schema.given_flags(args, TargetSettings)
+    if defaults.get("app") and not defaults.get("project_dir"):
+        defaults["project_dir"] = os.getcwd()
+    catalog = load_catalog(args.catalog, defaults)
+    ours = args.catalog.resolve() == CATALOG_DIR.resolve() and not defaults
     names = args.only or list(catalog)
     for unknown in set(names) - set(catalog):
         raise BadInput(f"unknown scenario {unknown!r}; known: {', '.join(catalog)}")
@@ -265,11 +280,11 @@ def command_chaos(args: argparse.Namespace) -> int:
         def show(row: dict[str, Any]) -> None:
             done.append(row["scenario"])
             failed = row["verdict"] in ("fail", "unknown", "error")
-            printer(row, _replay(row, backend, catalog=True) if failed else None)
+            printer(row, _replay(row, backend, catalog=ours) if failed else None)
 
         results, skipped = run_scenarios(runner, scenarios, say, show)
         info = runner.backend.info
-        if not (args.only or args.no_fairness):
+        if not (args.only or args.no_fairness or not ours):  # fairness is about exam_app
             workload = fairness.Workload()
             fair_results = fairness.run_fairness(runner, list(fairness.CONFIGS), workload, update)
             fair = {
@@ -374,9 +389,12 @@ def command_explore(args: argparse.Namespace) -> int:
         raise BadInput(f"expect={plan.expect} counts rows: give --effects for your task")
     seed = plan.seed or random.SystemRandom().randrange(1, 1_000_000)
     steps = explore.parse_schedule(plan.schedule) or explore.generate(
-        seed, plan.fault_names(), explore.points_for(settings, target), plan.duration,
+        seed,
+        plan.fault_names(),
+        explore.points_for(target),
+        plan.duration,
         plan.fault_interval,
-    )  # fmt: skip
+    )
     duration = max(plan.duration, steps[-1].at_s + 2.0) if steps else plan.duration
     source = "the given schedule" if plan.schedule else f"seed {seed}"
     console.print(f"explore: {len(steps)} fault(s) over {duration:g} s from {source}")
@@ -391,9 +409,13 @@ def command_explore(args: argparse.Namespace) -> int:
             shrunk = explore.shrink(runner, first, settings, max_runs=8, progress=update)
     replay = explore.replay_command(settings, plan, seed, backend.name)
     results = [first.result] + ([shrunk.last_failure.result] if shrunk else [])
-    header = {"backend": backend.name, "reason": backend.reason,
-              "started": time.strftime("%Y-%m-%d %H:%M:%S"), "database": "",
-              "explore": explore.summary(first, shrunk, replay)}  # fmt: skip
+    header = {
+        "backend": backend.name,
+        "reason": backend.reason,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "database": "",
+        "explore": explore.summary(first, shrunk, replay),
+    }
     directory = report.write_reports(report.new_report_dir(args.reports), results, [], header)
     for line in explore.describe(first, shrunk, replay, directory):
         console.print(line, markup=False, overflow="ignore", crop=False)

@@ -1,5 +1,5 @@
 """The rig's side of the control store: arming checkpoints, reading their
-reports and the write ledger. Key names are rig.checkpoint's, which every
+reports and the write ledger. Key names are rig.checkpoints', which every
 worker runs (through rig.agent).
 
 The control store is a Redis of its own, not the broker: a broker restart or
@@ -9,15 +9,17 @@ a partition from the broker leaves the ledger and the checkpoints alone.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from rig.checkpoint import LEDGER_KEY, REPORTS_KEY, armed_key, release_key
+from rig.checkpoints import LEDGER_KEY, REPORTS_KEY, armed_key, release_key
 
 # An armed checkpoint parks its task at most this long waiting for its fault.
 PARK_S = 20.0
+WAIT_LIMIT_S = 60.0  # no wait for a checkpoint is longer
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,10 @@ class CheckpointReport:
 class Control:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.client = redis.Redis.from_url(url, socket_timeout=10)
+        # Longer than any wait for a checkpoint: a blocking read ends on its own timeout.
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=WAIT_LIMIT_S, socket_connect_timeout=5
+        )
 
     def reset(self) -> None:
         """No armed point, report, attempt count or ledger record left from before."""
@@ -45,14 +50,25 @@ class Control:
     def arm(self, point: str, times: int = 1) -> None:
         self.client.set(armed_key(point), times)
 
-    def disarm(self, point: str) -> None:
-        self.client.delete(armed_key(point))
+    def wait_checkpoint(self, point: str, timeout_s: float) -> CheckpointReport | None:
+        """The next execution parked at `point`; any other parked report (a late one
+        of an earlier arming) is let go."""
+        deadline = time.time() + timeout_s
+        while (left := deadline - time.time()) > 0:
+            popped = self.client.blpop([REPORTS_KEY], timeout=max(left, 0.01))
+            if popped is None:
+                return None
+            report = CheckpointReport(**json.loads(popped[1]))
+            if report.point == point:
+                return report
+            self.release(report)
+        return None
 
-    def wait_checkpoint(self, timeout_s: float) -> CheckpointReport | None:
-        popped = self.client.blpop([REPORTS_KEY], timeout=timeout_s)
-        if popped is None:
-            return None
-        return CheckpointReport(**json.loads(popped[1]))
+    def disarm(self, point: str) -> None:
+        """No more executions park at `point`; any that did meanwhile are let go."""
+        self.client.delete(armed_key(point))
+        while (raw := self.client.lpop(REPORTS_KEY)) is not None:
+            self.release(CheckpointReport(**json.loads(raw)))
 
     def release(self, report: CheckpointReport) -> None:
         self.client.rpush(release_key(report.task_id, report.attempt), "go")

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from rig.history import EFFECTS, FAULT, LEDGER, ROW, SENT, History
+from rig.checker import rows_counted
+from rig.history import FAULT, LEDGER, ROW, SENT, History
 
 
 def explain(history: History, only: set[str] | None = None) -> list[str]:
@@ -17,7 +18,7 @@ def explain(history: History, only: set[str] | None = None) -> list[str]:
         ledger[row["task_id"]].append(row)
     faults = {(f.get("task_id"), f.get("attempt")): f for f in _data(history, FAULT)}
     rows = {row["business_key"]: row.get("count", 1) for row in _data(history, ROW)}
-    counted = bool(history.events(EFFECTS) or rows)
+    counted = rows_counted(history)
     lines = []
     for sent in _data(history, SENT):
         if only is not None and sent["task_id"] not in only:

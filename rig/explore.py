@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from rig import properties, schema
-from rig.checkpoint import AUTOMATIC
+from rig.catalog import cannot
+from rig.checkpoints import AUTOMATIC, WITHOUT_DJANGO
 from rig.errors import BadInput
 from rig.explain import explain
-from rig.faults.registry import part as fault_part
 from rig.history import NOTE, History
 from rig.runner import Crew, Progress, Result, Runner
 from rig.schema import setting
@@ -35,7 +35,6 @@ from rig.target import Target
 # Faults that can strike any worker at any point of a running workload, again and
 # again; the others change the whole run (a memory limit, a time limit).
 EXPLORABLE = ("container", "pool-child", "term", "deploy", "quit", "pause", "partition")
-NO_DJANGO_POINTS = ("task_start", "task_end")
 LAND_WAIT_S = 5.0  # how long a step waits for an execution to reach its point
 # What explore changes from a scenario's defaults: a workload, a fleet that restarts.
 DEFAULTS = {"tasks": 200, "workers": 3, "task_seconds": 0.1, "grace": 2.0, "pause_seconds": 3.0}
@@ -99,8 +98,9 @@ class ExploreSettings:
                 raise BadInput(f"schedule step {step}: {step.fault} is not explorable")
 
 
-def generate(seed: int, faults: list[str], points: tuple[str, ...], duration: float,
-             interval: float) -> list[Step]:  # fmt: skip
+def generate(
+    seed: int, faults: list[str], points: tuple[str, ...], duration: float, interval: float
+) -> list[Step]:
     """Steps at random times (about `interval` apart), faults and points."""
     rng = random.Random(seed)
     steps, at = [], rng.uniform(0.3, interval)
@@ -119,6 +119,7 @@ class ScheduleRun:
     steps: list[Step]
     duration: float
     landed: list[Step] = field(default_factory=list)
+    send_error: Exception | None = None
 
     def execute(
         self, runner: Runner, crew: Crew, target: Target, history: History, progress: Progress
@@ -136,20 +137,26 @@ class ScheduleRun:
             step_settings = replace(
                 self.settings, fault=step.fault, at=step.point, restart=step.fault == "container"
             )
-            crew.control.arm(step.point)
+            if step.at_s > 0:  # a step at 0 s was armed before the first task
+                crew.control.arm(step.point)
             if runner.inject(crew, step_settings, history, wait_s=LAND_WAIT_S):
                 self.landed.append(step)
             self._restart_the_dead(runner, crew, history)
         sender.join()
+        if self.send_error is not None:
+            raise self.send_error
 
     def _send_all(
         self, runner: Runner, crew: Crew, target: Target, history: History, started: float
     ) -> None:
         # Spread over most of the run, so late steps still find executions.
         gap = 0.8 * self.duration / max(1, self.settings.tasks)
-        for index in range(self.settings.tasks):
-            time.sleep(max(0.0, started + index * gap - time.time()))
-            runner.send(crew, target, index, history)
+        try:
+            for index in range(self.settings.tasks):
+                time.sleep(max(0.0, started + index * gap - time.time()))
+                runner.send(crew, target, index, history)
+        except Exception as error:  # noqa: BLE001 - raised again by execute(), after the steps
+            self.send_error = error
 
     @staticmethod
     def _restart_the_dead(runner: Runner, crew: Crew, history: History) -> None:
@@ -212,18 +219,15 @@ def explore_run(
     return exploration
 
 
-def points_for(settings: Settings, target: Target) -> tuple[str, ...]:
-    return AUTOMATIC if target.django else NO_DJANGO_POINTS
+def points_for(target: Target) -> tuple[str, ...]:
+    return AUTOMATIC if target.django else WITHOUT_DJANGO
 
 
 def check_capabilities(runner: Runner, faults: list[str]) -> None:
-    lacks = runner.backend.lacks()
     for fault in faults:
-        for capability in fault_part(fault, "NEEDS", ()):
-            if capability in lacks:
-                backend = runner.backend.info.name
-                raise BadInput(f"the {backend} backend cannot {capability} ({fault}): "
-                               f"{lacks[capability]}")  # fmt: skip
+        lacking = cannot(runner, fault)
+        if lacking:
+            raise BadInput(f"{fault}: {lacking}")
 
 
 # --- shrinking -------------------------------------------------------------
@@ -310,8 +314,10 @@ def replay_command(settings: Settings, plan: ExploreSettings, seed: int, backend
     at = flags.index("--fault")
     del flags[at : at + 2]  # explore draws its faults
     extra = schema.as_flags(replace(plan, seed=seed))
-    return " ".join(shlex.quote(part) for part in ["python", "-m", "rig", "explore", *flags,
-                                                   *extra, "--backend", backend])  # fmt: skip
+    return " ".join(
+        shlex.quote(part)
+        for part in ["python", "-m", "rig", "explore", *flags, *extra, "--backend", backend]
+    )
 
 
 def shrunk_replay(replay: str, shrunk: Shrunk) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rig.history import EFFECTS, LEDGER, ROW, SENT, History
+from rig.history import LEDGER, ROW, SENT, History
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,6 @@ class Facts:
     sent: list[dict[str, Any]]
     executions: dict[str, list[dict[str, Any]]]
     rows: Counter[str]
-    rows_counted: bool
 
 
 def facts(history: History) -> Facts:
@@ -36,7 +35,7 @@ def facts(history: History) -> Facts:
     for row in (event.data for event in history.events(ROW)):
         rows[row["business_key"]] += row.get("count", 1)
     sent = [event.data for event in history.events(SENT)]
-    return Facts(sent, executions, rows, bool(history.events(EFFECTS) or rows))
+    return Facts(sent, executions, rows)
 
 
 def _no_lost(f: Facts, task: dict[str, Any]) -> str:
@@ -90,7 +89,3 @@ def verdict(base: str, found: list[Violation], faults_landed: int) -> str:
     if found:
         return "fail"
     return "pass" if faults_landed else "unknown"
-
-
-def rows_counted(history: History) -> bool:
-    return facts(history).rows_counted

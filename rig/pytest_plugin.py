@@ -21,7 +21,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -106,7 +106,7 @@ def celery_chaos_sessions() -> Iterator[Sessions]:
 @dataclass
 class ChaosResult:
     verdict: str
-    counts: Any  # rig.checker.Counts
+    counts: Any  # rig.checker.Counts; its row counts None when no --effects were read
     reasons: list[str]
     replay: str
     result: Any  # rig.runner.Result: settings, history, worker logs
@@ -117,6 +117,8 @@ class ChaosResult:
         lines = [f"verdict {self.verdict}: " + (", ".join(self.reasons) or "see the counts")]
         counts = self.counts.as_dict()
         lines.append("counts: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+        if counts["duplicate_rows"] is None:
+            lines.append("rows not counted: give effects= to count duplicate and missing rows")
         lines += explain(self.result.history)
         return "\n".join([*lines, f"replay: {self.replay}"])
 
@@ -140,6 +142,7 @@ class Chaos:
         **settings: Any,
     ) -> ChaosResult:
         from rig.catalog import replay_command
+        from rig.checker import rows_counted
         from rig.errors import RigError
         from rig.settings import make_settings
 
@@ -159,7 +162,11 @@ class Chaos:
         result = runner.run(self.name, chosen, None)
         replay = replay_command(self.name, chosen, runner.backend.info.name, catalog=False)
         outcome = result.outcome
-        chaos = ChaosResult(outcome.verdict, outcome.counts, outcome.reasons, replay, result)
+        counts = outcome.counts
+        if not rows_counted(result.history):
+            # No effects were read: an assertion on rows must not pass on nothing.
+            counts = replace(counts, duplicate_rows=None, missing_rows=None)
+        chaos = ChaosResult(outcome.verdict, counts, outcome.reasons, replay, result)
         if outcome.verdict in ("unknown", "error"):
             pytest.fail(f"the run proves nothing:\n{chaos.explain()}", pytrace=False)
         return chaos

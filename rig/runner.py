@@ -25,6 +25,7 @@ from rig.backends.base import Backend, Services, WorkerSpec, with_db
 from rig.broker import Broker
 from rig.checker import Expected, Outcome
 from rig.control import PARK_S, Control
+from rig.errors import RigError
 from rig.events import EventListener, controller_app, wait_answering
 from rig.faults import FaultContext
 from rig.faults.registry import FAULTS
@@ -283,7 +284,7 @@ class Runner:
             # The faults have landed: earlier crews may go, the next crew may start.
             self.dismiss_finished()
             if then is not None:
-                self.prepare(worker_specs(then, resolve(then)))
+                self._prepare_next(then)
             progress(f"{name}: waiting for the run to settle (redelivery, drain)")
             self._wait_settled(crew, settings, history, progress)
         finally:
@@ -298,7 +299,7 @@ class Runner:
     def inject(self, crew: Crew, settings: Settings, history: History, wait_s: float) -> bool:
         """Land settings.fault on the execution parked at the armed settings.at (or
         the next to arrive within wait_s); heal what it can. False if none came."""
-        report = crew.control.wait_checkpoint(timeout_s=wait_s)
+        report = crew.control.wait_checkpoint(settings.at, timeout_s=wait_s)
         if report is None:
             crew.control.disarm(settings.at)  # so no later execution parks unasked
             history.add(NOTE, text=f"no task reached {settings.at} within {wait_s:g} s")
@@ -331,7 +332,7 @@ class Runner:
             live = [
                 row
                 for row in ledger
-                if not row["finished_at"]
+                if not row.get("ended_at")
                 and not checker.silenced(row, history)
                 and not checker.reported_failed(row, history)
             ]
@@ -381,12 +382,25 @@ class Runner:
             self._stores[target.database] = store
         return store
 
+    def _prepare_next(self, then: Settings) -> None:
+        """Start the next run's crew; a next target that does not resolve is that
+        run's error, not this one's."""
+        try:
+            self.prepare(worker_specs(then, resolve(then)))
+        except RigError:
+            pass
+
     def _collect(
         self, crew: Crew | None, store: Store | None, target: Target | None, history: History
     ) -> None:
         """The ledger and the effects, once the run is over: the checker's ground truth."""
         if crew is not None:
-            for row in crew.control.ledger():
+            try:
+                ledger = crew.control.ledger()
+            except redis.RedisError as error:
+                history.add(ERROR, message=f"the control store did not answer: {one_line(error)}")
+                ledger = []
+            for row in ledger:
                 history.add(LEDGER, at=row["started_at"], **row)
         if store is not None and target is not None:
             try:

@@ -32,7 +32,9 @@ class Scenario:
     requires: tuple[str, ...] = field(default=())
 
 
-def parse_scenario(path: Path) -> Scenario:
+def parse_scenario(path: Path, defaults: dict[str, Any] | None = None) -> Scenario:
+    """One file; `defaults` (your project's --app and the like, from the command
+    line) stand wherever the file's [settings] says nothing."""
     try:
         document: dict[str, Any] = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
@@ -54,14 +56,18 @@ def parse_scenario(path: Path) -> Scenario:
     return Scenario(
         name=path.stem,
         description=str(document.get("description", "")).strip(),
-        settings=settings_from_mapping(document.get("settings", {}), str(path)),
+        settings=settings_from_mapping((defaults or {}) | document.get("settings", {}), str(path)),
         expect=expect,
         requires=requires,
     )
 
 
-def load_catalog(directory: Path = CATALOG_DIR) -> dict[str, Scenario]:
-    return {path.stem: parse_scenario(path) for path in sorted(directory.glob("*.toml"))}
+def load_catalog(
+    directory: Path = CATALOG_DIR, defaults: dict[str, Any] | None = None
+) -> dict[str, Scenario]:
+    if not directory.is_dir():
+        raise BadInput(f"catalog {directory}: no such directory")
+    return {path.stem: parse_scenario(path, defaults) for path in sorted(directory.glob("*.toml"))}
 
 
 def find(name: str, directory: Path = CATALOG_DIR) -> Scenario:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from rig import agent, schema
-from rig.checkpoint import AUTOMATIC, PARK_ENV
+from rig.checkpoints import AUTOMATIC, PARK_ENV
 from rig.control import PARK_S
 from rig.errors import BadInput
 from rig.faults.registry import FAULTS

@@ -6,7 +6,6 @@ the controller needs no Django settings of its own.
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 from contextlib import closing
@@ -18,7 +17,7 @@ from psycopg import sql as pgsql
 
 from rig.backends.base import with_database
 from rig.errors import BadInput
-from rig.target import Target, agent_command
+from rig.target import Target, agent_command, answer
 
 # Tables `migrate` fills and no task should lose: emptying them would break the project.
 KEPT_TABLES = {"django_migrations", "django_content_type", "auth_permission", "django_site"}
@@ -103,7 +102,7 @@ class Store:
             return []
         if FUNCTION.match(effects):
             done = agent_command(["effects", effects], target, self.url)
-            rows = json.loads(done.stdout)
+            rows = answer(done, f"effects {effects}")
         else:
             try:
                 rows = self._query(effects)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rig import agent
+from rig.checkpoints import AUTOMATIC, WITHOUT_DJANGO
 from rig.errors import BadInput, EnvironmentProblem
 from rig.schema import setting
 
@@ -37,6 +38,11 @@ BUILTIN_TASKS = {
     ),
 }
 RIG_ROOT = Path(__file__).resolve().parents[1]  # where `rig` (and exam_app) import from
+
+
+def python_path() -> str:
+    """PYTHONPATH for a process of the rig's: the rig first, then the user's own."""
+    return os.pathsep.join(filter(None, [str(RIG_ROOT), os.environ.get("PYTHONPATH")]))
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,7 @@ class TargetSettings:
         if not self.app:
             given = [
                 name
-                for name in ("project_dir", "kwargs", "args", "fixture", "requirements")
+                for name in ("project_dir", "kwargs", "args", "fixture", "effects", "requirements")
                 if getattr(self, name)
             ]
             if given:
@@ -153,6 +159,8 @@ def resolve(settings: Any) -> Target:
         effects = f"SELECT business_key, count(*) FROM {table} GROUP BY business_key"
         return Target(BUILTIN_APP, "", task_name, kwargs, [], effects)
     project_dir = str(Path(settings.project_dir or os.getcwd()).resolve())
+    if not Path(project_dir).is_dir():
+        raise BadInput(f"project_dir {settings.project_dir}: no such directory")
     found = probe(settings.app, project_dir)
     if settings.task not in found["tasks"]:
         raise BadInput(
@@ -165,8 +173,11 @@ def resolve(settings: Any) -> Target:
             f"{settings.app} is not a Django project: checkpoints are task_start, task_end and "
             "any you name with rig.checkpoint(); no database, writes or fixtures",
         )
-        if settings.at not in ("task_start", "task_end") and settings.fault != "none":
-            raise BadInput(f"at={settings.at!r} needs a Django project; {notes[0]}")
+        if settings.at in AUTOMATIC and settings.at not in WITHOUT_DJANGO:
+            if settings.fault != "none":
+                raise BadInput(f"at={settings.at!r} needs a Django project; {notes[0]}")
+        if settings.fixture:
+            raise BadInput(f"fixture needs a Django project; {notes[0]}")
     return Target(
         app=settings.app,
         project_dir=project_dir,
@@ -186,7 +197,15 @@ def probe(app: str, project_dir: str) -> dict[str, Any]:
     """Import the user's app in a subprocess, as a worker will: its tasks, and
     whether it is a Django project. Any failure is one line."""
     done = agent_command(["probe"], Target(app, project_dir, "", {}, [], ""), "")
-    return json.loads(done.stdout)
+    return answer(done, f"{app}: probe")
+
+
+def answer(done: subprocess.CompletedProcess[str], what: str) -> Any:
+    """The marked JSON line of rig.agent's output (the app may print as it loads)."""
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(agent.MARK):
+            return json.loads(line[len(agent.MARK) :])
+    raise BadInput(f"{what}: no answer in its output: {done.stdout.strip()[-200:]!r}")
 
 
 def agent_command(
@@ -199,7 +218,7 @@ def agent_command(
         **target.environment(),
         "RIG_DATABASE_URL": database_url or "sqlite:///:memory:",
         "RIG_BROKER_URL": "memory://",
-        "PYTHONPATH": str(RIG_ROOT),
+        "PYTHONPATH": python_path(),
     }
     environment.pop("DJANGO_SETTINGS_MODULE", None)  # the app's own module names its settings
     try:

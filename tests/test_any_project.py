@@ -86,10 +86,60 @@ def test_a_project_that_is_not_django_runs_with_task_checkpoints(runner: Runner)
     assert any("not a Django project" in note for note in notes), notes
 
 
+@pytest.mark.integration
+def test_a_point_named_in_the_users_code_takes_a_fault_and_their_broker_env_is_ignored() -> None:
+    """`from rig import checkpoint; checkpoint("halfway")` in the task, --at halfway;
+    a CELERY_BROKER_URL exported in the user's shell points nowhere the rig goes."""
+    result = rig(
+        "run",
+        "--app",
+        "tests.plain_celery.app:app",
+        "--project-dir",
+        str(ROOT),
+        "--task",
+        "plain.halves",
+        "--args",
+        "[8]",
+        "--fault",
+        "container",
+        "--at",
+        "halfway",
+        "--acks",
+        "late",
+        "--backend",
+        "local",
+        env={"CELERY_BROKER_URL": "redis://broker.invalid:6379/0"},
+    )
+    output = (result.stdout + result.stderr).replace("\xa0", " ")  # counts keep their number
+    assert result.returncode == 0, output
+    assert "executions 2, completed 1, redelivered 1" in output, output
+    assert "hit by container at halfway" in output, output
+
+
 @pytest.mark.parametrize(
     ("args", "needles"),
     [
         (["--app", "no_such_module:app"], ["no_such_module", "ModuleNotFoundError"]),
+        (
+            ["--app", "tests.eager_django.app:app", "--task", "t"],
+            ["sets Django up when it is imported"],
+        ),
+        ([*SHOP_APP, "--task", "payments.tasks.charge", "--project-dir", "/nowhere"], ["no such"]),
+        (
+            [
+                *SHOP_APP,
+                "--task",
+                "payments.tasks.charge",
+                "--fault",
+                "oom",
+                "--memory-limit-mb",
+                "100",
+                "--allocate-mb",
+                "200",
+            ],
+            ["fault=oom needs the built-in tasks"],
+        ),
+        (["--effects", "SELECT 1"], ["need(s) --app"]),
         (
             [*SHOP_APP, "--task", "payments.tasks.refund"],
             ["not registered", "payments.tasks.charge"],
@@ -114,9 +164,17 @@ def test_bad_targets_are_one_line(args: list[str], needles: list[str]) -> None:
 @pytest.mark.integration
 def test_a_failing_effects_query_is_an_error_verdict_with_its_message() -> None:
     result = rig(
-        "run", *SHOP_APP, "--task", "payments.tasks.charge", "--kwargs", ORDER_KEY,
-        "--effects", "SELECT nothing FROM nowhere", "--backend", "local",
-    )  # fmt: skip
+        "run",
+        *SHOP_APP,
+        "--task",
+        "payments.tasks.charge",
+        "--kwargs",
+        ORDER_KEY,
+        "--effects",
+        "SELECT nothing FROM nowhere",
+        "--backend",
+        "local",
+    )
     assert_clear_error(result, 1, "error", "effects query failed", "nowhere")
 
 
@@ -182,3 +240,21 @@ def test_extra_requirements_reach_docker_workers_through_a_cached_layer(runner: 
     result = runner.run("plain-requirements", settings, None)
     assert result.outcome.verdict == "observed", result.outcome.reasons
     assert (result.outcome.counts.completed, result.outcome.counts.failed) == (1, 0)
+
+
+@pytest.mark.integration
+def test_a_projects_own_scenario_files_run_with_chaos(tmp_path: Path) -> None:
+    done = rig(
+        "chaos",
+        "--catalog",
+        str(SHOP / "chaos"),
+        *SHOP_APP,
+        "--backend",
+        "local",
+        "--reports",
+        str(tmp_path),
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "2 of 2 passed on local" in output, output
+    assert "fairness" not in output  # the prefetch comparison is about exam_app

@@ -43,9 +43,12 @@ def _history(executions: dict[str, int], rows: dict[str, int], finished: bool = 
         history.add(SENT, task_id=f"t{number}", task="t", business_key=key)
         for attempt in range(1, runs + 1):
             history.add(
-                LEDGER, task_id=f"t{number}", attempt=attempt, started_at=1.0,
+                LEDGER,
+                task_id=f"t{number}",
+                attempt=attempt,
+                started_at=1.0,
                 finished_at=2.0 if finished else None,
-            )  # fmt: skip
+            )
     history.add(EFFECTS, source="SELECT ...")
     for key, count in rows.items():
         history.add(ROW, business_key=key, count=count)
@@ -94,9 +97,22 @@ def test_explore_finds_the_duplicate_shrinks_it_and_the_replay_reproduces_it(
     tmp_path: Path,
 ) -> None:
     found = rig(
-        "explore", "--acks", "late", "--task", "create", "--faults", "container",
-        "--seed", "1", "--duration", "12", "--backend", "local", "--reports", str(tmp_path),
-    )  # fmt: skip
+        "explore",
+        "--acks",
+        "late",
+        "--task",
+        "create",
+        "--faults",
+        "container",
+        "--seed",
+        "1",
+        "--duration",
+        "12",
+        "--backend",
+        "local",
+        "--reports",
+        str(tmp_path),
+    )
     output = found.stdout + found.stderr
     assert found.returncode == 1, output
     assert "no-duplicate-rows (no business key has more than one row) FAILS" in output, output
@@ -123,10 +139,22 @@ def test_explore_finds_the_duplicate_shrinks_it_and_the_replay_reproduces_it(
 @pytest.mark.integration
 def test_get_or_create_holds_over_many_tasks_and_faults(tmp_path: Path) -> None:
     held = rig(
-        "explore", "--acks", "late", "--task", "get_or_create",
-        "--faults", "container,pool-child,quit", "--seed", "7", "--duration", "16",
-        "--backend", "local", "--reports", str(tmp_path),
-    )  # fmt: skip
+        "explore",
+        "--acks",
+        "late",
+        "--task",
+        "get_or_create",
+        "--faults",
+        "container,pool-child,quit",
+        "--seed",
+        "7",
+        "--duration",
+        "16",
+        "--backend",
+        "local",
+        "--reports",
+        str(tmp_path),
+    )
     output = held.stdout + held.stderr
     assert held.returncode == 0, output
     match = re.search(

@@ -107,7 +107,7 @@ def test_the_flags_of_a_setting_recreate_it(settings: Settings) -> None:
 
 
 def test_checkpoints_are_the_automatic_ones_or_a_users_own_name() -> None:
-    from rig.checkpoint import AUTOMATIC
+    from rig.checkpoints import AUTOMATIC
 
     for point in AUTOMATIC:
         assert make_settings(at=point).at == point

@@ -62,8 +62,9 @@ def _write_record(write: Callable[[], object], allocate_mb: int = 0) -> None:
         write()
 
 
-# The record tasks take acks_late and reject_on_worker_lost from the settings
-# (CELERY_TASK_ACKS_LATE, ...), so one task serves every cell of the matrix.
+# The record tasks name no acks options of their own: the settings
+# (CELERY_TASK_ACKS_LATE, ... in the reproduction stack) or the rig's
+# overrides decide, so one task serves every cell of the matrix.
 
 
 @shared_task(bind=True, name="exam_app.users.tasks.create_record")

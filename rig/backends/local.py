@@ -43,9 +43,8 @@ from rig.backends.base import (
 from rig.backends.pids import alive, same_process, start_time, stopped, zombie
 from rig.errors import EnvironmentProblem
 from rig.history import BACKEND, History
+from rig.target import python_path
 
-# Where the rig package is importable from: workers import rig.agent from here.
-RIG_ROOT = Path(__file__).resolve().parents[2]
 RUNS_DIR = Path(tempfile.gettempdir()) / "celery-rig"
 
 
@@ -182,7 +181,7 @@ class LocalBackend:
             spec, services.broker_url, services.control_url, services.database_url
         )
         # The rig's wrapper, then the user's project (the agent puts it first on sys.path).
-        environment["PYTHONPATH"] = str(RIG_ROOT)
+        environment["PYTHONPATH"] = python_path()
         process = self._spawn(spec.name, self._command(spec), environment)
         self.processes[spec.name] = process
         threading.Thread(target=self._watch, args=(spec.name, process), daemon=True).start()

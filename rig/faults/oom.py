@@ -27,6 +27,11 @@ class Parameters:
 
 
 def validate(settings: Any) -> None:
+    if settings.app:
+        raise BadInput(
+            "fault=oom needs the built-in tasks: they allocate --allocate-mb when asked, "
+            "a task of yours would not"
+        )
     if not 0 < settings.memory_limit_mb < settings.allocate_mb:
         raise BadInput(
             "fault=oom needs 0 < memory_limit_mb < allocate_mb: the task must allocate "

@@ -3,7 +3,18 @@ and task_end as its only automatic checkpoints."""
 
 from celery import Celery
 
+from rig import checkpoint
+
+# An app may print as it loads; the rig's probe reads only its own marked line.
+print("plain: loading the app")
 app = Celery("plain")
+
+
+@app.task(name="plain.halves")
+def halves(x: int) -> int:
+    """Names a point of its own where the rig can land a fault (--at halfway)."""
+    checkpoint("halfway")
+    return x // 2
 
 
 @app.task(name="plain.add")

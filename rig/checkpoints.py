@@ -24,6 +24,7 @@ from functools import cache
 import redis
 
 AUTOMATIC = ("task_start", "before_write", "in_transaction", "after_commit", "task_end")
+WITHOUT_DJANGO = ("task_start", "task_end")  # no database writes to watch
 REPORTS_KEY = "rig:checkpoints"
 LEDGER_KEY = "rig:ledger"  # hash: "<task id>:<attempt>" -> one execution's record (JSON)
 CONTROL_URL_ENV = "RIG_CONTROL_URL"
@@ -66,8 +67,16 @@ def set_current(execution: Execution | None) -> None:
 def control() -> redis.Redis | None:
     """The control store, or None outside a rig-run worker (checkpoints are no-ops)."""
     url = os.environ.get(CONTROL_URL_ENV)
-    # redis-py's pool notices a fork and reconnects, so one client per process is safe.
-    return redis.Redis.from_url(url, socket_timeout=10) if url else None
+    if not url:
+        return None
+    # redis-py's pool notices a fork and reconnects, so one client per process is
+    # safe. A read waits out a whole park (BLPOP); a connection that cannot be
+    # made gives up at once, so an absent store costs the task next to nothing.
+    return redis.Redis.from_url(url, socket_timeout=park_seconds() + 10, socket_connect_timeout=1)
+
+
+def park_seconds() -> float:
+    return float(os.environ.get(PARK_ENV, "20"))
 
 
 def checkpoint(point: str) -> None:
@@ -96,5 +105,4 @@ def _park_if_armed(client: redis.Redis, point: str, execution: Execution) -> Non
         "reported_at": time.time(),
     }
     client.rpush(REPORTS_KEY, json.dumps(report))
-    park_s = float(os.environ.get(PARK_ENV, "20"))
-    client.blpop([release_key(execution.task_id, execution.attempt)], timeout=park_s)
+    client.blpop([release_key(execution.task_id, execution.attempt)], timeout=park_seconds())
