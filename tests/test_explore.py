@@ -117,7 +117,8 @@ def test_explore_finds_the_duplicate_shrinks_it_and_the_replay_reproduces_it(
     assert found.returncode == 1, output
     assert "no-duplicate-rows (no business key has more than one row) FAILS" in output, output
     assert re.search(r"shrunk in [\d.]+ s \(\d+ runs\) to 1 fault\(s\)", output), output
-    assert all(len(line) <= 100 for line in output.splitlines()), output
+    # Every line fits 100 columns, but a file's path, which cannot be broken.
+    assert all(len(line) <= 100 or " " not in line.strip() for line in output.splitlines()), output
     (report,) = tmp_path.iterdir()
     # The smallest schedule, as a catalog scenario that parses.
     (scenario_path,) = report.glob("explored_*.toml")
@@ -158,7 +159,7 @@ def test_get_or_create_holds_over_many_tasks_and_faults(tmp_path: Path) -> None:
     output = held.stdout + held.stderr
     assert held.returncode == 0, output
     match = re.search(
-        r"HOLDS over (\d+) tasks, \d+ executions: \d+ fault\(s\) drawn, (\d+) landed", output
+        r"HOLDS\s+over (\d+) tasks, \d+ executions: \d+ fault\(s\) drawn, (\d+) landed", output
     )
     assert match, output
     assert int(match[1]) == 200 and int(match[2]) >= 10, output
