@@ -1,10 +1,10 @@
 """The Django settings a user's project runs with under the rig (see rig.agent).
 
 Everything of the user's settings module stands except what names
-infrastructure: the database, the broker, the result backend and the caches
-are replaced by the rig's own (rig.agent sets the broker and result backend
-on the Celery app itself, which wins over any CELERY_ setting), so nothing
-ever touches what the user's settings point at.
+infrastructure: the databases, the broker, the result backend, the caches and
+the mail backend are replaced by the rig's own (rig.agent sets the broker and
+result backend on the Celery app itself, which wins over any CELERY_
+setting), so nothing ever touches what the user's settings point at.
 """
 
 import os
@@ -35,5 +35,11 @@ def _database(url: str) -> dict[str, object]:
     }
 
 
-DATABASES = {"default": _database(os.environ["RIG_DATABASE_URL"])}
+# Every alias the project names (a replica too) is the rig's one database.
+DATABASES = {
+    alias: _database(os.environ["RIG_DATABASE_URL"])
+    for alias in (getattr(_user, "DATABASES", None) or {"default": None})
+}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# A task that sends mail under the rig sends it nowhere.
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
