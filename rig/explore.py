@@ -36,6 +36,7 @@ from rig.target import Target
 # again; the others change the whole run (a memory limit, a time limit).
 EXPLORABLE = ("container", "pool-child", "term", "deploy", "quit", "pause", "partition")
 LAND_WAIT_S = 5.0  # how long a step waits for an execution to reach its point
+SINGLE_STEP_TRIES = 3
 # What explore changes from a scenario's defaults: a workload, a fleet that restarts.
 DEFAULTS = {"tasks": 200, "workers": 3, "task_seconds": 0.1, "grace": 2.0, "pause_seconds": 3.0}
 
@@ -248,8 +249,8 @@ def shrink(
     progress: Progress,
 ) -> Shrunk:
     """Fewer faults, then fewer tasks, while the property still fails (a greedy
-    delta debugging: each landed step alone first, those that hit a violating
-    task before the others; then the fewest tasks that still fail)."""
+    delta debugging: the landed steps that struck a broken task each alone,
+    else halves of the landed steps; then the fewest tasks that still fail)."""
     started, runs = time.time(), 0
     best_steps, best_tasks, best = failing.landed or failing.steps, settings.tasks, failing
 
@@ -266,15 +267,23 @@ def shrink(
         return attempt if attempt.verdict == "fail" else None
 
     if len(best_steps) > 1:
-        hit = {v.task_id for v in failing.violations}
-        hit_steps = _steps_that_hit(failing, hit)
-        for step in sorted(best_steps, key=lambda s: s not in hit_steps):
-            if runs >= max_runs:
-                break
+        # The steps that struck a broken task, each alone (the usual answer) ...
+        hit = _steps_that_hit(failing, {v.task_id for v in failing.violations})
+        for step in hit[:SINGLE_STEP_TRIES]:
             found = still_fails([step], best_tasks)
             if found is not None:
                 best_steps, best = [step], found
                 break
+    # ... else halves while one half still fails alone (delta debugging's first cut).
+    while len(best_steps) > 1 and runs < max_runs:
+        middle = len(best_steps) // 2
+        for part in (best_steps[:middle], best_steps[middle:]):
+            found = still_fails(part, best_tasks) if runs < max_runs else None
+            if found is not None:
+                best_steps, best = part, found
+                break
+        else:
+            break
     # The fewest tasks first: one task is the usual answer, and the cheapest run.
     for fewer in sorted({1, best_tasks // 8, best_tasks // 2} - {0, best_tasks}):
         if runs >= max_runs:

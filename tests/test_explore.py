@@ -169,3 +169,35 @@ def test_every_explorable_fault_is_registered() -> None:
     from rig.faults.registry import FAULTS
 
     assert set(EXPLORABLE) <= set(FAULTS)
+
+
+def test_shrinking_halves_the_schedule_down_to_the_step_that_fails(monkeypatch) -> None:
+    """Only the step at 4 s breaks the property, and it struck no task directly:
+    halving finds it, then the task count falls to one. No backend: each run is
+    faked as failing when its schedule holds that step."""
+    from types import SimpleNamespace
+
+    from rig import explore
+    from rig.settings import make_settings
+
+    steps = [Step(float(at), "container", "after_commit") for at in range(1, 7)]
+    tried: list[tuple[str, int]] = []
+
+    def fake_run(runner, name, settings, schedule, duration, expect, progress):
+        tried.append((schedule_text(schedule), settings.tasks))
+        return SimpleNamespace(
+            verdict="fail" if Step(4.0, "container", "after_commit") in schedule else "pass"
+        )
+
+    monkeypatch.setattr(explore, "_rebased", lambda part: part)  # keep times comparable
+    monkeypatch.setattr(explore, "explore_run", fake_run)
+    failing = SimpleNamespace(
+        landed=steps,
+        steps=steps,
+        violations=[properties.Violation("t", "k", "2 rows")],
+        expect="no-duplicate-rows",
+        result=SimpleNamespace(history=History()),
+    )
+    shrunk = explore.shrink(None, failing, make_settings(tasks=200), max_runs=8, progress=print)
+    assert schedule_text(shrunk.steps) == "4:container@after_commit", tried
+    assert shrunk.tasks == 1 and shrunk.runs == len(tried) <= 8, tried
