@@ -15,6 +15,8 @@ _user = import_module(os.environ["RIG_USER_SETTINGS"])
 globals().update({name: getattr(_user, name) for name in dir(_user) if name.isupper()})
 
 
+# exam_app/envconf.py reads the same two URL forms for the seed's own stack; this
+# module cannot import it, as a user's project runs without exam_app.
 def _database(url: str) -> dict[str, object]:
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
