@@ -7,8 +7,11 @@ Importing this module (in the worker's main process, before it forks):
    `celery -A` would (RIG_APP, MODULE[:ATTR]);
 2. if the app named its Django settings (the usual `os.environ.setdefault(
    "DJANGO_SETTINGS_MODULE", ...)`), swaps in rig.project_settings, which
-   imports them and replaces the database, broker and caches by the rig's own
-   (Django reads its settings lazily, so nothing has connected yet);
+   imports them and replaces every database alias, the caches and the mail
+   backend by the rig's own (Django reads its settings lazily, so nothing has
+   connected yet); an app module that set Django up as it loaded is refused,
+   and CELERY_BROKER_URL and the like are taken out of the environment, where
+   Celery would read them before any setting;
 3. applies the Celery settings the rig overrides (RIG_CONF, JSON);
 4. connects the signals that keep the write ledger and pass the automatic
    checkpoints, in each pool process:
@@ -83,6 +86,8 @@ def load_app() -> Celery:
     for name in ("DJANGO_SETTINGS_MODULE", *USER_INFRASTRUCTURE_ENV):
         os.environ.pop(name, None)
     app = find_app(os.environ[APP_ENV])
+    for name in USER_INFRASTRUCTURE_ENV:  # and none the app module set as it loaded
+        os.environ.pop(name, None)
     _refuse_configured_django()
     user_settings = os.environ.get("DJANGO_SETTINGS_MODULE")
     if user_settings and user_settings != GENERATED_SETTINGS:

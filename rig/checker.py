@@ -1,6 +1,7 @@
 """Turns a history into counts and a verdict. Pure: no Docker, no network.
 
-The ledger (one row per execution, from the database) is the ground truth
+The write ledger (one record per execution, kept by the workers' agent in the
+rig's control store) is the ground truth
 for how often a task ran; Celery events tell what failed; the fault records
 say whether each fault landed inside its window. A run whose fault did not
 land, or that never settled, is "unknown", never "pass"; a run that crashed

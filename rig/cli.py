@@ -259,6 +259,10 @@ def command_run(args: argparse.Namespace) -> int:
 
 def command_chaos(args: argparse.Namespace) -> int:
     defaults = schema.given_flags(args, TargetSettings)
+    if defaults and args.catalog.resolve() == CATALOG_DIR.resolve():
+        raise BadInput(
+            "the project flags go with --catalog: the rig's own scenarios are about exam_app"
+        )
     if defaults.get("app") and not defaults.get("project_dir"):
         defaults["project_dir"] = os.getcwd()
     catalog = load_catalog(args.catalog, defaults)

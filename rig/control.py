@@ -55,9 +55,12 @@ class Control:
         of an earlier arming) is let go."""
         deadline = time.time() + timeout_s
         while (left := deadline - time.time()) > 0:
-            popped = self.client.blpop([REPORTS_KEY], timeout=max(left, 0.01))
+            # Each read ends well before the socket's own timeout.
+            popped = self.client.blpop(
+                [REPORTS_KEY], timeout=max(min(left, WAIT_LIMIT_S - 5), 0.01)
+            )
             if popped is None:
-                return None
+                continue  # the deadline, not one read, ends the wait
             report = CheckpointReport(**json.loads(popped[1]))
             if report.point == point:
                 return report

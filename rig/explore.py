@@ -125,8 +125,9 @@ class ScheduleRun:
     def execute(
         self, runner: Runner, crew: Crew, target: Target, history: History, progress: Progress
     ) -> None:
-        if self.steps and self.steps[0].at_s <= 0:
-            crew.control.arm(self.steps[0].point)  # armed before the first task goes out
+        for step in self.steps:
+            if step.at_s <= 0:
+                crew.control.arm(step.point)  # armed before the first task goes out
         started = time.time()
         sender = threading.Thread(
             target=self._send_all, args=(runner, crew, target, history, started), daemon=True
@@ -270,6 +271,8 @@ def shrink(
         # The steps that struck a broken task, each alone (the usual answer) ...
         hit = _steps_that_hit(failing, {v.task_id for v in failing.violations})
         for step in hit[:SINGLE_STEP_TRIES]:
+            if runs >= max_runs:
+                break
             found = still_fails([step], best_tasks)
             if found is not None:
                 best_steps, best = [step], found
@@ -302,18 +305,14 @@ def _rebased(steps: list[Step]) -> list[Step]:
 
 
 def _steps_that_hit(exploration: Exploration, task_ids: set[str]) -> list[Step]:
-    """The landed steps whose fault struck one of these tasks, in order."""
+    """The landed steps whose fault struck one of these tasks, in order: each
+    landed step recorded exactly one fault, in the same order."""
     faults = [e.data for e in exploration.result.history.events("fault")]
-    struck = [f for f in faults if f.get("task_id") in task_ids]
     return [
         step
-        for step in exploration.landed
-        if any(f.get("point") == step.point and f.get("name") == step.fault for f in struck)
+        for step, fault in zip(exploration.landed, faults, strict=False)
+        if fault.get("task_id") in task_ids
     ]
-
-
-def explore_settings(values: dict[str, Any]) -> ExploreSettings:
-    return schema.make(ExploreSettings, values)
 
 
 # --- what the user sees ------------------------------------------------------

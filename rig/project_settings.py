@@ -42,6 +42,9 @@ DATABASES = {
     alias: _database(os.environ["RIG_DATABASE_URL"])
     for alias in (getattr(_user, "DATABASES", None) or {"default": None})
 }
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+CACHES = {
+    alias: {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    for alias in (getattr(_user, "CACHES", None) or {"default": None})
+}
 # A task that sends mail under the rig sends it nowhere.
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -8,7 +8,9 @@ tasks from your own test suite, with no change to them.
 
 The marker takes any setting (`celery-rig list` shows them) and `backend`;
 its arguments are bound to one typed signature at collection, so a typo is a
-collection error naming the test. Backends start once per test session. A
+collection error naming the test. Backends start once per test session
+(and while they are up, CELERY_BROKER_URL and the like are out of the test
+process's environment: Celery would read them before the rig's settings). A
 run that proves nothing (the fault never landed, the run never settled, it
 crashed) fails the test with its reasons: a count is never asserted on
 nothing.

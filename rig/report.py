@@ -139,7 +139,8 @@ def _bar(
     finished = row.get("finished_at")
     killed = fault is not None and not finished  # an attempt that finished survived its fault
     state = "finished" if finished else "killed" if killed else "open"
-    end = finished or (fault["confirmed_at"] if fault and killed else last)
+    # An execution that ended unfinished (it raised, was retried) stops where it ended.
+    end = finished or (fault["confirmed_at"] if fault and killed else row.get("ended_at") or last)
     tooltip = (
         f"{row.get('business_key')}: task {row['task_id']} attempt {row['attempt']}"
         f" on {row['hostname']} pid {row.get('pid')}, {state}"

@@ -67,6 +67,8 @@ def load_catalog(
 ) -> dict[str, Scenario]:
     if not directory.is_dir():
         raise BadInput(f"catalog {directory}: no such directory")
+    if not any(directory.glob("*.toml")):
+        raise BadInput(f"catalog {directory}: no scenario files (*.toml) there")
     return {path.stem: parse_scenario(path, defaults) for path in sorted(directory.glob("*.toml"))}
 
 

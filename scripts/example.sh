@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '[example] %s\n' "$*"; }
 venv=build/example-venv
-rm -rf build/dist "$venv"
+# setuptools builds in build/lib and never empties it: a module since removed would ship.
+rm -rf build/dist build/lib build/bdist.* "$venv"
 step "building the wheel"
 .venv/bin/pip wheel --quiet --disable-pip-version-check --no-deps -w build/dist .
 rm -rf ./*.egg-info

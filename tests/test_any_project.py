@@ -258,3 +258,15 @@ def test_a_projects_own_scenario_files_run_with_chaos(tmp_path: Path) -> None:
     assert done.returncode == 0, output
     assert "2 of 2 passed on local" in output, output
     assert "fairness" not in output  # the prefetch comparison is about exam_app
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (SHOP_APP, ["the project flags go with --catalog"]),
+        (["--catalog", str(SHOP), *SHOP_APP], ["no scenario files"]),
+        (["--catalog", str(SHOP / "nowhere")], ["no such directory"]),
+    ],
+)
+def test_bad_catalogs_are_one_line(args: list[str], needles: list[str]) -> None:
+    assert_clear_error(rig("chaos", *args), 2, "error:", *needles)

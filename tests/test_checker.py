@@ -189,3 +189,13 @@ def test_an_execution_its_worker_reported_failed_is_over() -> None:
     assert not reported_failed(row, history), "another worker's failure says nothing of this one"
     history.add(CELERY, type="task-failed", uuid="t1", hostname="celery@w1", timestamp=100.5)
     assert reported_failed(row, history)
+
+
+def test_expected_row_counts_without_any_effects_read_are_unknown() -> None:
+    history = History()
+    history.add(SENT, at=1.0, task_id="t1", task="t", business_key="k")
+    _ledger(history, "t1", 1, 1.1, written=True, finished=True)
+    history.add(SETTLED, settled=True, reason="drained and quiet")
+    outcome = check(history, {"duplicate_rows": 0}, fault_expected=False)
+    assert outcome.verdict == "unknown"
+    assert "no effects were read" in " ".join(outcome.reasons)

@@ -172,22 +172,22 @@ def test_every_explorable_fault_is_registered() -> None:
 
 
 def test_shrinking_halves_the_schedule_down_to_the_step_that_fails(monkeypatch) -> None:
-    """Only the step at 4 s breaks the property, and it struck no task directly:
-    halving finds it, then the task count falls to one. No backend: each run is
-    faked as failing when its schedule holds that step."""
+    """Only the step at 12 s breaks the property, and it struck no task directly:
+    halving finds it within the 8 runs (one step at a time would not), then the
+    task count falls to one. No backend: a run is faked as failing when its
+    schedule holds that step."""
     from types import SimpleNamespace
 
     from rig import explore
     from rig.settings import make_settings
 
-    steps = [Step(float(at), "container", "after_commit") for at in range(1, 7)]
-    tried: list[tuple[str, int]] = []
+    steps = [Step(float(at), "container", "after_commit") for at in range(1, 17)]
+    culprit = Step(12.0, "container", "after_commit")
+    tried: list[tuple[list[Step], int]] = []
 
     def fake_run(runner, name, settings, schedule, duration, expect, progress):
-        tried.append((schedule_text(schedule), settings.tasks))
-        return SimpleNamespace(
-            verdict="fail" if Step(4.0, "container", "after_commit") in schedule else "pass"
-        )
+        tried.append((schedule, settings.tasks))
+        return SimpleNamespace(verdict="fail" if culprit in schedule else "pass")
 
     monkeypatch.setattr(explore, "_rebased", lambda part: part)  # keep times comparable
     monkeypatch.setattr(explore, "explore_run", fake_run)
@@ -199,5 +199,36 @@ def test_shrinking_halves_the_schedule_down_to_the_step_that_fails(monkeypatch) 
         result=SimpleNamespace(history=History()),
     )
     shrunk = explore.shrink(None, failing, make_settings(tasks=200), max_runs=8, progress=print)
-    assert schedule_text(shrunk.steps) == "4:container@after_commit", tried
-    assert shrunk.tasks == 1 and shrunk.runs == len(tried) <= 8, tried
+    assert tried[0] == (steps[:8], 200), tried  # the first cut is a half
+    assert shrunk.steps == [culprit] and shrunk.tasks == 1, tried
+    assert shrunk.runs == len(tried) <= 8, tried
+
+
+def test_shrinking_tries_the_step_that_struck_a_broken_task_first(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from rig import explore
+    from rig.history import FAULT
+    from rig.settings import make_settings
+
+    steps = [Step(float(at), "container", "after_commit") for at in range(1, 7)]
+    history = History()
+    for number, step in enumerate(steps):  # one fault per landed step, in order
+        history.add(FAULT, at=step.at_s, name="container", task_id=f"t{number}")
+    tried: list[list[Step]] = []
+
+    def fake_run(runner, name, settings, schedule, duration, expect, progress):
+        tried.append(schedule)
+        return SimpleNamespace(verdict="fail" if steps[4] in schedule else "pass")
+
+    monkeypatch.setattr(explore, "_rebased", lambda part: part)
+    monkeypatch.setattr(explore, "explore_run", fake_run)
+    failing = SimpleNamespace(
+        landed=steps,
+        steps=steps,
+        violations=[properties.Violation("t4", "key-4", "2 rows")],
+        expect="no-duplicate-rows",
+        result=SimpleNamespace(history=history),
+    )
+    shrunk = explore.shrink(None, failing, make_settings(tasks=1), max_runs=8, progress=print)
+    assert tried[0] == [steps[4]] and shrunk.steps == [steps[4]] and shrunk.runs == 1, tried
