@@ -85,19 +85,30 @@ class Outcome:
     faults: list[dict[str, Any]] = field(default_factory=list)
 
 
+def executions_by_task(history: History) -> dict[str, list[dict[str, Any]]]:
+    """The ledger's records, grouped by task id, in the order they started."""
+    executions: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in (e.data for e in history.events(LEDGER)):
+        executions[row["task_id"]].append(row)
+    return executions
+
+
+def rows_per_key(history: History) -> Counter[str]:
+    """Rows per business key, from the effects read after the run."""
+    rows: Counter[str] = Counter()
+    for row in (e.data for e in history.events(ROW)):
+        rows[row["business_key"]] += row.get("count", 1)  # one event per row in older runs
+    return rows
+
+
 def count(history: History) -> Counts:
     sent = [e.data for e in history.events(SENT)]
     task_ids = {s["task_id"] for s in sent}
-    attempts: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in (e.data for e in history.events(LEDGER)):
-        if row["task_id"] in task_ids:
-            attempts[row["task_id"]].append(row)
+    attempts = {t: rows for t, rows in executions_by_task(history).items() if t in task_ids}
     completed_ids = {t for t, rows in attempts.items() if any(r["finished_at"] for r in rows)}
     # Failed for good: a failure event and no execution that completed later.
     failed_ids = ({c["uuid"] for c in history.celery("task-failed")} & task_ids) - completed_ids
-    rows_per_key: Counter[str] = Counter()
-    for row in (e.data for e in history.events(ROW)):
-        rows_per_key[row["business_key"]] += row.get("count", 1)
+    rows = rows_per_key(history)
     # Without an effects source (a user's task run with no --effects) there are
     # no rows to count, rather than every key missing.
     keys = {s["business_key"] for s in sent} if rows_counted(history) else set()
@@ -111,8 +122,8 @@ def count(history: History) -> Counts:
         duplicated_work=sum(
             1 for rows in attempts.values() if sum(1 for r in rows if r["written_at"]) > 1
         ),
-        duplicate_rows=sum(max(0, n - 1) for key, n in rows_per_key.items() if key in keys),
-        missing_rows=sum(1 for key in keys if rows_per_key[key] == 0),
+        duplicate_rows=sum(max(0, n - 1) for key, n in rows.items() if key in keys),
+        missing_rows=sum(1 for key in keys if rows[key] == 0),
         failed=len(failed_ids),
         stopped_by_constraint=sum(
             1 for rows in attempts.values() for r in rows if r.get("integrity_errors")

@@ -4,20 +4,17 @@ its business key has. Pure: reads a History, like the checker."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
-from rig.checker import rows_counted
-from rig.history import FAULT, LEDGER, ROW, SENT, History
+from rig.checker import executions_by_task, rows_counted, rows_per_key
+from rig.history import FAULT, SENT, History
 
 
 def explain(history: History, only: set[str] | None = None) -> list[str]:
     """Per sent task (or only these task ids), in plain words."""
-    ledger: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in (event.data for event in history.events(LEDGER)):
-        ledger[row["task_id"]].append(row)
+    ledger = executions_by_task(history)
     faults = {(f.get("task_id"), f.get("attempt")): f for f in _data(history, FAULT)}
-    rows = {row["business_key"]: row.get("count", 1) for row in _data(history, ROW)}
+    rows = rows_per_key(history)
     counted = rows_counted(history)
     lines = []
     for sent in _data(history, SENT):

@@ -3,12 +3,13 @@ tasks that break them. Pure: reads a History, like the checker."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rig.history import LEDGER, ROW, SENT, History
+from rig.checker import executions_by_task, rows_per_key
+from rig.history import SENT, History
 
 
 @dataclass(frozen=True)
@@ -28,14 +29,8 @@ class Facts:
 
 
 def facts(history: History) -> Facts:
-    executions: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in (event.data for event in history.events(LEDGER)):
-        executions[row["task_id"]].append(row)
-    rows: Counter[str] = Counter()
-    for row in (event.data for event in history.events(ROW)):
-        rows[row["business_key"]] += row.get("count", 1)
     sent = [event.data for event in history.events(SENT)]
-    return Facts(sent, executions, rows)
+    return Facts(sent, executions_by_task(history), rows_per_key(history))
 
 
 def _no_lost(f: Facts, task: dict[str, Any]) -> str:
