@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import time
@@ -26,7 +25,7 @@ from rig.explain import explain
 from rig.explore import ExploreSettings
 from rig.scenarios import CATALOG_DIR, Scenario, find, load_catalog
 from rig.settings import Settings, make_settings
-from rig.target import TargetSettings, resolve
+from rig.target import TargetSettings, pin_project_dir, resolve
 from rig.terminal import console, err, progress, run_command
 
 EXAMPLES = {
@@ -235,9 +234,8 @@ def command_run(args: argparse.Namespace) -> int:
             )
         scenario = find(args.scenario)
     else:
-        if flags.get("app") and not flags.get("project_dir"):
-            flags["project_dir"] = os.getcwd()  # so the replay works from anywhere
-        scenario = Scenario("matrix", "a cell of the matrix", make_settings(**flags), None)
+        settings = make_settings(**pin_project_dir(flags))
+        scenario = Scenario("matrix", "a cell of the matrix", settings, None)
     resolve(scenario.settings)  # an app that does not import, an unknown task: said before starting
     with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
         results, skipped = run_scenarios(runner, [scenario], update)
@@ -258,15 +256,13 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_chaos(args: argparse.Namespace) -> int:
-    defaults = schema.given_flags(args, TargetSettings)
-    if defaults and args.catalog.resolve() == CATALOG_DIR.resolve():
+    defaults = pin_project_dir(schema.given_flags(args, TargetSettings))
+    ours = args.catalog.resolve() == CATALOG_DIR.resolve()
+    if defaults and ours:
         raise BadInput(
             "the project flags go with --catalog: the rig's own scenarios are about exam_app"
         )
-    if defaults.get("app") and not defaults.get("project_dir"):
-        defaults["project_dir"] = os.getcwd()
     catalog = load_catalog(args.catalog, defaults)
-    ours = args.catalog.resolve() == CATALOG_DIR.resolve() and not defaults
     names = args.only or list(catalog)
     for unknown in set(names) - set(catalog):
         raise BadInput(f"unknown scenario {unknown!r}; known: {', '.join(catalog)}")
@@ -385,9 +381,7 @@ def command_explore(args: argparse.Namespace) -> int:
     flags = schema.given_flags(args, Settings)
     if "fault" in flags:
         raise BadInput("explore draws its faults from --faults; drop --fault")
-    if flags.get("app") and not flags.get("project_dir"):
-        flags["project_dir"] = os.getcwd()
-    settings = make_settings(**(explore.DEFAULTS | flags))
+    settings = make_settings(**pin_project_dir(explore.DEFAULTS | flags))
     target = resolve(settings)
     if plan.expect in properties.NEEDS_ROWS and not target.effects:
         raise BadInput(f"expect={plan.expect} counts rows: give --effects for your task")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -147,6 +146,7 @@ class Chaos:
         from rig.checker import rows_counted
         from rig.errors import RigError
         from rig.settings import make_settings
+        from rig.target import pin_project_dir
 
         values = {**self.values, **settings, "task": task, "tasks": tasks}
         for name, value in (("kwargs", kwargs), ("args", args)):
@@ -154,10 +154,8 @@ class Chaos:
                 values[name] = json.dumps(value)
         if effects is not None:
             values["effects"] = effects
-        if values.get("app") and not values.get("project_dir"):
-            values["project_dir"] = os.getcwd()
         try:
-            chosen = make_settings(**values)
+            chosen = make_settings(**pin_project_dir(values))
             runner = self.sessions.runner(self.backend)
         except RigError as error:
             pytest.fail(f"{self.name}: {error}", pytrace=False)

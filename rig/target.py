@@ -98,6 +98,14 @@ class TargetSettings:
             )
 
 
+def pin_project_dir(values: dict[str, Any]) -> dict[str, Any]:
+    """With --app and no --project-dir, the current directory, written out: a
+    replay then works from anywhere."""
+    if values.get("app") and not values.get("project_dir"):
+        return values | {"project_dir": os.getcwd()}
+    return values
+
+
 def _json(text: str, name: str, kind: type) -> Any:
     if not text:
         return kind()
