@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rig import agent
+from rig.backends.base import last_line
 from rig.checkpoints import AUTOMATIC, WITHOUT_DJANGO
 from rig.errors import BadInput, EnvironmentProblem
 from rig.schema import setting
@@ -243,7 +244,5 @@ def agent_command(
             f"{target.app}: `{arguments[0]}` took over {timeout_s:.0f} s"
         ) from None
     if done.returncode != 0:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        last = lines[-1] if lines else "no output"
-        raise BadInput(f"{target.app}: {arguments[0]} failed: {last}")
+        raise BadInput(f"{target.app}: {arguments[0]} failed: {last_line(done.stderr)}")
     return done

@@ -5,7 +5,6 @@ the requirements' content (as scripts/images.sh builds the app image itself)."""
 from __future__ import annotations
 
 import hashlib
-import io
 import subprocess
 import sys
 import tempfile
@@ -14,6 +13,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from rig.backends.base import last_line
 from rig.errors import BadInput, EnvironmentProblem
 
 TAG = "celery-rig/app-extra"
@@ -49,21 +49,32 @@ def image_with(client: docker.DockerClient, base: str, requirements: str) -> str
         pass
     with tempfile.TemporaryDirectory(prefix="celery-rig-extra-") as context:
         download = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-             *PLATFORM, "-r", str(path), "-d", f"{context}/wheelhouse"],
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+                *PLATFORM,
+                "-r",
+                str(path),
+                "-d",
+                f"{context}/wheelhouse",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if download.returncode != 0:
-            last = (download.stderr.strip().splitlines() or ["no output"])[-1]
+            last = last_line(download.stderr)
             raise EnvironmentProblem(f"requirements {requirements}: download failed: {last}")
         Path(context, "requirements.txt").write_bytes(path.read_bytes())
         Path(context, "Dockerfile").write_text(DOCKERFILE.format(base=base))
         try:
             client.images.build(path=context, tag=tag, rm=True, forcerm=True)
         except docker.errors.BuildError as error:
-            log = io.StringIO()
-            for chunk in error.build_log:
-                log.write(str(chunk.get("stream", "")))
-            last = (log.getvalue().strip().splitlines() or [str(error)])[-1]
+            log = "".join(str(chunk.get("stream", "")) for chunk in error.build_log)
+            last = last_line(log) if log.strip() else str(error)
             raise EnvironmentProblem(f"requirements {requirements}: build failed: {last}") from None
     return tag
