@@ -33,17 +33,22 @@ class Store:
         self.url = with_database(server_url, target.database)
         self.server_url = server_url
         self.is_sqlite = urlsplit(server_url).scheme == "sqlite"
+        self.sqlite_path = unquote(urlsplit(self.url).path)[1:]
 
-    def _query(self, sql: str) -> list[tuple[Any, ...]]:
+    def _query(self, *statements: str) -> list[tuple[Any, ...]]:
+        """Run the statements in one transaction; the last one's rows."""
+        rows: list[tuple[Any, ...]] = []
         if self.is_sqlite:
-            path = unquote(urlsplit(self.url).path)[1:]
-            with closing(sqlite3.connect(path, timeout=30)) as connection:
-                rows = connection.execute(sql).fetchall()
+            with closing(sqlite3.connect(self.sqlite_path, timeout=30)) as connection:
+                for sql in statements:
+                    rows = connection.execute(sql).fetchall()
                 connection.commit()
-                return rows
+            return rows
         with psycopg.connect(self.url, connect_timeout=10) as connection:
-            cursor = connection.execute(sql)
-            return cursor.fetchall() if cursor.description else []
+            for sql in statements:
+                cursor = connection.execute(sql)
+                rows = cursor.fetchall() if cursor.description else []
+        return rows
 
     # --- once per target ---------------------------------------------------
     def prepare(self) -> None:
@@ -84,11 +89,7 @@ class Store:
             return
         tables = self.tables()
         if self.is_sqlite:
-            path = unquote(urlsplit(self.url).path)[1:]
-            with closing(sqlite3.connect(path, timeout=30)) as connection:
-                for table in tables:
-                    connection.execute(f'DELETE FROM "{table}"')
-                connection.commit()
+            self._query(*(f'DELETE FROM "{table}"' for table in tables))
         elif tables:
             quoted = ", ".join(f'"{table}"' for table in tables)
             self._query(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
