@@ -283,7 +283,7 @@ def probe() -> dict[str, Any]:
         django_module.setup()
     app.loader.import_default_modules()
     tasks = sorted(name for name in app.tasks if not name.startswith("celery."))
-    return {"django": django, "tasks": tasks, "user_settings": os.environ.get(USER_SETTINGS_ENV)}
+    return {"django": django, "tasks": tasks}
 
 
 def manage(argv: list[str]) -> None:
