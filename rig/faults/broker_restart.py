@@ -30,8 +30,8 @@ class Parameters:
 
 def start(ctx: FaultContext) -> FaultRecord:
     restarted = ctx.backend.restart_broker(ctx.settings.broker_persistence)
-    # The parked task either lost its connection and went on, or its client
-    # reconnected and waits again: release it on the restarted broker.
+    # The parked task waits on the control store, which the restart leaves alone:
+    # it goes on once the broker answers again.
     ctx.release()
     action = "restart, " + ("with" if ctx.settings.broker_persistence else "without") + " data"
     return record(
