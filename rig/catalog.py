@@ -51,7 +51,9 @@ def _started(backend_name: str | None, say: Progress) -> Iterator[Runner]:
 
 
 def skip_reason(scenario: Scenario, runner: Runner) -> str | None:
-    """Why this backend cannot run the scenario, or None."""
+    """Why this scenario cannot run on its transport or this backend, or None."""
+    if scenario.skip:
+        return f"skipped on {scenario.transport}: {scenario.skip}"
     engine = runner.services.database_engine
     if "postgresql" in scenario.requires and engine != "postgresql":
         return (
@@ -72,7 +74,8 @@ def cannot(runner: Runner, fault: str) -> str | None:
 
 def skipped_row(scenario: Scenario, reason: str) -> dict[str, Any]:
     return {
-        "scenario": scenario.name,
+        "scenario": scenario.label,
+        "transport": scenario.transport,
         "verdict": "skipped",
         "reasons": [reason],
         "settings": scenario.settings.as_dict(),
@@ -93,7 +96,7 @@ def run_scenarios(
     reasons = [skip_reason(scenario, runner) for scenario in scenarios]
     runnable = [s for s, reason in zip(scenarios, reasons, strict=True) if reason is None]
     # What runs after each runnable scenario: its crew starts while this one settles.
-    then = dict(zip((s.name for s in runnable), (s.settings for s in runnable[1:]), strict=False))
+    then = dict(zip((s.label for s in runnable), (s.settings for s in runnable[1:]), strict=False))
     results: list[Result] = []
     skipped: list[dict[str, Any]] = []
     for scenario, reason in zip(scenarios, reasons, strict=True):
@@ -102,7 +105,7 @@ def run_scenarios(
             on_result(skipped[-1])
             continue
         result = runner.run(
-            scenario.name, scenario.settings, scenario.expect, say, then.get(scenario.name)
+            scenario.label, scenario.settings, scenario.expect, say, then.get(scenario.label)
         )
         results.append(result)
         on_result(result.as_json())
@@ -110,8 +113,8 @@ def run_scenarios(
 
 
 def replay_command(name: str, settings: Settings, backend: str, catalog: bool) -> str:
-    """The command that runs this again alone: by name for a catalog scenario,
-    with every setting as a flag for a matrix cell."""
+    """The command that runs this again alone: by name (with its transport) for a
+    catalog scenario, with every setting as a flag for a matrix cell."""
     if catalog:
         return f"python -m rig run {name} --backend {backend}"
     flags = [shlex.quote(part) for part in schema.as_flags(settings)]

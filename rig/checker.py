@@ -15,7 +15,18 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from rig.errors import BadInput
-from rig.history import BACKEND, EFFECTS, ERROR, FAULT, LEDGER, ROW, SENT, SETTLED, History
+from rig.history import (
+    BACKEND,
+    BROKER,
+    EFFECTS,
+    ERROR,
+    FAULT,
+    LEDGER,
+    ROW,
+    SENT,
+    SETTLED,
+    History,
+)
 
 Verdict = Literal["pass", "fail", "unknown", "observed", "error"]
 
@@ -33,6 +44,7 @@ class Counts:
     missing_rows: int = 0
     failed: int = 0
     stopped_by_constraint: int = 0  # executions whose duplicate write a constraint refused
+    dead_lettered: int = 0  # messages the broker gave up on (a delivery-limit); also lost
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -128,6 +140,7 @@ def count(history: History) -> Counts:
         stopped_by_constraint=sum(
             1 for rows in attempts.values() for r in rows if r.get("integrity_errors")
         ),
+        dead_lettered=sum(e.data["dead_lettered"] for e in history.events(BROKER)),
     )
 
 

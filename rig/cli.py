@@ -27,6 +27,7 @@ from rig.scenarios import CATALOG_DIR, Scenario, find, load_catalog
 from rig.settings import Settings, make_settings
 from rig.target import TargetSettings, pin_project_dir, resolve
 from rig.terminal import console, err, progress, run_command
+from rig.transports import TRANSPORTS
 
 EXAMPLES = {
     "list": """examples:
@@ -119,6 +120,24 @@ def _add_reports(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_transports(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--transport",
+        choices=(*TRANSPORTS, "all"),
+        default="all",
+        help="the broker(s) every scenario runs on, one after the other (default: all)",
+    )
+
+
+def _transports(args: argparse.Namespace) -> list[str]:
+    return list(TRANSPORTS) if args.transport == "all" else [args.transport]
+
+
+def on_transports(scenarios: list[Scenario], transports: list[str]) -> list[Scenario]:
+    """Each scenario on each transport: all on the first, then all on the next."""
+    return [scenario.on(transport) for transport in transports for scenario in scenarios]
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
@@ -159,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a folder of scenario files, yours for your project (default: the rig's chaos/)",
     )
     schema.add_flags(chaos, TargetSettings, "your project (for every scenario file that omits it)")
+    _add_transports(chaos)
     _add_reports(chaos)
     chaos.add_argument(
         "--no-fairness", action="store_true", help="skip the prefetch fairness section"
@@ -180,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     soak = _command(commands, "soak", "run the catalog N times and count wrong verdicts")
     soak.add_argument("--runs", type=int, default=20, metavar="N", help="how many catalog runs")
     soak.add_argument("--json", type=Path, metavar="PATH", help="write the tally as JSON here")
+    _add_transports(soak)
     _add_common(soak)
 
     explore = _command(commands, "explore", "random fault schedules, a property, shrinking")
@@ -227,12 +248,13 @@ def command_list() -> int:
 def command_run(args: argparse.Namespace) -> int:
     flags = schema.given_flags(args, Settings)
     if args.scenario:
+        transport = flags.pop("transport", "redis")  # a scenario runs on either
         if flags:
             raise BadInput(
                 f"scenario {args.scenario} fixes its own settings; drop the flags "
                 f"({', '.join(schema.flag_name(f) for f in flags)}) or the name"
             )
-        scenario = find(args.scenario)
+        scenario = find(args.scenario, transport)
     else:
         settings = make_settings(**pin_project_dir(flags))
         scenario = Scenario("matrix", "a cell of the matrix", settings, None)
@@ -266,12 +288,12 @@ def command_chaos(args: argparse.Namespace) -> int:
     names = args.only or list(catalog)
     for unknown in set(names) - set(catalog):
         raise BadInput(f"unknown scenario {unknown!r}; known: {', '.join(catalog)}")
-    scenarios = [catalog[name] for name in names]
+    scenarios = on_transports([catalog[name] for name in names], _transports(args))
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     fair: dict[str, Any] | None = None
     with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
         backend = runner.backend.info.name
-        printer = Printer(names)
+        printer = Printer([scenario.label for scenario in scenarios])
         done: list[str] = []
 
         def say(message: str) -> None:
@@ -340,9 +362,9 @@ def command_fairness(args: argparse.Namespace) -> int:
 def command_soak(args: argparse.Namespace) -> int:
     if args.runs < 1:
         raise BadInput(f"--runs {args.runs}: must be at least 1")
-    scenarios = list(load_catalog().values())
+    scenarios = on_transports(list(load_catalog().values()), _transports(args))
     wrong: Counter[str] = Counter()
-    verdicts: dict[str, Counter[str]] = {s.name: Counter() for s in scenarios}
+    verdicts: dict[str, Counter[str]] = {s.label: Counter() for s in scenarios}
     seconds: list[float] = []
     with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
         for run in range(1, args.runs + 1):

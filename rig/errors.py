@@ -15,3 +15,7 @@ class EnvironmentProblem(RigError):
     """No Docker engine, a missing image, a port in use, a missing program."""
 
     exit_code = 3
+
+
+class BrokerDown(Exception):
+    """The broker does not answer (restarting, partitioned, gone): the runner waits."""

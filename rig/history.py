@@ -28,6 +28,7 @@ EFFECTS = "effects"  # the effects were read: source (SQL or MODULE:FUNCTION)
 ROW = "row"  # a business key's side-effect rows: business_key, count
 SETTLED = "settled"  # settled (bool), reason
 ERROR = "error"  # the run crashed: message (type and first line)
+BROKER = "broker"  # what the broker holds once the run settled: dead_lettered
 NOTE = "note"  # anything worth reading in the timeline, free text in "text"
 
 

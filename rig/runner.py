@@ -21,16 +21,16 @@ import redis
 from celery import Celery
 
 from rig import checker
-from rig.backends.base import Backend, Services, WorkerSpec, with_db
-from rig.broker import Broker
+from rig.backends.base import Backend, Services, WorkerSpec
 from rig.checker import Expected, Outcome
 from rig.control import PARK_S, Control
-from rig.errors import RigError
+from rig.errors import BrokerDown, RigError
 from rig.events import EventListener, controller_app, wait_answering
 from rig.faults import FaultContext
 from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
 from rig.history import (
+    BROKER,
     CHECKPOINT,
     EFFECTS,
     ERROR,
@@ -46,9 +46,14 @@ from rig.history import (
 from rig.settings import Settings
 from rig.store import Store
 from rig.target import Target, resolve
+from rig.transports import TRANSPORTS
+from rig.transports.redis import with_db
 from rig.waiting import until_nothing_missing
 
 WORKERS_ONLINE_S = 90.0
+# How long a repeated fault waits for the next execution of the task it hit
+# (a requeue after WorkerLostError comes within a few seconds).
+REPEAT_WAIT_S = 10.0
 STABLE_S = 0.5  # how long "nothing left to happen" must hold before a run counts as settled
 Progress = Callable[[str], None]
 
@@ -67,6 +72,7 @@ class Result:
     def as_json(self) -> dict[str, Any]:
         return {
             "scenario": self.name,
+            "transport": self.settings.transport,
             "verdict": self.outcome.verdict,
             "reasons": self.outcome.reasons,
             "settings": self.settings.as_dict(),
@@ -107,12 +113,13 @@ def _latency(fault: dict[str, Any]) -> float | None:
 
 @dataclass
 class Crew:
-    """The workers of one scenario, on a Redis database of their own, so the
-    next scenario's crew can start while this one's run settles."""
+    """The workers of one scenario, on a corner of the broker and the control
+    store of their own, so the next scenario's crew can start while this one's
+    run settles."""
 
     db: int
     specs: list[WorkerSpec]
-    broker: Broker
+    broker: Any  # the transport's Broker (rig.transports)
     control: Control
     app: Celery
     ready: threading.Thread
@@ -126,7 +133,10 @@ class Crew:
         """Started for these specs (same count, target, environments, queues, limits)?"""
 
         def shape(spec: WorkerSpec) -> tuple[object, ...]:
-            return (spec.environment, spec.queues, spec.memory_mb, spec.database, spec.project_dir)
+            return (
+                *(spec.transport, spec.broker_setup, spec.environment, spec.queues),
+                *(spec.memory_mb, spec.database, spec.project_dir),
+            )
 
         return [shape(s) for s in self.specs] == [shape(s) for s in specs]
 
@@ -138,7 +148,8 @@ class Runner:
         self.backend = backend
         self.services = services
         self._stores: dict[str, Store] = {}  # by target database, each migrated once
-        self._databases = itertools.cycle(range(1, 16))  # Redis' 16 databases; 0 unused
+        # A crew's slot: Redis' 16 databases, RabbitMQ's 16 virtual hosts; 0 unused.
+        self._databases = itertools.cycle(range(1, 16))
         self._crews = itertools.count(1)
         self._next: Crew | None = None
         self._leaving: list[threading.Thread] = []
@@ -151,16 +162,19 @@ class Runner:
         """Start a crew in the background; its `ready` thread ends once all answer a ping."""
         db, number = next(self._databases), next(self._crews)
         named = [replace(s, name=f"{s.name}-{number}", broker_db=db) for s in specs]
-        url = with_db(self.services.broker_url, db)
+        name, setup = specs[0].transport, specs[0].broker_setup
+        transport = TRANSPORTS[name]
+        url = transport.crew_url(self.backend.broker_url(name), db)
         # Its own controller app and client: none of their connections outlive the
         # crew (a broker restart leaves dead ones behind).
-        app = controller_app(url, owner=f"crew-{number}")
+        app = controller_app(url, owner=f"crew-{number}", queue_type=setup.get("queue_type"))
         control = Control(with_db(self.services.control_url, db))
-        crew = Crew(db, named, Broker(url), control, app, threading.Thread())
+        broker = transport.Broker(url, self.backend.broker_admin(name))
+        crew = Crew(db, named, broker, control, app, threading.Thread())
 
         def start() -> None:
             try:
-                crew.broker.reset()  # before any worker binds its queues here
+                crew.broker.reset(setup)  # before any worker binds its queues here
                 crew.control.reset()
                 self.backend.start_workers(named)
                 nodenames = [s.nodename for s in named]
@@ -324,7 +338,7 @@ class Runner:
         def unsettled() -> str:
             try:
                 pending = crew.broker.pending_messages()
-            except redis.ConnectionError:
+            except BrokerDown:
                 return "the broker does not answer"
             if pending:
                 return f"{pending} message(s) still queued or unacknowledged"
@@ -402,6 +416,10 @@ class Runner:
                 ledger = []
             for row in ledger:
                 history.add(LEDGER, at=row["started_at"], **row)
+            try:
+                history.add(BROKER, dead_lettered=crew.broker.dead_lettered())
+            except BrokerDown as error:
+                history.add(ERROR, message=f"the broker did not answer: {one_line(error)}")
         if store is not None and target is not None:
             try:
                 effects = store.effects(target)
@@ -447,9 +465,18 @@ class OneFault:
         progress(f"{self.name}: sending {settings.tasks} task(s)")
         for index in range(settings.tasks):
             runner.send(crew, target, index, history)
-        if settings.fault != "none":
-            progress(f"{self.name}: waiting for a task at {settings.at}")
-            runner.inject(crew, settings, history, wait_s=30)
+        if settings.fault == "none":
+            return
+        progress(f"{self.name}: waiting for a task at {settings.at}")
+        if not runner.inject(crew, settings, history, wait_s=30):
+            return
+        # A task that dies every time: each next execution that reaches the point
+        # is hit too, until fault_times, or until none comes (the broker gave up).
+        for hit in range(2, settings.fault_times + 1):
+            crew.control.arm(settings.at)
+            progress(f"{self.name}: waiting for execution {hit} at {settings.at}")
+            if not runner.inject(crew, settings, history, wait_s=REPEAT_WAIT_S):
+                break
 
 
 def worker_specs(settings: Settings, target: Target) -> list[WorkerSpec]:
@@ -458,6 +485,8 @@ def worker_specs(settings: Settings, target: Target) -> list[WorkerSpec]:
         WorkerSpec(
             f"w{i}",
             environment,
+            transport=settings.transport,
+            broker_setup=TRANSPORTS[settings.transport].crew_setup(settings),
             memory_mb=settings.memory_limit_mb,
             database=target.database,
             project_dir=target.project_dir,

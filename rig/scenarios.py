@@ -4,6 +4,12 @@ A file holds a description, [settings] (the axes, see rig.settings), an
 [expect] table of counts (see rig.checker) and optionally `requires`
 (["postgresql"] where the claim only holds on a real database). The file
 name is the scenario's name and its pytest marker.
+
+Every scenario runs on every transport (rig.transports). A table named after
+one, [rabbitmq] say, says how it differs there: `why` (the source or
+documentation line behind the difference), `settings` and `expect` (each
+replacing the file's keys it names), or `skip` (why the scenario cannot
+apply there: it is skipped with that reason, never passed).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 from rig.checker import Expected, make_expectation
 from rig.errors import BadInput
 from rig.settings import Settings, settings_from_mapping
+from rig.transports import TRANSPORTS
 
 # RIG_CATALOG_DIR points the rig at another catalog (the tests use it for broken files).
 CATALOG_DIR = Path(os.environ.get("RIG_CATALOG_DIR") or Path(__file__).resolve().parent / "chaos")
@@ -30,6 +37,20 @@ class Scenario:
     settings: Settings
     expect: dict[str, Expected] | None  # None: a matrix cell, only observed
     requires: tuple[str, ...] = field(default=())
+    transport: str = "redis"
+    skip: str = ""  # why it cannot apply to its transport (the file's `skip`)
+    why: str = ""  # the source or documentation line behind its transport's expectation
+    # The same scenario on each transport (the file's per-transport tables applied).
+    variants: dict[str, Scenario] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        """Its name in results: the file's name, with the transport unless Redis."""
+        return self.name if self.transport == "redis" else f"{self.name}@{self.transport}"
+
+    def on(self, transport: str) -> Scenario:
+        """This scenario on `transport` (it may say `skip`)."""
+        return self.variants.get(transport, self)
 
 
 def parse_scenario(path: Path, defaults: dict[str, Any] | None = None) -> Scenario:
@@ -40,7 +61,7 @@ def parse_scenario(path: Path, defaults: dict[str, Any] | None = None) -> Scenar
     except tomllib.TOMLDecodeError as error:
         # tomllib's message ends with "(at line L, column C)".
         raise BadInput(f"{path}: does not parse: {error}") from None
-    unknown = sorted(set(document) - {"description", "settings", "expect", "requires"})
+    unknown = sorted(set(document) - {"description", "settings", "expect", "requires", *TRANSPORTS})
     if unknown:
         raise BadInput(f"{path}: unknown key(s) {', '.join(unknown)}")
     requires = tuple(document.get("requires", ()))
@@ -53,12 +74,47 @@ def parse_scenario(path: Path, defaults: dict[str, Any] | None = None) -> Scenar
         expect = make_expectation(**document["expect"])
     except BadInput as error:
         raise BadInput(f"{path}: {error}") from None
-    return Scenario(
+    base = (defaults or {}) | document.get("settings", {})
+    settings = settings_from_mapping(base, str(path))
+    scenario = Scenario(
         name=path.stem,
         description=str(document.get("description", "")).strip(),
-        settings=settings_from_mapping((defaults or {}) | document.get("settings", {}), str(path)),
+        settings=settings,
         expect=expect,
         requires=requires,
+        transport=settings.transport,
+    )
+    for transport in TRANSPORTS:
+        scenario.variants[transport] = _variant(path, scenario, document, base, transport)
+    return scenario
+
+
+def _variant(
+    path: Path, scenario: Scenario, document: dict[str, Any], base: dict[str, Any], transport: str
+) -> Scenario:
+    table = document.get(transport, {})
+    where = f"{path} [{transport}]"
+    unknown = sorted(set(table) - {"why", "skip", "settings", "expect"})
+    if unknown:
+        raise BadInput(f"{where}: unknown key(s) {', '.join(unknown)}")
+    skip = str(table.get("skip", ""))
+    values = base | {"transport": transport} | table.get("settings", {})
+    try:
+        expect = make_expectation(**(document["expect"] | table.get("expect", {})))
+    except BadInput as error:
+        raise BadInput(f"{where}: {error}") from None
+    # A skipped variant is never run: it keeps the file's settings, which may
+    # not suit its transport.
+    settings = scenario.settings if skip else settings_from_mapping(values, where)
+    return Scenario(
+        scenario.name,
+        scenario.description,
+        settings,
+        expect,
+        scenario.requires,
+        transport=transport,
+        skip=skip,
+        why=str(table.get("why", "")).strip(),
     )
 
 
@@ -72,8 +128,13 @@ def load_catalog(
     return {path.stem: parse_scenario(path, defaults) for path in sorted(directory.glob("*.toml"))}
 
 
-def find(name: str, directory: Path = CATALOG_DIR) -> Scenario:
+def find(name: str, transport: str = "redis", directory: Path = CATALOG_DIR) -> Scenario:
+    """A catalog scenario on a transport; `name@transport` (a result's label) names both."""
+    name, _, suffix = name.partition("@")
     catalog = load_catalog(directory)
     if name not in catalog:
         raise BadInput(f"unknown scenario {name!r}; known: {', '.join(catalog)}")
-    return catalog[name]
+    transport = suffix or transport
+    if transport not in TRANSPORTS:
+        raise BadInput(f"unknown transport {transport!r}; known: {', '.join(TRANSPORTS)}")
+    return catalog[name].on(transport)

@@ -20,16 +20,15 @@ from rig.errors import BadInput
 from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
 from rig.target import BUILTIN_TASKS, TargetSettings
+from rig.transports import TRANSPORTS
 
 Acks = Literal["early", "late"]
 # "none" or a fault of the registry (rig/faults/registry.py).
 FaultName = Literal[("none", *FAULTS)]  # type: ignore[valid-type]
 Pool = Literal["prefork", "solo", "threads"]
+TransportName = Literal[tuple(TRANSPORTS)]  # type: ignore[valid-type]
+QueueType = Literal["classic", "quorum"]
 POINT_NAME = re.compile(r"^[A-Za-z_][\w.-]*$")
-
-# How often a surviving worker sweeps for unacked messages older than the
-# visibility timeout (kombu 5.7 unacked_restore_interval, throttle 1).
-RESTORE_INTERVAL_S = 0.25
 setting = schema.setting
 
 
@@ -42,6 +41,11 @@ def _fault_help() -> str:
 class CommonSettings:
     """The axes every scenario has; each fault adds its own (its module's Parameters)."""
 
+    transport: TransportName = setting(
+        "redis",
+        "the broker: "
+        + "; ".join(f"{name}: {module.SUMMARY}" for name, module in TRANSPORTS.items()),
+    )
     acks: Acks | None = setting(
         None,
         "when the message is acknowledged: early (as a pool process takes it, "
@@ -51,6 +55,12 @@ class CommonSettings:
         None, "requeue the task when its pool process dies (task_reject_on_worker_lost)"
     )
     fault: FaultName = setting("none", _fault_help())
+    fault_times: int = setting(
+        1,
+        "how many executions in turn the fault hits: each next one that reaches --at "
+        "(a task that dies every time)",
+        minimum=1,
+    )
     at: str = setting(
         "after_commit",
         f"the checkpoint where the fault lands: {', '.join(AUTOMATIC)} (passed in every "
@@ -69,8 +79,23 @@ class CommonSettings:
     visibility_timeout: float = setting(
         2.0,
         "seconds after delivery before Redis hands an unacknowledged message to "
-        "another worker (broker_transport_options)",
+        "another worker (broker_transport_options; Redis only)",
         minimum=1,
+    )
+    queue_type: QueueType | None = setting(
+        None, "RabbitMQ: the queues' type (task_default_queue_type); None: the app's own"
+    )
+    delivery_limit: int = setting(
+        0,
+        "RabbitMQ quorum queues: deliveries before a message is dead-lettered "
+        "(a delivery-limit policy), 0 for none",
+        minimum=0,
+    )
+    consumer_timeout: float = setting(
+        0.0,
+        "RabbitMQ: seconds a delivery may stay unacknowledged before the broker closes "
+        "its channel (consumer_timeout), 0 for the broker's 30 minutes",
+        minimum=0,
     )
     restart: bool = setting(
         False, "start the killed worker again at once, as an orchestrator would"
@@ -100,6 +125,8 @@ class CommonSettings:
 
     def validate(self) -> None:
         """The combinations that cannot run: common ones, the target's, the fault's."""
+        if self.fault_times > 1 and self.fault == "none":
+            raise BadInput("fault_times needs a fault")
         if self.restart and self.fault != "container":
             raise BadInput(
                 "restart=true needs fault=container: only a killed worker can be restarted"
@@ -107,6 +134,9 @@ class CommonSettings:
         if not POINT_NAME.match(self.at) or (not self.app and self.at not in AUTOMATIC):
             raise BadInput(f"at={self.at!r}: expected one of {', '.join(AUTOMATIC)}")
         self.validate_target(self.task, self.tasks)
+        unsupported = TRANSPORTS[self.transport].unsupported(self)
+        if unsupported:
+            raise BadInput(f"transport={self.transport}: {unsupported}")
         validate = fault_part(self.fault, "validate")
         if validate is not None:
             validate(self)
@@ -120,16 +150,10 @@ class CommonSettings:
         return task_kwargs(self) if task_kwargs is not None else {}
 
     def celery_settings(self) -> dict[str, Any]:
-        """The Celery settings a worker's app runs with: the rig's own (events, a
-        short sweep for unacked messages), then each one given; those not given
-        stay the app's."""
-        conf: dict[str, Any] = {
-            "broker_transport_options": {
-                "visibility_timeout": self.visibility_timeout,
-                "unacked_restore_interval": RESTORE_INTERVAL_S,
-                "unacked_restore_throttle": 1,
-                "unacked_mutex_expire": self.visibility_timeout,
-            },
+        """The Celery settings a worker's app runs with: the transport's (a short
+        sweep for unacked messages on Redis), the rig's own (events, no result
+        store), then each one given; those not given stay the app's."""
+        conf: dict[str, Any] = TRANSPORTS[self.transport].celery_settings(self) | {
             "broker_connection_retry_on_startup": True,
             "result_backend": None,  # never the user's result store
             "worker_send_task_events": True,

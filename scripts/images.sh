@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the three images docker-compose.yml names, with or without a registry:
+# Builds the images docker-compose.yml names, with or without a registry:
 #   celery-rig/app       web, workers and Flower (docker/Dockerfile)
 #   celery-rig/redis     redis:7-bookworm, or Debian's redis-server on the offline base
 #   celery-rig/postgres  postgres:15-bookworm, or Debian's PostgreSQL on the offline base
+#   celery-rig/rabbitmq  rabbitmq:3.10, or Debian's rabbitmq-server on the offline base
 set -euo pipefail
 export DOCKER_BUILDKIT=0  # the classic builder: needs no buildx plugin and prints each step
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ start=$(date +%s)
 # Skip everything when the images were built from exactly these inputs.
 inputs=$(cat requirements.txt manage.py docker/* $(find exam_app -name '*.py' | sort) | sha256sum | cut -c1-16)
 built=$(docker image inspect --format '{{ index .Config.Labels "com.celery-rig.inputs" }}' celery-rig/app:latest 2>/dev/null || true)
-if [ "$built" = "$inputs" ] && docker image inspect celery-rig/redis:latest celery-rig/postgres:latest >/dev/null 2>&1; then
+if [ "$built" = "$inputs" ] && docker image inspect celery-rig/redis:latest celery-rig/postgres:latest celery-rig/rabbitmq:latest >/dev/null 2>&1; then
   step "images are up to date (inputs $inputs)"
   exit 0
 fi
@@ -31,6 +32,7 @@ if docker pull -q python:3.11-slim-bookworm >/dev/null 2>&1; then
   app_base=python:3.11-slim-bookworm
   docker pull -q redis:7-bookworm >/dev/null && docker tag redis:7-bookworm celery-rig/redis:latest
   docker pull -q postgres:15-bookworm >/dev/null && docker tag postgres:15-bookworm celery-rig/postgres:latest
+  docker pull -q rabbitmq:3.10 >/dev/null && docker tag rabbitmq:3.10 celery-rig/rabbitmq:latest
 else
   step "no registry answers: offline base from Debian's packages"
   bash docker/offline-base.sh "$OFFLINE_BASE"
@@ -38,6 +40,9 @@ else
   docker tag "$OFFLINE_BASE" celery-rig/redis:latest
   docker build --force-rm -f docker/postgres-offline.Dockerfile --build-arg BASE="$OFFLINE_BASE" \
     -t celery-rig/postgres:latest . | sed -u "s/^/[postgres] /"
+  # Debian's rabbitmq-server: apt-get in the build, from Debian's mirror (reachable here).
+  docker build --force-rm -f docker/rabbitmq-offline.Dockerfile --build-arg BASE="$OFFLINE_BASE" \
+    -t celery-rig/rabbitmq:latest . | sed -u "s/^/[rabbitmq] /"
 fi
 
 step "app image from $app_base"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The host's needs: a venv with requirements.txt, and Debian's redis-server
-# (the local backend's broker), debootstrap (the offline image base) and
-# chromium (tests/test_report.py renders the HTML report and reads its pixels).
+# and rabbitmq-server (the local backend's brokers), debootstrap (the offline
+# image base) and chromium (tests/test_report.py renders the HTML report and
+# reads its pixels).
 # Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,7 @@ PYTHON=${PYTHON:-python3}
 
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -16,8 +18,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "[setup] installing Debian packages: ${missing[*]}"
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    # The package starts a system redis on 6379; the rig starts its own.
-    if command -v systemctl >/dev/null; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
+    # The packages start a system redis and rabbitmq; the rig starts its own.
+    if command -v systemctl >/dev/null; then
+      systemctl disable --now redis-server rabbitmq-server >/dev/null 2>&1 || true
+    fi
   else
     echo "[setup] please install: ${missing[*]} (e.g. sudo apt-get install ${missing[*]})" >&2
   fi

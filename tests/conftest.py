@@ -16,11 +16,14 @@ from rig.runner import Runner
 from rig.scenarios import load_catalog
 from rig.schema import bind
 from rig.settings import Settings
+from rig.transports import TRANSPORTS
 
 
 def pytest_configure(config: pytest.Config) -> None:
     for scenario in load_catalog().values():
         config.addinivalue_line("markers", f"{scenario.name}: chaos scenario {scenario.name}")
+    for transport in TRANSPORTS:
+        config.addinivalue_line("markers", f"{transport}: a catalog scenario on {transport}")
     config.addinivalue_line(
         "markers", "matrix(**settings): run this cell of the matrix (see rig.settings)"
     )

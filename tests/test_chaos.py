@@ -1,7 +1,9 @@
-"""The catalog on the real stack, on both backends; one marker per scenario.
+"""The catalog on the real stack, on both backends and both transports; one
+marker per scenario, one per transport.
 
 pytest -m chaos                                  # all of them
-pytest -m late_ack_kill_after_commit_create       # one
+pytest -m late_ack_kill_after_commit_create       # one, everywhere
+pytest -m "chaos and rabbitmq"                   # the catalog on RabbitMQ
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from rig.catalog import replay_command, skip_reason
 from rig.checker import Counts, matches
 from rig.runner import Runner
 from rig.scenarios import load_catalog
+from rig.transports import TRANSPORTS
 from tests.conftest import matrix_settings
 
 CATALOG = load_catalog()
@@ -19,24 +22,31 @@ BACKENDS = ("docker", "local")
 
 
 @pytest.mark.parametrize(
-    ("runner", "name"),
+    ("runner", "transport", "name"),
     [
-        pytest.param(backend, name, marks=[pytest.mark.chaos, getattr(pytest.mark, name)])
+        pytest.param(
+            backend,
+            transport,
+            name,
+            marks=[pytest.mark.chaos, getattr(pytest.mark, name), getattr(pytest.mark, transport)],
+        )
         for name in CATALOG
         for backend in BACKENDS
+        for transport in TRANSPORTS
     ],
     indirect=["runner"],
     ids=lambda value: value,
 )
-def test_scenario(runner: Runner, name: str) -> None:
-    scenario = CATALOG[name]
+def test_scenario(runner: Runner, transport: str, name: str) -> None:
+    scenario = CATALOG[name].on(transport)
     reason = skip_reason(scenario, runner)
     if reason:
         pytest.skip(reason)
-    result = runner.run(scenario.name, scenario.settings, scenario.expect)
-    replay = replay_command(name, scenario.settings, runner.backend.info.name, catalog=True)
+    result = runner.run(scenario.label, scenario.settings, scenario.expect)
+    backend = runner.backend.info.name
+    replay = replay_command(scenario.label, scenario.settings, backend, catalog=True)
     assert result.outcome.verdict == "pass", (
-        f"{name}: {result.outcome.verdict}: {result.outcome.reasons}; replay: {replay}"
+        f"{scenario.label}: {result.outcome.verdict}: {result.outcome.reasons}; replay: {replay}"
     )
     counts = result.outcome.counts.as_dict()
     for count_name, expected in scenario.expect.items():

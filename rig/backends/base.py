@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from rig.history import History
+from rig.transports import TRANSPORTS
+from rig.transports.redis import with_db
 
 
 @dataclass(frozen=True)
 class Services:
-    """Where the rig's own services answer, as the controller reaches them."""
+    """Where the rig's own services answer, as the controller reaches them. The
+    Redis broker starts with them; another transport's broker starts when a run
+    first asks for it (Backend.broker_url)."""
 
     broker_url: str
     database_url: str  # the server's first database; each target gets one of its own
@@ -27,9 +32,12 @@ class WorkerSpec:
     name: str  # the worker's node name is celery@<name>
     environment: dict[str, str]
     queues: tuple[str, ...] = ("celery",)
-    # The Redis database of its broker: each crew of workers has its own, so
-    # the next scenario's workers can start while this one's still settle.
+    transport: str = "redis"  # which broker (rig.transports)
+    # The crew's corner of its broker (a Redis database, a RabbitMQ virtual host)
+    # and of the control store: each crew has its own, so the next scenario's
+    # workers can start while this one's still settle.
     broker_db: int = 0
+    broker_setup: dict[str, Any] = field(default_factory=dict)  # transport.crew_setup
     memory_mb: int = 0  # a memory limit (the kernel's OOM killer enforces it), 0: none
     database: str = "rig"  # the target's database on the rig's database server
     project_dir: str = ""  # the user's project, mounted read-only where workers run in containers
@@ -66,17 +74,11 @@ def agent_environment(
     """Where a worker's agent finds the rig's services (URLs as the worker reaches
     them), then the spec's own environment (the target and its settings)."""
     return {
-        "RIG_BROKER_URL": with_db(broker_url, spec.broker_db),
+        "RIG_BROKER_URL": TRANSPORTS[spec.transport].crew_url(broker_url, spec.broker_db),
         "RIG_CONTROL_URL": with_db(control_url, spec.broker_db),
         "RIG_DATABASE_URL": with_database(database_url, spec.database),
         **spec.environment,
     }
-
-
-def with_db(url: str, db: int) -> str:
-    """The same Redis server, database `db`."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 def with_database(url: str, name: str) -> str:
@@ -158,13 +160,23 @@ class Backend(Protocol):
 
     def resume_worker(self, name: str) -> None: ...
 
-    def restart_broker(self, persist: bool) -> Exit | None:
-        """Stop Redis (saving a snapshot first when persist) and start it again on
-        the same address; confirmed when it answers again."""
+    def broker_url(self, transport: str) -> str:
+        """The transport's broker as the controller reaches it, started on first use."""
+        ...
+
+    def broker_admin(self, transport: str) -> Callable[[list[str]], str]:
+        """Run the broker's admin tool (rabbitmqctl) where the broker runs; its stdout."""
+        ...
+
+    def restart_broker(self, transport: str, persist: bool) -> Exit | None:
+        """Stop the broker and start it again on the same address, keeping its data
+        when persist (Redis: a snapshot on SHUTDOWN SAVE; RabbitMQ: its data
+        directory); confirmed when it answers again."""
         ...
 
     def partition(self, name: str, peer: str, cut: bool) -> Exit | None:
-        """Cut the worker off from its broker or database (cut=False heals it)."""
+        """Cut the worker off from its broker (the one its transport names) or its
+        database; cut=False heals it."""
         ...
 
     def restart_worker(self, name: str) -> None: ...

@@ -12,6 +12,7 @@ next start.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -43,8 +44,9 @@ from rig.backends.base import (
 )
 from rig.backends.extra_image import image_with
 from rig.backends.pids import alive
-from rig.errors import EnvironmentProblem
+from rig.errors import BrokerDown, EnvironmentProblem
 from rig.history import BACKEND, History
+from rig.transports import rabbitmq
 
 PROJECT_LABEL = "com.celery-rig.project"
 RUN_LABEL = "com.celery-rig.run"
@@ -77,6 +79,19 @@ sys.exit(1)
 """
 
 
+# The rabbitmq service's command, run by a shell that first writes the node's
+# config (from the environment) and, after a restart meant to lose the data,
+# removes the data directory.
+_RABBITMQ_START = """
+conf=$RABBITMQ_CONFIG_FILE
+mkdir -p "$(dirname "$conf")"
+printf '%s' "$RIG_RABBITMQ_CONFIG" > "$conf"
+printf '%s' "$RIG_RABBITMQ_DEFINITIONS" > "$(dirname "$conf")/definitions.json"
+if [ -e /tmp/rig-wipe ]; then rm -rf /var/lib/rabbitmq/mnesia /tmp/rig-wipe; fi
+exec "$@"
+"""
+
+
 def _snapshot_path(url: str) -> str:
     """Where Redis writes its snapshot (dir and dbfilename, as it reports them)."""
     client = redis.Redis.from_url(url, socket_timeout=5)
@@ -93,6 +108,10 @@ def _redis_ping(url: str) -> None:
         client.ping()
     finally:
         client.close()
+
+
+# What a service not answering yet raises, for each kind of service.
+_NOT_YET = (OSError, redis.RedisError, psycopg.Error, BrokerDown)
 
 
 def _tmpfs(spec: dict[str, Any]) -> dict[str, str]:
@@ -121,8 +140,11 @@ class DockerBackend:
         }
         self.services = compose.load_services()
         self.network: Any = None
-        self.broker_url = ""
+        self.redis_url = ""
+        self.rabbitmq_url = self._rabbitmq_inside = ""  # set once a run asks for RabbitMQ
+        self.rabbitmq: Container | None = None
         self.inside: Services | None = None
+        self.transports: dict[str, str] = {}  # worker -> the transport its crew uses
         self.images: dict[str, str] = {}  # a project's requirements file -> its image
         self.workers: dict[str, Container] = {}
         self.history: History | None = None
@@ -161,11 +183,51 @@ class DockerBackend:
         )
         # Ready when a real connection from here succeeds: polling that is quicker
         # than waiting for the compose health check's next 1 s tick.
-        self.broker_url = services.broker_url
+        self.redis_url = services.broker_url
         self._wait_answering(redis, lambda: _redis_ping(services.broker_url))
         self._wait_answering(control, lambda: _redis_ping(services.control_url))
         self._wait_answering(postgres, lambda: psycopg.connect(services.database_url).close())
         return services
+
+    def broker_url(self, transport: str) -> str:
+        if transport == "redis":
+            return self.redis_url
+        if self.rabbitmq is None:
+            self._start_rabbitmq()
+        return self.rabbitmq_url
+
+    def _start_rabbitmq(self) -> None:
+        spec = self.services["rabbitmq"]
+        self._check_image("rabbitmq")
+        config_file = compose.environment(spec)["RABBITMQ_CONFIG_FILE"]
+        definitions_file = f"{config_file.rsplit('/', 1)[0]}/definitions.json"
+        self.rabbitmq = self._run(
+            "rabbitmq",
+            spec["image"],
+            command=["sh", "-c", _RABBITMQ_START, "sh", *spec["command"]],
+            environment={
+                **compose.environment(spec),
+                "RIG_RABBITMQ_CONFIG": rabbitmq.node_config(str(rabbitmq.PORT), definitions_file),
+                "RIG_RABBITMQ_DEFINITIONS": json.dumps(rabbitmq.definitions()),
+            },
+            ports={f"{rabbitmq.PORT}/tcp": ("127.0.0.1", free_port())},
+        )
+        port = self._host_port(self.rabbitmq, rabbitmq.PORT)
+        credentials = f"{rabbitmq.USER}:{rabbitmq.USER}"
+        self.rabbitmq_url = f"amqp://{credentials}@127.0.0.1:{port}/{rabbitmq.vhost(0)}"
+        self._rabbitmq_inside = f"amqp://{credentials}@rabbitmq:{rabbitmq.PORT}/{rabbitmq.vhost(0)}"
+        self._wait_answering(self.rabbitmq, lambda: rabbitmq.answering(self.rabbitmq_url))
+
+    def broker_admin(self, transport: str) -> Callable[[list[str]], str]:
+        def rabbitmqctl(args: list[str]) -> str:
+            assert self.rabbitmq is not None
+            result = self.rabbitmq.exec_run(["rabbitmqctl", *args])
+            output = result.output.decode(errors="replace")
+            if result.exit_code != 0:
+                raise BrokerDown(f"rabbitmqctl {args[0]}: {output.strip()}")
+            return output
+
+        return rabbitmqctl
 
     def _remove_leftovers(self) -> None:
         """Remove what an interrupted run left: labelled objects whose owner is gone."""
@@ -190,13 +252,16 @@ class DockerBackend:
 
     def _check_images(self) -> None:
         for name in ("redis", "postgres", compose.WORKER_TEMPLATE):
-            image = self.services[name]["image"]
-            try:
-                self.client.images.get(image)
-            except docker.errors.ImageNotFound:
-                raise EnvironmentProblem(
-                    f"image {image} is missing (service {name}): build it with `make images`"
-                ) from None
+            self._check_image(name)
+
+    def _check_image(self, service: str) -> None:
+        image = self.services[service]["image"]
+        try:
+            self.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            raise EnvironmentProblem(
+                f"image {image} is missing (service {service}): build it with `make images`"
+            ) from None
 
     def _run(self, name: str, image: str, role: str = "service", **options: Any) -> Container:
         """Start a labelled container on the run's network, reachable there as `name`."""
@@ -237,10 +302,10 @@ class DockerBackend:
             retry(
                 stop=stop_after_delay(timeout_s),
                 wait=wait_fixed(0.1),
-                retry=retry_if_exception_type((OSError, redis.RedisError, psycopg.Error)),
+                retry=retry_if_exception_type(_NOT_YET),
                 reraise=True,
             )(connect)()
-        except (OSError, redis.RedisError, psycopg.Error) as error:
+        except _NOT_YET as error:
             logs = container.logs(tail=20).decode(errors="replace")
             raise EnvironmentProblem(
                 f"{container.name} does not answer after {timeout_s:.0f} s ({error}):\n{logs}"
@@ -296,9 +361,9 @@ class DockerBackend:
         inside = self.inside
         for spec in specs:
             command = [*agent_command(template["command"]), f"--queues={','.join(spec.queues)}"]
-            environment = agent_environment(
-                spec, inside.broker_url, inside.control_url, inside.database_url
-            )
+            broker = inside.broker_url if spec.transport == "redis" else self._rabbitmq_inside
+            environment = agent_environment(spec, broker, inside.control_url, inside.database_url)
+            self.transports[spec.name] = spec.transport
             # The user's project at the path it has on the host, read-only, as the
             # working directory `celery -A` imports from; else the image's exam_app.
             project = {spec.project_dir: {"bind": spec.project_dir, "mode": "ro"}}
@@ -404,9 +469,11 @@ class DockerBackend:
     def resume_worker(self, name: str) -> None:
         self.workers[name].unpause()
 
-    def restart_broker(self, persist: bool) -> Exit | None:
+    def restart_broker(self, transport: str, persist: bool) -> Exit | None:
+        if transport == "rabbitmq":
+            return self._restart_rabbitmq(persist)
         container = self.client.containers.get(f"{self.run_id}-redis")
-        snapshot = _snapshot_path(self.broker_url)
+        snapshot = _snapshot_path(self.redis_url)
         # No start may load an older snapshot: remove it before a restart without
         # persistence, and once loaded after one with it.
         if not persist:
@@ -416,17 +483,32 @@ class DockerBackend:
         if container.wait(timeout=10).get("StatusCode") is None:
             return None
         container.start()
-        self._wait_answering(container, lambda: _redis_ping(self.broker_url))
+        self._wait_answering(container, lambda: _redis_ping(self.redis_url))
         if persist:
             container.exec_run(["rm", "-f", snapshot])
         return Exit(time.time(), "redis container " + ("saved, " if persist else "") + "restarted")
+
+    def _restart_rabbitmq(self, persist: bool) -> Exit | None:
+        """rabbitmqctl stop (queues and persistent messages are on disk), then the
+        container starts again; without persist its start removes the data first."""
+        container = self.rabbitmq
+        assert container is not None
+        if not persist:
+            container.exec_run(["touch", "/tmp/rig-wipe"])
+        container.exec_run(["rabbitmqctl", "stop"])
+        if container.wait(timeout=30).get("StatusCode") is None:
+            return None
+        container.start()
+        self._wait_answering(container, lambda: rabbitmq.answering(self.rabbitmq_url))
+        return Exit(time.time(), "rabbitmq container stopped and started again")
 
     def partition(self, name: str, peer: str, cut: bool) -> Exit | None:
         """Drop the worker's packets to and from the peer, inside the container's
         network namespace (its own iptables, not the host's)."""
         worker = self.workers[name]
         worker.reload()
-        peer_ip = self._address({"broker": "redis", "database": "postgres"}[peer])
+        broker = self.transports.get(name, "redis")
+        peer_ip = self._address({"broker": broker, "database": "postgres"}[peer])
         rule = "-I" if cut else "-D"
         for chain, direction in (("OUTPUT", "-d"), ("INPUT", "-s")):
             command = [
@@ -473,6 +555,7 @@ class DockerBackend:
     def close(self) -> None:
         self._remove_containers()
         self.workers.clear()
+        self.rabbitmq = None
         if self._events is not None:
             self._events.close()
             self._events = None

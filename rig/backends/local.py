@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from signal import Signals
 from urllib.parse import urlsplit
@@ -41,7 +42,8 @@ from rig.backends.base import (
     last_line,
 )
 from rig.backends.pids import alive, same_process, start_time, stopped, zombie
-from rig.errors import EnvironmentProblem
+from rig.backends.rabbitmq_node import LocalNode
+from rig.errors import BadInput, EnvironmentProblem
 from rig.history import BACKEND, History
 from rig.target import python_path
 
@@ -81,6 +83,7 @@ class LocalBackend:
         self.redis: subprocess.Popen[bytes] | None = None
         self.redis_command: list[str] = []
         self.control: subprocess.Popen[bytes] | None = None
+        self.rabbitmq: LocalNode | None = None  # started when a run first asks for it
         self.services: Services | None = None
 
     # --- start ---------------------------------------------------------
@@ -152,6 +155,24 @@ class LocalBackend:
         finally:
             client.close()
 
+    def broker_url(self, transport: str) -> str:
+        assert self.services is not None
+        if transport == "redis":
+            return self.services.broker_url
+        if self.rabbitmq is None:
+            node = LocalNode(self.dir, self._spawn)
+            self.rabbitmq = node  # before it starts, so close() removes a half-started node
+            node.start()
+        return self.rabbitmq.url
+
+    def broker_admin(self, transport: str) -> Callable[[list[str]], str]:
+        def rabbitmqctl(args: list[str]) -> str:
+            if transport != "rabbitmq" or self.rabbitmq is None:
+                raise BadInput(f"the {transport} broker has no admin tool the rig uses")
+            return self.rabbitmq.ctl(args)
+
+        return rabbitmqctl
+
     def observe(self, history: History, workers: list[str]) -> None:
         self.history, self.observed = history, set(workers)
 
@@ -178,7 +199,7 @@ class LocalBackend:
         assert self.services is not None
         services = self.services
         environment = agent_environment(
-            spec, services.broker_url, services.control_url, services.database_url
+            spec, self.broker_url(spec.transport), services.control_url, services.database_url
         )
         # The rig's wrapper, then the user's project (the agent puts it first on sys.path).
         environment["PYTHONPATH"] = python_path()
@@ -265,7 +286,11 @@ class LocalBackend:
     def resume_worker(self, name: str) -> None:
         os.killpg(self.processes[name].pid, Signals.SIGCONT)
 
-    def restart_broker(self, persist: bool) -> Exit | None:
+    def restart_broker(self, transport: str, persist: bool) -> Exit | None:
+        if transport == "rabbitmq":
+            assert self.rabbitmq is not None
+            self.rabbitmq.restart(keep_data=persist)
+            return Exit(time.time(), "rabbitmq-server stopped and started again")
         assert self.services is not None
         url = self.services.broker_url
         snapshot = self.dir / "broker.rdb"  # redis-server runs with --dir self.dir
@@ -305,4 +330,7 @@ class LocalBackend:
             if server is not None:
                 self._kill_group(server)
         self.redis = self.control = None
+        if self.rabbitmq is not None:
+            self.rabbitmq.close()
+            self.rabbitmq = None
         shutil.rmtree(self.dir, ignore_errors=True)

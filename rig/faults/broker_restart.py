@@ -6,7 +6,13 @@ queue and the unacknowledged set: queued tasks never run. With
 maintenance restart does) and loads it again: nothing queued is lost, and
 the unacknowledged messages come back after the visibility timeout, so the
 tasks that were running can run twice (their acks went to the old
-connection). The workers and the rig reconnect by themselves."""
+connection). The workers and the rig reconnect by themselves.
+
+On RabbitMQ the node stops (rabbitmqctl stop) and starts again: durable
+queues and persistent messages (Celery's defaults) survive, and the
+deliveries that were unacknowledged are requeued as their connections close.
+Without `broker_persistence` its data directory is removed first, as a node
+replaced with fresh storage would start."""
 
 from __future__ import annotations
 
@@ -17,19 +23,21 @@ from rig.faults import FaultContext, FaultRecord, record
 from rig.schema import setting
 
 NAME = "broker-restart"
-SUMMARY = "Redis restarts, keeping its data with --broker-persistence"
+SUMMARY = "the broker restarts, keeping its data with --broker-persistence"
 NEEDS = ("restart-broker",)
 
 
 @dataclass(frozen=True)
 class Parameters:
     broker_persistence: bool = setting(
-        False, "broker-restart: Redis saves a snapshot as it stops and loads it again"
+        False,
+        "broker-restart: the broker keeps its data (Redis: a snapshot saved as it stops; "
+        "RabbitMQ: its data directory)",
     )
 
 
 def start(ctx: FaultContext) -> FaultRecord:
-    restarted = ctx.backend.restart_broker(ctx.settings.broker_persistence)
+    restarted = ctx.backend.restart_broker(ctx.settings.transport, ctx.settings.broker_persistence)
     # The parked task waits on the control store, which the restart leaves alone:
     # it goes on once the broker answers again.
     ctx.release()
@@ -41,7 +49,7 @@ def start(ctx: FaultContext) -> FaultRecord:
         restarted,
         ends_execution=False,
         landed=restarted is not None,
-        target="redis",
+        target=ctx.settings.transport,
     )
 
 

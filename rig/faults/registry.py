@@ -15,6 +15,7 @@ from rig.faults import (
     partition,
     pause,
     quit,
+    stall,
     term,
     time_limit,
 )
@@ -28,6 +29,7 @@ FAULTS: dict[str, ModuleType] = {
         deploy,
         quit,
         pause,
+        stall,
         time_limit,
         oom,
         partition,

@@ -1,0 +1,145 @@
+"""A private RabbitMQ node as local processes (Debian's rabbitmq-server).
+
+Everything the node writes lives under the run's directory: its Mnesia data,
+its Erlang cookie (HOME), its config. It listens on free loopback ports (AMQP,
+Erlang distribution, and its own epmd), so it never meets a system RabbitMQ.
+epmd runs in the foreground as a process of ours (not as the daemon erl would
+start), so the run's pid file covers it and an interrupted run's cleanup
+kills it with the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rig.backends.base import free_port
+from rig.errors import BrokerDown, EnvironmentProblem
+from rig.transports import rabbitmq
+
+SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # Debian's, without the su wrapper
+CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+READY_S = 60.0
+Spawn = Callable[[str, list[str], dict[str, str]], "subprocess.Popen[bytes]"]
+
+
+class LocalNode:
+    def __init__(self, run_dir: Path, spawn: Spawn) -> None:
+        self.dir = run_dir / "rabbitmq"
+        self.spawn = spawn
+        self.port = free_port()
+        self.url = (
+            f"amqp://{rabbitmq.USER}:{rabbitmq.USER}@127.0.0.1:{self.port}/{rabbitmq.vhost(0)}"
+        )
+        self.environment = {
+            "RABBITMQ_NODENAME": f"rig-{run_dir.name}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "ERL_EPMD_PORT": str(free_port()),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.dir / "log"),
+            "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
+            "HOME": str(self.dir),  # the Erlang cookie, ours alone
+        }
+        self.server: subprocess.Popen[bytes] | None = None
+        self.epmd: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        """Start the node; return its URL once it accepts a real AMQP connection."""
+        if not Path(SERVER).exists() or shutil.which("epmd") is None:
+            raise EnvironmentProblem(
+                "rabbitmq-server not found: run `make setup` (it installs Debian's rabbitmq-server)"
+            )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "definitions.json").write_text(json.dumps(rabbitmq.definitions()))
+        (self.dir / "rabbitmq.conf").write_text(
+            rabbitmq.node_config(f"127.0.0.1:{self.port}", str(self.dir / "definitions.json"))
+        )
+        (self.dir / "enabled_plugins").write_text("[].\n")
+        self.epmd = self.spawn(
+            "epmd", ["epmd", "-port", self.environment["ERL_EPMD_PORT"]], self.environment
+        )
+        self._start_server()
+        return self.url
+
+    def _start_server(self) -> None:
+        self.server = self.spawn("rabbitmq", [SERVER], self.environment)
+        self.wait_answering()
+
+    def wait_answering(self) -> None:
+        deadline = time.time() + READY_S
+        while True:
+            try:
+                rabbitmq.answering(self.url)
+                return
+            except BrokerDown as error:
+                if self.server is not None and self.server.poll() is not None:
+                    raise EnvironmentProblem(
+                        f"rabbitmq-server exited: {self._log_tail()}"
+                    ) from None
+                if time.time() > deadline:
+                    raise EnvironmentProblem(
+                        f"rabbitmq-server does not answer on {self.url} after {READY_S:.0f} s "
+                        f"({error}): {self._log_tail()}"
+                    ) from None
+                time.sleep(0.1)
+
+    def _log_tail(self) -> str:
+        log = self.dir.parent / "rabbitmq.log"
+        return log.read_text(errors="replace")[-1500:] if log.exists() else "no log"
+
+    def ctl(self, args: list[str]) -> str:
+        """rabbitmqctl against this node; its stdout."""
+        done = subprocess.run(
+            [CTL, "-n", self.environment["RABBITMQ_NODENAME"], *args],
+            env={**os.environ, **self.environment},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if done.returncode != 0:
+            raise BrokerDown(f"rabbitmqctl {args[0]}: {(done.stderr or done.stdout).strip()}")
+        return done.stdout
+
+    def restart(self, keep_data: bool) -> None:
+        """Stop the node (rabbitmqctl stop: queues and durable messages are written
+        out) and start it again on the same ports; without keep_data its data
+        directory goes first, as a node replaced with fresh storage."""
+        self.stop()
+        if not keep_data:
+            shutil.rmtree(self.dir / "mnesia", ignore_errors=True)
+        self._start_server()
+
+    def stop(self) -> None:
+        if self.server is None:
+            return
+        try:
+            self.ctl(["stop"])
+        except (BrokerDown, subprocess.TimeoutExpired):
+            self.server.kill()
+        try:
+            self.server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+        self.server = None
+
+    def close(self) -> None:
+        """The node and its epmd; the run directory goes with the backend's."""
+        if self.server is not None:
+            self.server.kill()  # the backend kills the process groups; this is the quick path
+        for process in (self.server, self.epmd):
+            if process is not None:
+                try:
+                    os.killpg(process.pid, 9)
+                except ProcessLookupError:
+                    pass
+                process.wait(timeout=10)
+        self.server = self.epmd = None

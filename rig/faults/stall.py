@@ -1,0 +1,50 @@
+"""A stalled task (a slow call, a lock wait, a stuck remote): the task stays
+at its checkpoint for `stall_seconds` while its worker lives on and keeps its
+connection. Longer than Redis' visibility timeout, the message is restored
+and runs again meanwhile (celery #5935); longer than RabbitMQ's
+`consumer_timeout`, the broker closes the channel and requeues the delivery
+(celery #6760). Either way the stalled execution then finishes too, and its
+late ack goes nowhere."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rig.backends.base import Exit
+from rig.control import PARK_S
+from rig.errors import BadInput
+from rig.faults import FaultContext, FaultRecord, Heal, healed, record
+from rig.schema import setting
+
+NAME = "stall"
+SUMMARY = "the task held at its checkpoint for --stall-seconds, its worker alive"
+NEEDS = ()  # the checkpoint holds it: every backend can
+
+
+@dataclass(frozen=True)
+class Parameters:
+    stall_seconds: float = setting(
+        4.0, "stall: how long the task stays held at its checkpoint, in seconds", minimum=0.5
+    )
+
+
+def validate(settings: Any) -> None:
+    if settings.stall_seconds >= PARK_S:
+        raise BadInput(f"stall_seconds must stay below {PARK_S:g} s, the checkpoint's park")
+
+
+def start(ctx: FaultContext) -> FaultRecord:
+    held = Exit(time.time(), "held at its checkpoint")
+    return record(NAME, ctx, "hold", held, ends_execution=False)
+
+
+def describe(settings: Any) -> str:
+    return f"{settings.stall_seconds:g} s"
+
+
+def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
+    time.sleep(max(0.0, fault.checkpoint_at + ctx.settings.stall_seconds - time.time()))
+    ctx.release()
+    return healed(NAME, ctx.worker, "release", f"released after {ctx.settings.stall_seconds:g} s")

@@ -1,0 +1,250 @@
+"""RabbitMQ as the broker (kombu's pyamqp transport), from Debian's rabbitmq-server.
+
+What differs from Redis, and what the scenarios look at (../shared/celery-semantics.md):
+an unacknowledged delivery goes back to its queue the moment its channel or
+connection closes (no visibility timeout); a delivery unacknowledged past
+`consumer_timeout` closes its channel; quorum queues count deliveries and
+drop or dead-letter a message past a `delivery-limit`.
+
+Each crew has a virtual host of its own (rig0 … rig15, made at boot from the
+definitions below), so the next crew starts while this one settles. The rig
+talks to the node for what AMQP cannot tell: unacknowledged counts, policies
+and the consumer timeout, through `rabbitmqctl` (the backend runs it where
+the node is: a local process, or inside its container).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import amqp
+
+from rig.errors import BrokerDown
+
+NAME = "rabbitmq"
+SUMMARY = "RabbitMQ, kombu's pyamqp transport (requeue on connection loss, consumer_timeout)"
+PORT = 5672
+SLOTS = 16  # virtual hosts rig0 … rig15, one per crew, as Redis has 16 databases
+QUEUES = ("celery", "long")
+DEAD_LETTER = "rig.dead-letter"  # an exchange and a queue, where a delivery-limit sends
+DEFAULT_CONSUMER_TIMEOUT_MS = 1_800_000  # RabbitMQ 3.10's default: 30 minutes
+USER = "guest"
+CHANNEL_TICK_MS = 1000
+
+# A function the backend gives: run `rabbitmqctl ARGS` against the rig's node, return stdout.
+Admin = Callable[[list[str]], str]
+
+
+def vhost(slot: int) -> str:
+    return f"rig{slot}"
+
+
+def definitions() -> dict[str, Any]:
+    """Imported at boot: the rig's user and the crews' virtual hosts, each open to
+    it (a node that imports definitions creates no default user)."""
+    hosts = [vhost(slot) for slot in range(SLOTS)]
+    return {
+        "users": [
+            {
+                "name": USER,
+                "password_hash": password_hash(USER),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": ["administrator"],
+            }
+        ],
+        "vhosts": [{"name": name} for name in hosts],
+        "permissions": [
+            {"user": USER, "vhost": name, "configure": ".*", "write": ".*", "read": ".*"}
+            for name in hosts
+        ],
+    }
+
+
+def password_hash(password: str) -> str:
+    """RabbitMQ's stored form: base64(salt + sha256(salt + password)), 4-byte salt."""
+    salt = os.urandom(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def node_config(listener: str, definitions_file: str) -> str:
+    """rabbitmq.conf for the rig's node: `listener` is "127.0.0.1:PORT" locally,
+    "5672" in a container; the default user may log in from anywhere (the port
+    is published on 127.0.0.1 only)."""
+    return "\n".join(
+        [
+            f"listeners.tcp.default = {listener}",
+            "loopback_users = none",
+            f"load_definitions = {definitions_file}",
+            "log.console = true",
+            "log.console.level = warning",
+            "log.file = false",
+            # Where a scenario sets consumer_timeout, the rig changes it at run time.
+            f"consumer_timeout = {DEFAULT_CONSUMER_TIMEOUT_MS}",
+            "",
+        ]
+    )
+
+
+def crew_url(url: str, slot: int) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{vhost(slot)}"))
+
+
+def celery_settings(settings: Any) -> dict[str, Any]:
+    conf: dict[str, Any] = {}
+    if settings.queue_type:
+        conf["task_default_queue_type"] = settings.queue_type
+    return conf
+
+
+def unsupported(settings: Any) -> str | None:
+    if settings.delivery_limit and settings.queue_type != "quorum":
+        return "delivery_limit needs queue_type=quorum: classic queues count no deliveries"
+    return None
+
+
+def crew_setup(settings: Any) -> dict[str, Any]:
+    """What a crew's virtual host is set up with before its workers start."""
+    return {
+        "queue_type": settings.queue_type or "classic",
+        "delivery_limit": settings.delivery_limit,
+        "consumer_timeout_ms": int(settings.consumer_timeout * 1000) or DEFAULT_CONSUMER_TIMEOUT_MS,
+    }
+
+
+class Broker:
+    """The rig's side of one crew's virtual host."""
+
+    def __init__(self, url: str, admin: Admin) -> None:
+        self.url = url
+        self.admin = admin
+        parts = urlsplit(url)
+        self.host = f"{parts.hostname}:{parts.port or PORT}"
+        self.vhost = parts.path.lstrip("/")
+        self.credentials = (parts.username or USER, parts.password or USER)
+
+    def _connect(self) -> amqp.Connection:
+        connection = amqp.Connection(
+            self.host,
+            userid=self.credentials[0],
+            password=self.credentials[1],
+            virtual_host=self.vhost,
+            connect_timeout=5,
+        )
+        try:
+            connection.connect()
+        except (OSError, amqp.exceptions.AMQPError) as error:
+            raise BrokerDown(str(error)) from None
+        return connection
+
+    def reset(self, setup: dict[str, Any]) -> None:
+        """Start clean: no queues of an earlier crew (a classic one would refuse
+        a quorum declaration), the dead-letter queue empty, the policy and the
+        consumer timeout this crew asks for."""
+        connection = self._connect()
+        try:
+            channel = connection.channel()
+            for queue in (*QUEUES, DEAD_LETTER):
+                channel.queue_delete(queue)
+            channel.exchange_declare(DEAD_LETTER, "fanout", durable=True, auto_delete=False)
+            channel.queue_declare(DEAD_LETTER, durable=True, auto_delete=False)
+            channel.queue_bind(DEAD_LETTER, DEAD_LETTER)
+        finally:
+            _close(connection)
+        self._apply_policy(setup["delivery_limit"])
+        self._set_consumer_timeout(setup["consumer_timeout_ms"])
+
+    def _apply_policy(self, delivery_limit: int) -> None:
+        if not delivery_limit:
+            if "rig-delivery-limit" in self.admin(["list_policies", "-p", self.vhost, "--quiet"]):
+                self.admin(["clear_policy", "-p", self.vhost, "rig-delivery-limit"])
+            return
+        definition = {"delivery-limit": delivery_limit, "dead-letter-exchange": DEAD_LETTER}
+        pattern = "^(" + "|".join(QUEUES) + ")$"
+        self.admin(
+            [
+                *("set_policy", "-p", self.vhost, "--apply-to", "queues"),
+                *("rig-delivery-limit", pattern, json.dumps(definition)),
+            ]
+        )
+
+    def _set_consumer_timeout(self, milliseconds: int) -> None:
+        # One value for the whole node (3.10 has no per-queue timeout); a channel
+        # reads it as it opens, so crews already running keep theirs. A channel
+        # checks it on its tick, once a minute by default: every second here, so
+        # a short timeout acts in about a second, as a long one would in a minute.
+        self.admin(
+            [
+                "eval",
+                f"application:set_env(rabbit, consumer_timeout, {milliseconds}), "
+                f"application:set_env(rabbit, channel_tick_interval, {CHANNEL_TICK_MS}).",
+            ]
+        )
+
+    def pending_messages(self) -> int:
+        """Messages still queued plus those delivered but not acknowledged. AMQP
+        tells the first cheaply; only when none is queued is the node asked for
+        the unacknowledged ones (rabbitmqctl, about a second)."""
+        ready = self._ready()
+        if ready:
+            return ready
+        output = self.admin(
+            [
+                *("list_queues", "-p", self.vhost, "--no-table-headers", "--quiet"),
+                *("name", "messages_ready", "messages_unacknowledged"),
+            ]
+        )
+        total = 0
+        for line in output.splitlines():
+            fields = line.split()
+            if len(fields) == 3 and fields[0] in QUEUES:
+                total += int(fields[1]) + int(fields[2])
+        return total
+
+    def _ready(self) -> int:
+        connection = self._connect()
+        try:
+            total = 0
+            for queue in QUEUES:
+                channel = connection.channel()
+                try:
+                    total += channel.queue_declare(queue, passive=True).message_count
+                except amqp.exceptions.NotFound:
+                    continue  # not declared yet, or never: nothing queued there
+            return total
+        except (OSError, amqp.exceptions.AMQPError) as error:
+            raise BrokerDown(str(error)) from None
+        finally:
+            _close(connection)
+
+    def dead_lettered(self) -> int:
+        """Messages a delivery-limit sent to the dead-letter queue."""
+        connection = self._connect()
+        try:
+            return connection.channel().queue_declare(DEAD_LETTER, passive=True).message_count
+        except amqp.exceptions.NotFound:
+            return 0
+        finally:
+            _close(connection)
+
+    def close(self) -> None:
+        """Nothing held: every call connects afresh (a restart kills old connections)."""
+
+
+def answering(url: str) -> None:
+    """Raise BrokerDown unless the node accepts an AMQP connection to this URL's
+    virtual host (the rig's readiness check: a real connection, not a sleep)."""
+    _close(Broker(url, lambda _args: "")._connect())
+
+
+def _close(connection: amqp.Connection) -> None:
+    """Close politely (the node logs an abrupt close as a warning); drop it if that fails."""
+    try:
+        connection.close()
+    except (OSError, amqp.exceptions.AMQPError):
+        connection.collect()

@@ -1,0 +1,83 @@
+"""Redis as the broker (kombu's Redis transport).
+
+Unacknowledged messages live in a sorted set and come back to the queue only
+after the visibility timeout, swept by any live consumer (see
+../shared/celery-semantics.md): the rig makes the sweep quick so a scenario
+settles in seconds. Each crew has a database of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from rig.errors import BrokerDown
+
+NAME = "redis"
+SUMMARY = "Redis, kombu's redis transport (a visibility timeout, no consumer liveness)"
+QUEUES = ("celery", "long")
+# kombu's Redis transport keeps delivered-but-unacked messages here.
+UNACKED_INDEX = "unacked_index"
+# How often a surviving worker sweeps for unacked messages older than the
+# visibility timeout (kombu 5.7 unacked_restore_interval, throttle 1).
+RESTORE_INTERVAL_S = 0.25
+
+
+def with_db(url: str, db: int) -> str:
+    """The same Redis server, database `db`."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def crew_url(url: str, slot: int) -> str:
+    return with_db(url, slot)
+
+
+def crew_setup(settings: Any) -> dict[str, Any]:
+    return {}  # a database of its own is all a crew needs
+
+
+def celery_settings(settings: Any) -> dict[str, Any]:
+    return {
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": RESTORE_INTERVAL_S,
+            "unacked_restore_throttle": 1,
+            "unacked_mutex_expire": settings.visibility_timeout,
+        }
+    }
+
+
+def unsupported(settings: Any) -> str | None:
+    if settings.queue_type == "quorum" or settings.delivery_limit or settings.consumer_timeout:
+        return (
+            "queue_type, delivery_limit and consumer_timeout are RabbitMQ's; "
+            "Redis has a visibility timeout instead"
+        )
+    return None
+
+
+class Broker:
+    def __init__(self, url: str, admin: Any = None) -> None:
+        self.url = url
+        self.client = redis.Redis.from_url(url, socket_timeout=10)
+
+    def reset(self, setup: dict[str, Any]) -> None:
+        """Empty queues and unacked messages: a scenario starts clean."""
+        self.client.flushdb()
+
+    def pending_messages(self) -> int:
+        """Messages still queued plus those delivered but not acknowledged."""
+        try:
+            queued = sum(self.client.llen(queue) for queue in QUEUES)
+            return queued + self.client.zcard(UNACKED_INDEX)
+        except redis.ConnectionError as error:
+            raise BrokerDown(str(error)) from None
+
+    def dead_lettered(self) -> int:
+        return 0  # Redis has no dead-letter queue
+
+    def close(self) -> None:
+        self.client.close()
