@@ -112,6 +112,12 @@ def run_scenarios(
     return results, skipped
 
 
+def on_transports(scenarios: list[Scenario], transports: list[str]) -> list[Scenario]:
+    """Each scenario on each transport: all on the first, then all on the next (a
+    crew starts while the previous run settles, on the same broker)."""
+    return [scenario.on(transport) for transport in transports for scenario in scenarios]
+
+
 def replay_command(name: str, settings: Settings, backend: str, catalog: bool) -> str:
     """The command that runs this again alone: by name (with its transport) for a
     catalog scenario, with every setting as a flag for a matrix cell."""

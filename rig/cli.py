@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from rig import explore, fairness, properties, report, schema, stored_run, summary
-from rig.catalog import replay_command, run_scenarios, session
+from rig.catalog import on_transports, replay_command, run_scenarios, session
 from rig.errors import BadInput
 from rig.explain import explain
 from rig.explore import ExploreSettings
+from rig.runner import Progress, Runner
 from rig.scenarios import CATALOG_DIR, Scenario, find, load_catalog
 from rig.settings import Settings, make_settings
 from rig.target import TargetSettings, pin_project_dir, resolve
@@ -131,11 +132,6 @@ def _add_transports(parser: argparse.ArgumentParser) -> None:
 
 def _transports(args: argparse.Namespace) -> list[str]:
     return list(TRANSPORTS) if args.transport == "all" else [args.transport]
-
-
-def on_transports(scenarios: list[Scenario], transports: list[str]) -> list[Scenario]:
-    """Each scenario on each transport: all on the first, then all on the next."""
-    return [scenario.on(transport) for transport in transports for scenario in scenarios]
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -307,12 +303,7 @@ def command_chaos(args: argparse.Namespace) -> int:
         results, skipped = run_scenarios(runner, scenarios, say, show)
         info = runner.backend.info
         if not (args.only or args.no_fairness or not ours):  # fairness is about exam_app
-            workload = fairness.Workload()
-            fair_results = fairness.run_fairness(runner, list(fairness.CONFIGS), workload, update)
-            fair = {
-                "summary": fairness.as_json(fair_results, workload, info.name),
-                "results": fair_results,
-            }
+            fair = _fairness_on(runner, _transports(args), update)
         header = {
             "backend": info.name,
             "reason": info.reason,
@@ -334,9 +325,23 @@ def command_chaos(args: argparse.Namespace) -> int:
     return 0 if all(r.outcome.verdict == "pass" for r in results) and fair_complete else 1
 
 
+def _fairness_on(runner: Runner, transports: list[str], update: Progress) -> dict[str, Any]:
+    """The fairness section of a catalog run: every configuration on each transport."""
+    results: list[fairness.FairnessResult] = []
+    configs: list[dict[str, Any]] = []
+    for transport in transports:
+        workload = fairness.Workload(transport=transport)
+        chosen = fairness.select_configs(None, transport)
+        ran = fairness.run_fairness(runner, chosen, workload, update)
+        results += ran
+        summary_json = fairness.as_json(ran, workload, runner.backend.info.name)
+        configs += summary_json["configs"]
+    return {"summary": summary_json | {"configs": configs}, "results": results}
+
+
 def command_fairness(args: argparse.Namespace) -> int:
-    configs = fairness.select_configs(args.only)
     workload = schema.make(fairness.Workload, schema.given_flags(args, fairness.Workload))
+    configs = fairness.select_configs(args.only, workload.transport)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
         results = fairness.run_fairness(runner, configs, workload, update)

@@ -23,8 +23,9 @@ from rig.events import EventListener, wait_finished
 from rig.history import CELERY, NOTE, SENT, History
 from rig.runner import Crew, Progress, Runner
 from rig.schema import setting
-from rig.settings import make_settings
+from rig.settings import TransportName, make_settings
 from rig.target import Target, resolve
+from rig.transports import TRANSPORTS
 
 TASKS = {
     "early": "exam_app.users.tasks.early_acknowledge",
@@ -62,6 +63,9 @@ CONFIG_NAMES = tuple(config.name for config in CONFIGS)
 
 @dataclass(frozen=True)
 class Workload:
+    transport: TransportName = setting(
+        "redis", "the broker: prefetch is kombu's emulated QoS on Redis, basic.qos on RabbitMQ"
+    )
     workers: int = setting(3, "workers of concurrency 1 (at least 2, to compare)", minimum=2)
     long_tasks: int = setting(2, "long tasks sent first", minimum=1)
     long_seconds: float = setting(3.0, "how long a long task runs, in seconds", minimum=0)
@@ -89,16 +93,21 @@ def describe(workload: Workload) -> str:
     )
 
 
-def select_configs(names: list[str] | None) -> list[FairnessConfig]:
-    if not names:
-        return list(CONFIGS)
-    unknown = sorted(set(names) - set(CONFIG_NAMES))
+def select_configs(names: list[str] | None, transport: str = "redis") -> list[FairnessConfig]:
+    """The named configurations (all by default) that apply to the transport:
+    worker_disable_prefetch is Redis-only (celery-semantics: Prefetch)."""
+    unknown = sorted(set(names or ()) - set(CONFIG_NAMES))
     if unknown:
         raise BadInput(
             f"unknown fairness configuration(s) {', '.join(unknown)}; "
             f"known: {', '.join(CONFIG_NAMES)}"
         )
-    return [config for config in CONFIGS if config.name in names]
+    chosen = [config for config in CONFIGS if not names or config.name in names]
+    if transport != "redis" and any(config.disable_prefetch for config in chosen):
+        if names:
+            raise BadInput("disable-prefetch is Redis-only (worker_disable_prefetch)")
+        chosen = [config for config in chosen if not config.disable_prefetch]
+    return chosen
 
 
 @dataclass
@@ -116,13 +125,20 @@ class FairnessResult:
     complete: bool
 
     @property
+    def label(self) -> str:
+        """The configuration's name, with its transport unless Redis."""
+        transport = self.workload.transport
+        return self.config.name if transport == "redis" else f"{self.config.name}@{transport}"
+
+    @property
     def throughput_per_s(self) -> float:
         return statistics.median(self.throughput_rounds) if self.throughput_rounds else 0.0
 
     def as_json(self) -> dict[str, Any]:
         m = self.metrics
         return {
-            "name": self.config.name,
+            "name": self.label,
+            "transport": self.workload.transport,
             "title": self.config.title,
             "acks": self.config.acks,
             "prefetch_multiplier": self.config.prefetch_multiplier,
@@ -147,13 +163,16 @@ class FairnessResult:
 
 def _specs(config: FairnessConfig, workload: Workload, target: Target) -> list[WorkerSpec]:
     settings = make_settings(
+        transport=workload.transport,
         acks=config.acks,
         prefetch_multiplier=config.prefetch_multiplier,
         # Nothing is killed here: Redis' default visibility timeout, so a task
         # reserved for a while is not restored and run a second time meanwhile.
         visibility_timeout=3600.0,
     )
-    conf = settings.celery_settings() | {"worker_disable_prefetch": config.disable_prefetch}
+    conf = settings.celery_settings()
+    if config.disable_prefetch:
+        conf["worker_disable_prefetch"] = True
     environment = settings.worker_environment() | {agent.CONF_ENV: json.dumps(conf)}
     # With routing, all but one worker serve the long queue; the last serves the rest.
     long_workers = workload.workers - 1 if config.routing else 0
@@ -162,6 +181,8 @@ def _specs(config: FairnessConfig, workload: Workload, target: Target) -> list[W
             f"w{index}",
             environment | target.environment(),
             (LONG_QUEUE,) if index <= long_workers else (DEFAULT_QUEUE,),
+            transport=workload.transport,
+            broker_setup=TRANSPORTS[workload.transport].crew_setup(settings),
             database=target.database,
         )
         for index in range(1, workload.workers + 1)

@@ -47,6 +47,14 @@ def _short_settings(values: dict[str, Any]) -> str:
         text += ", reject_on_worker_lost"
     if not faulted:
         text += f", {settings.task_seconds}s task > {settings.visibility_timeout}s visibility"
+    if settings.fault_times > 1:
+        text += f", up to {settings.fault_times} times"
+    if settings.queue_type:
+        text += f", {settings.queue_type} queue"
+    if settings.delivery_limit:
+        text += f", delivery-limit {settings.delivery_limit}"
+    if settings.consumer_timeout:
+        text += f", consumer_timeout {settings.consumer_timeout:g}s"
     return f"{text}, {settings.task}"
 
 
@@ -256,6 +264,31 @@ def fault_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(table, key=lambda entry: (entry["fault"], entry["scenario"]))
 
 
+def transport_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Each scenario once, with its result on every transport it ran on, side by
+    side: executions, lost, duplicate rows, redelivery latency, verdict. Empty
+    when only one transport ran."""
+    transports = list(dict.fromkeys(row.get("transport", "redis") for row in rows))
+    if len(transports) < 2:
+        return transports, []
+    by_name: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        name = row["scenario"].split("@", 1)[0]
+        entry = by_name.setdefault(name, {"scenario": name, "cells": {}})
+        counts = row.get("counts") or {}
+        latencies = row.get("redelivery_latency_s") or []
+        entry["cells"][row.get("transport", "redis")] = {
+            "anchor": row["scenario"],
+            "verdict": row["verdict"],
+            "executions": counts.get("executions"),
+            "lost": counts.get("lost"),
+            "duplicate_rows": counts.get("duplicate_rows"),
+            "latency_s": min(latencies) if latencies else None,
+            "reason": row["reasons"][0] if row["verdict"] == "skipped" else "",
+        }
+    return transports, list(by_name.values())
+
+
 def _aimed(fault: dict[str, Any]) -> bool:
     return all(fault.get(key) is not None for key in ("task_id", "attempt", "confirmed_at"))
 
@@ -353,7 +386,10 @@ def fairness_svg(results: list[FairnessResult]) -> str:
             f"unfair wait {m.unfair_wait_s:.1f}s, max held {m.max_held_by_one_worker}, "
             f"makespan {m.makespan_s:.1f}s, {result.throughput_per_s:.0f} short tasks/s"
         )
-        panels.append(Panel(result.config.title, summary, lanes, bars, top))
+        title = result.config.title
+        if result.workload.transport != "redis":
+            title += f", on {result.workload.transport}"
+        panels.append(Panel(title, summary, lanes, bars, top))
         top += 22 + 26 * len(lanes) + 18
     return (
         _environment()
@@ -424,6 +460,7 @@ def write_reports(
             rows=rows,
             summary=summary(rows),
             by_fault=fault_table(rows),
+            by_transport=transport_table(rows),
             logs=logs,
             timelines={r.name: timeline(r.history, _flagged(r)) for r in results},
             describe=_short_settings,

@@ -91,6 +91,12 @@ class CommonSettings:
         "(a delivery-limit policy), 0 for none",
         minimum=0,
     )
+    heartbeat: float = setting(
+        0.0,
+        "RabbitMQ: seconds between AMQP heartbeats the workers ask for (broker_heartbeat), "
+        "0 for Celery's 120 s (the node's 60 s wins)",
+        minimum=0,
+    )
     consumer_timeout: float = setting(
         0.0,
         "RabbitMQ: seconds a delivery may stay unacknowledged before the broker closes "

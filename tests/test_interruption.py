@@ -1,9 +1,10 @@
-"""The rig survives its own interruption, on both backends.
+"""The rig survives its own interruption, on both backends and both transports.
 
 SIGTERM (or Ctrl-C) mid-scenario: the run removes what it started and
 exits 130. SIGKILL mid-scenario leaves leftovers on purpose; the next start
 finds them by label (Docker) or run directory (local), says so, removes
-them and passes.
+them and passes. On RabbitMQ that includes the node: its Erlang VM, its
+epmd and its data directory (local), its container (Docker).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = "late_ack_kill_after_commit_create"  # parks a task, so a run is mid-scenario for a while
 
 
-def start_rig(backend: str, scenario: str = SCENARIO) -> subprocess.Popen[str]:
+def start_rig(backend: str, transport: str, scenario: str = SCENARIO) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "rig", "run", scenario, "--backend", backend],
+        [sys.executable, "-m", "rig", "run", scenario, "--backend", backend]
+        + ["--transport", transport],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -93,12 +95,23 @@ def still_running(recorded: list[tuple[int, int]]) -> list[int]:
 
 
 def local_workers_running(owner: int) -> bool:
-    """The run's pids file lists redis-server first, then its workers."""
-    for run in local_runs(owner):
-        pids = run / "pids"
-        if pids.exists() and len(pids.read_text().split()) > 1:
-            return True
-    return False
+    """A worker has started once its log is in the run's directory."""
+    return any(any(run.glob("w*.log")) for run in local_runs(owner))
+
+
+def processes_in(runs: list[Path]) -> list[str]:
+    """Any live process whose command line names one of these run directories
+    (the Erlang VM of a local RabbitMQ node names its home there)."""
+    names = [str(run) for run in runs]
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        if any(name in text for name in names) and not zombie(int(cmdline.parent.name)):
+            found.append(f"{cmdline.parent.name}: {text[:120]}")
+    return found
 
 
 LEFTOVERS = {
@@ -115,23 +128,31 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture(params=["redis", "rabbitmq"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.mark.integration
-def test_sigterm_mid_scenario_removes_everything(backend: str) -> None:
-    rig = start_rig(backend)
+def test_sigterm_mid_scenario_removes_everything(backend: str, transport: str) -> None:
+    rig = start_rig(backend, transport)
     wait_for(lambda: WORKERS_RUNNING[backend](rig.pid), f"{backend} workers of pid {rig.pid}")
     started = recorded_processes(rig.pid)
+    runs = local_runs(rig.pid)
     rig.send_signal(signal.SIGTERM)
     output, _ = rig.communicate(timeout=90)
     assert rig.returncode == 130, output
     assert "interrupted" in output and "Traceback" not in output, output
     assert LEFTOVERS[backend](rig.pid) == []
     assert still_running(started) == []
+    assert processes_in(runs) == []
 
 
 @pytest.mark.integration
-def test_after_a_sigkill_the_next_start_cleans_up_and_passes(backend: str) -> None:
-    killed = start_rig(backend)
+def test_after_a_sigkill_the_next_start_cleans_up_and_passes(backend: str, transport: str) -> None:
+    killed = start_rig(backend, transport)
     wait_for(lambda: WORKERS_RUNNING[backend](killed.pid), f"{backend} workers of pid {killed.pid}")
+    runs = local_runs(killed.pid)
     killed.send_signal(signal.SIGKILL)  # no cleanup can run: leftovers stay behind
     killed.communicate(timeout=30)
     assert LEFTOVERS[backend](killed.pid), "a SIGKILLed run should have left something behind"
@@ -139,10 +160,11 @@ def test_after_a_sigkill_the_next_start_cleans_up_and_passes(backend: str) -> No
     if backend == "local":
         assert still_running(orphans), "the killed run's processes should still be running"
 
-    again = start_rig(backend, "early_ack_kill_before_write")
+    again = start_rig(backend, transport, "early_ack_kill_before_write")
     output, _ = again.communicate(timeout=300)
     assert again.returncode == 0, output
     assert "removed leftovers of interrupted run(s)" in output, output
     assert LEFTOVERS[backend](killed.pid) == []
     assert LEFTOVERS[backend](again.pid) == []
     assert still_running(orphans) == []
+    assert processes_in(runs) == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -26,6 +27,12 @@ SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # Debian's, without the su wra
 CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 READY_S = 60.0
 Spawn = Callable[[str, list[str], dict[str, str]], "subprocess.Popen[bytes]"]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 class LocalNode:
@@ -67,7 +74,17 @@ class LocalNode:
         self.epmd = self.spawn(
             "epmd", ["epmd", "-port", self.environment["ERL_EPMD_PORT"]], self.environment
         )
+        # Listening before erl looks for it, or erl starts a daemon of its own,
+        # outside the run's process groups.
+        self._wait_listening(int(self.environment["ERL_EPMD_PORT"]), "epmd")
         self._start_server()
+
+    def _wait_listening(self, port: int, name: str) -> None:
+        deadline = time.time() + 10
+        while not _listening(port):
+            if time.time() > deadline:
+                raise EnvironmentProblem(f"{name} does not listen on 127.0.0.1:{port}")
+            time.sleep(0.02)
         return self.url
 
     def _start_server(self) -> None:

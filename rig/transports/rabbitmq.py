@@ -99,6 +99,8 @@ def celery_settings(settings: Any) -> dict[str, Any]:
     conf: dict[str, Any] = {}
     if settings.queue_type:
         conf["task_default_queue_type"] = settings.queue_type
+    if settings.heartbeat:
+        conf["broker_heartbeat"] = settings.heartbeat
     return conf
 
 

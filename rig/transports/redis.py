@@ -51,11 +51,10 @@ def celery_settings(settings: Any) -> dict[str, Any]:
 
 
 def unsupported(settings: Any) -> str | None:
-    if settings.queue_type == "quorum" or settings.delivery_limit or settings.consumer_timeout:
-        return (
-            "queue_type, delivery_limit and consumer_timeout are RabbitMQ's; "
-            "Redis has a visibility timeout instead"
-        )
+    rabbitmq_only = ("queue_type", "delivery_limit", "consumer_timeout", "heartbeat")
+    given = [name for name in rabbitmq_only if getattr(settings, name)]
+    if given:
+        return f"{', '.join(given)}: RabbitMQ's; Redis has a visibility timeout instead"
     return None
 
 
