@@ -143,6 +143,7 @@ def bench_backend(backend: str, transports: list[str]) -> dict[str, Any]:
                 "verdict": r.outcome.verdict,
                 "settings": r.settings.as_dict(),
                 "counts": r.outcome.counts.as_dict(),
+                "redelivery_latency_s": r.outcome.redelivery_latency_s,
             }
             for r in results
         }
