@@ -168,6 +168,32 @@ def redelivery_after_kill(results: list[Any]) -> dict[str, list[float]]:
     return latencies
 
 
+def side_by_side(entry: dict[str, Any]) -> Table:
+    """Each scenario on each transport: executions, lost, duplicate rows, and the
+    first redelivery latency (s) after its fault."""
+    table = Table(title=f"{entry['backend']}: executions / lost / duplicate rows / redelivery s")
+    table.add_column("scenario")
+    for transport in entry["transports"]:
+        table.add_column(transport)
+    for name in load_catalog():
+        cells = []
+        for transport in entry["transports"]:
+            label = name if transport == "redis" else f"{name}@{transport}"
+            found = entry["scenarios"].get(label, {})
+            counts = found.get("counts")
+            if not counts:
+                cells.append("skipped")
+                continue
+            latency = found.get("redelivery_latency_s") or []
+            cells.append(
+                f"{counts['executions']} / {counts['lost']} / {counts['duplicate_rows']} / "
+                + (f"{latency[0]:.2f}" if latency else "-")
+                + ("" if found["verdict"] == "pass" else f" [red]{found['verdict']}[/]")
+            )
+        table.add_row(name, *cells)
+    return table
+
+
 def _median(values: list[float]) -> str:
     return f"{statistics.median(values):.2f}" if values else "-"
 
@@ -232,6 +258,8 @@ def show(figures: list[dict[str, Any]]) -> None:
             *(f"{_median(found.get(t, []))} ({len(found.get(t, []))})" for t in TRANSPORTS),
         )
     console.print(redelivery)
+    for entry in figures:
+        console.print(side_by_side(entry))
     same = Table(title=f"the same cell on a user's project ({', '.join(SAME_CELL)} as set)")
     for column in ("backend", "exam_app median s", "examples/shop median s", "ratio"):
         same.add_column(column)

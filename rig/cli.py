@@ -235,6 +235,11 @@ def command_list() -> int:
         console.print(
             f"[bold]{scenario.name}[/]{requires}\n  {' '.join(scenario.description.split())}"
         )
+        for transport in TRANSPORTS:
+            variant = scenario.on(transport)
+            note = f"skipped: {variant.skip}" if variant.skip else variant.why
+            if note:
+                console.print(f"  [dim]on {transport}:[/] {' '.join(note.split())}")
     console.print("\n[bold]settings[/] (scenario files' [settings] keys, `run` flags, markers):")
     for name, default, text in schema.describe(Settings):
         console.print(f"  {name} = {default}: {text}")

@@ -54,6 +54,16 @@ def assert_clear_error(result: subprocess.CompletedProcess[str], code: int, *nee
         (["fairness", "--workers", "1"], ["workers=1: must be at least 2"]),
         (["fairness", "--short-seconds", "5"], ["short_seconds=5.0 must be below"]),
         (["soak", "--runs", "0"], ["--runs 0: must be at least 1"]),
+        (["run", "--queue-type", "quorum"], ["transport=redis: queue_type: RabbitMQ's"]),
+        (
+            ["run", "--transport", "rabbitmq", "--delivery-limit", "2"],
+            ["delivery_limit needs queue_type=quorum"],
+        ),
+        (["run", "early_ack_kill_before_write@kafka"], ["unknown transport 'kafka'"]),
+        (
+            ["fairness", "--transport", "rabbitmq", "--only", "disable-prefetch"],
+            ["disable-prefetch is Redis-only"],
+        ),
     ],
 )
 def test_invalid_values_and_impossible_combinations(args: list[str], needles: list[str]) -> None:

@@ -168,10 +168,12 @@ class Backend(Protocol):
         """Run the broker's admin tool (rabbitmqctl) where the broker runs; its stdout."""
         ...
 
-    def restart_broker(self, transport: str, persist: bool) -> Exit | None:
-        """Stop the broker and start it again on the same address, keeping its data
-        when persist (Redis: a snapshot on SHUTDOWN SAVE; RabbitMQ: its data
-        directory); confirmed when it answers again."""
+    def restart_broker(
+        self, transport: str, persist: bool, while_down: Callable[[], None]
+    ) -> Exit | None:
+        """Stop the broker, call while_down, and start it again on the same address,
+        keeping its data when persist (Redis: a snapshot on SHUTDOWN SAVE; RabbitMQ:
+        its data directory); confirmed when it answers again."""
         ...
 
     def partition(self, name: str, peer: str, cut: bool) -> Exit | None:

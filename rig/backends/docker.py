@@ -469,9 +469,11 @@ class DockerBackend:
     def resume_worker(self, name: str) -> None:
         self.workers[name].unpause()
 
-    def restart_broker(self, transport: str, persist: bool) -> Exit | None:
+    def restart_broker(
+        self, transport: str, persist: bool, while_down: Callable[[], None]
+    ) -> Exit | None:
         if transport == "rabbitmq":
-            return self._restart_rabbitmq(persist)
+            return self._restart_rabbitmq(persist, while_down)
         container = self.client.containers.get(f"{self.run_id}-redis")
         snapshot = _snapshot_path(self.redis_url)
         # No start may load an older snapshot: remove it before a restart without
@@ -482,13 +484,14 @@ class DockerBackend:
         container.exec_run(["redis-cli", "SHUTDOWN", "SAVE" if persist else "NOSAVE"])
         if container.wait(timeout=10).get("StatusCode") is None:
             return None
+        while_down()
         container.start()
         self._wait_answering(container, lambda: _redis_ping(self.redis_url))
         if persist:
             container.exec_run(["rm", "-f", snapshot])
         return Exit(time.time(), "redis container " + ("saved, " if persist else "") + "restarted")
 
-    def _restart_rabbitmq(self, persist: bool) -> Exit | None:
+    def _restart_rabbitmq(self, persist: bool, while_down: Callable[[], None]) -> Exit | None:
         """rabbitmqctl stop (queues and persistent messages are on disk), then the
         container starts again; without persist its start removes the data first."""
         container = self.rabbitmq
@@ -498,6 +501,7 @@ class DockerBackend:
         container.exec_run(["rabbitmqctl", "stop"])
         if container.wait(timeout=30).get("StatusCode") is None:
             return None
+        while_down()
         container.start()
         self._wait_answering(container, lambda: rabbitmq.answering(self.rabbitmq_url))
         return Exit(time.time(), "rabbitmq container stopped and started again")

@@ -286,10 +286,12 @@ class LocalBackend:
     def resume_worker(self, name: str) -> None:
         os.killpg(self.processes[name].pid, Signals.SIGCONT)
 
-    def restart_broker(self, transport: str, persist: bool) -> Exit | None:
+    def restart_broker(
+        self, transport: str, persist: bool, while_down: Callable[[], None]
+    ) -> Exit | None:
         if transport == "rabbitmq":
             assert self.rabbitmq is not None
-            self.rabbitmq.restart(keep_data=persist)
+            self.rabbitmq.restart(persist, while_down)
             return Exit(time.time(), "rabbitmq-server stopped and started again")
         assert self.services is not None
         url = self.services.broker_url
@@ -307,6 +309,7 @@ class LocalBackend:
             self.redis.wait(timeout=10)
         except subprocess.TimeoutExpired:
             return None
+        while_down()
         self.redis = self._spawn("redis", self.redis_command, {})
         self._wait_redis(url, "redis")
         if persist:

@@ -126,13 +126,15 @@ class LocalNode:
             raise BrokerDown(f"rabbitmqctl {args[0]}: {(done.stderr or done.stdout).strip()}")
         return done.stdout
 
-    def restart(self, keep_data: bool) -> None:
+    def restart(self, keep_data: bool, while_down: Callable[[], None]) -> None:
         """Stop the node (rabbitmqctl stop: queues and durable messages are written
-        out) and start it again on the same ports; without keep_data its data
-        directory goes first, as a node replaced with fresh storage."""
+        out), call while_down, and start it again on the same ports; without
+        keep_data its data directory goes first, as a node replaced with fresh
+        storage."""
         self.stop()
         if not keep_data:
             shutil.rmtree(self.dir / "mnesia", ignore_errors=True)
+        while_down()
         self._start_server()
 
     def stop(self) -> None:

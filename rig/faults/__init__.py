@@ -45,6 +45,17 @@ class FaultContext:
         """Let the parked task go on."""
         self.control.release(self.report)
 
+    def wait_ended(self, timeout_s: float) -> bool:
+        """Wait, bounded, until the execution hit has ended (its ledger record says so)."""
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            for row in self.control.ledger():
+                hit = (row["task_id"], row["attempt"]) == (self.report.task_id, self.report.attempt)
+                if hit and row.get("ended_at"):
+                    return True
+            time.sleep(0.05)
+        return False
+
     def before_park_ends(self, at: float | None) -> bool:
         return at is not None and at < self.report.reported_at + self.park_s
 

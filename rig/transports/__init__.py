@@ -1,11 +1,20 @@
 """Transports: the brokers a run can use, one module each, as faults are.
 
-A transport module declares NAME, SUMMARY, `crew_url(url, slot)` (a crew's own
-corner of the broker: a Redis database, a RabbitMQ virtual host), `celery_settings(settings)`
-(what the workers' app needs for it), `unsupported(settings)` (a setting it
-cannot honour, and why) and a `Broker` class (reset, pending_messages, close)
-the runner uses to start a crew clean and to tell when a run has drained.
-Adding a broker is adding a module here and its service to the backends.
+A transport module declares NAME, SUMMARY and
+
+    crew_url(url, slot)        a crew's own corner of the broker (a Redis
+                               database, a RabbitMQ virtual host)
+    crew_setup(settings)       what that corner is set up with before the
+                               crew's workers start (queue type, policies)
+    celery_settings(settings)  what the workers' app needs for it
+    unsupported(settings)      a setting it cannot honour, and why (or None)
+    Broker(url, admin)         reset(setup), pending_messages(),
+                               dead_lettered(), close(): the runner's side,
+                               to start a crew clean and tell when a run drained
+
+`admin` runs the broker's admin tool where the broker runs (the backend
+knows where). Adding a broker is adding a module here and its service to the
+backends (Backend.broker_url, broker_admin, restart_broker).
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def unsupported(settings: Any) -> str | None:
 
 
 class Broker:
-    def __init__(self, url: str, admin: Any = None) -> None:
+    def __init__(self, url: str, admin: Any = None) -> None:  # Redis needs no admin tool
         self.url = url
         self.client = redis.Redis.from_url(url, socket_timeout=10)
 

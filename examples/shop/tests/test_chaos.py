@@ -52,3 +52,20 @@ def test_charge_with_early_ack_never_runs_twice(celery_chaos: Any) -> None:
     assert result.counts.redelivered == 0, result.explain()
     assert result.counts.duplicate_rows == 0, result.explain()
     assert result.counts.missing_rows == 0, result.explain()
+
+
+@pytest.mark.celery_chaos(
+    app="shop.celery:app", fault="container", at="after_commit", acks="late", transport="rabbitmq"
+)
+def test_charge_once_survives_the_same_kill_on_rabbitmq(celery_chaos: Any) -> None:
+    result = celery_chaos.run(
+        "payments.tasks.charge_once",
+        kwargs={"order_id": "{key}"},
+        tasks=2,
+        effects=RECEIPT_EFFECTS,
+    )
+    # RabbitMQ requeues the killed worker's delivery as its connection drops: the
+    # task runs again at once, and the constraint still keeps one receipt per order.
+    assert result.counts.redelivered >= 1, result.explain()
+    assert result.counts.duplicate_rows == 0, result.explain()
+    assert result.counts.missing_rows == 0, result.explain()
