@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rig.backends.base import Backend, Exit
-from rig.control import CheckpointReport, Control
+from rig.control import PARK_S, CheckpointReport, Control
+from rig.errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,17 @@ def record(
         ends_execution=ends_execution,
         detail=detail,
     )
+
+
+def last_for(fault: FaultRecord, seconds: float) -> None:
+    """Let a fault last `seconds` from its checkpoint, then return (to heal it)."""
+    time.sleep(max(0.0, fault.checkpoint_at + seconds - time.time()))
+
+
+def below_park(name: str, seconds: float) -> None:
+    """A fault that holds its task must end before the checkpoint's park does."""
+    if seconds >= PARK_S:
+        raise BadInput(f"{name} must stay below {PARK_S:g} s, the checkpoint's park")
 
 
 def healed(name: str, target: str, action: str, detail: str) -> Heal:

@@ -8,11 +8,10 @@ database, the task's writes wait for the heal while the same happens."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rig.faults import FaultContext, FaultRecord, Heal, healed, record
+from rig.faults import FaultContext, FaultRecord, Heal, healed, last_for, record
 from rig.schema import setting
 
 NAME = "partition"
@@ -49,7 +48,7 @@ def describe(settings: Any) -> str:
 
 
 def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
-    time.sleep(max(0.0, fault.checkpoint_at + ctx.settings.partition_seconds - time.time()))
+    last_for(fault, ctx.settings.partition_seconds)
     joined = ctx.backend.partition(ctx.worker, ctx.settings.partition_from, cut=False)
     detail = joined.detail if joined else "the rule could not be removed"
     return healed(NAME, ctx.worker, "reconnect", detail)

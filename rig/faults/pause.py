@@ -7,13 +7,10 @@ restore_visible); on resume the first execution finishes too."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from rig.control import PARK_S
-from rig.errors import BadInput
-from rig.faults import FaultContext, FaultRecord, Heal, healed, record
+from rig.faults import FaultContext, FaultRecord, Heal, below_park, healed, last_for, record
 from rig.schema import setting
 
 NAME = "pause"
@@ -29,8 +26,7 @@ class Parameters:
 
 
 def validate(settings: Any) -> None:
-    if settings.pause_seconds >= PARK_S:
-        raise BadInput(f"pause_seconds must stay below {PARK_S:g} s, the checkpoint's park")
+    below_park("pause_seconds", settings.pause_seconds)
 
 
 def start(ctx: FaultContext) -> FaultRecord:
@@ -43,7 +39,7 @@ def describe(settings: Any) -> str:
 
 
 def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
-    time.sleep(max(0.0, fault.checkpoint_at + ctx.settings.pause_seconds - time.time()))
+    last_for(fault, ctx.settings.pause_seconds)
     ctx.backend.resume_worker(ctx.worker)
     ctx.release()  # the frozen execution goes on from its checkpoint
     return healed(NAME, ctx.worker, "resume", f"resumed after {ctx.settings.pause_seconds:g} s")

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rig.backends.base import Exit
-from rig.control import PARK_S
-from rig.errors import BadInput
-from rig.faults import FaultContext, FaultRecord, Heal, healed, record
+from rig.faults import FaultContext, FaultRecord, Heal, below_park, healed, last_for, record
 from rig.schema import setting
 
 NAME = "stall"
@@ -31,8 +29,7 @@ class Parameters:
 
 
 def validate(settings: Any) -> None:
-    if settings.stall_seconds >= PARK_S:
-        raise BadInput(f"stall_seconds must stay below {PARK_S:g} s, the checkpoint's park")
+    below_park("stall_seconds", settings.stall_seconds)
 
 
 def start(ctx: FaultContext) -> FaultRecord:
@@ -45,6 +42,6 @@ def describe(settings: Any) -> str:
 
 
 def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
-    time.sleep(max(0.0, fault.checkpoint_at + ctx.settings.stall_seconds - time.time()))
+    last_for(fault, ctx.settings.stall_seconds)
     ctx.release()
     return healed(NAME, ctx.worker, "release", f"released after {ctx.settings.stall_seconds:g} s")
