@@ -256,7 +256,7 @@ def test_a_projects_own_scenario_files_run_with_chaos(tmp_path: Path) -> None:
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
-    assert "2 of 2 passed on local" in output, output
+    assert "4 of 4 passed on local" in output, output  # each file on both transports
     assert "fairness" not in output  # the prefetch comparison is about exam_app
 
 
