@@ -311,3 +311,25 @@ def test_a_stored_run_rechecked_offline_gives_its_verdicts(report: Path) -> None
     rechecked = {name: (stored, row["verdict"]) for name, stored, row in recheck(report.parent)}
     # The crashed run recorded no events, so it has no history to re-check.
     assert rechecked == {"kill_after_commit": ("pass", "pass")}
+
+
+def test_with_two_transports_the_report_puts_them_side_by_side(tmp_path: Path) -> None:
+    results, _ = _results()
+    killed = results[0]
+    on_rabbitmq = Result(
+        name="kill_after_commit@rabbitmq",
+        settings=make_settings(fault="container", transport="rabbitmq"),
+        expect=killed.expect,
+        outcome=killed.outcome,
+        history=killed.history,
+        seconds=3.1,
+    )
+    html = write_reports(tmp_path / "two", [killed, on_rabbitmq], [], HEADER)
+    text = _text((html / "report.html").read_text())
+    assert "Side by side, per transport" in text
+    row = re.search(r"kill_after_commit executions (.*?) pass executions (.*?) pass", text)
+    assert row, text
+    assert row.group(1).startswith("2, lost 0, duplicate rows 1, redelivered after 4.58 s")
+    # One transport only: no such section.
+    single = write_reports(tmp_path / "one", [killed], [], HEADER) / "report.html"
+    assert "Side by side" not in single.read_text()
