@@ -282,6 +282,7 @@ def run_fairness(
     runner.dismiss_finished()  # no idle crew of an earlier scenario while measuring
     target = resolve(make_settings())  # the built-in exam_app, whose tasks keep a ledger row
     runner.store(target, say)
+    runner.broker(workload.transport, say)
     crews = [runner.start_crew(_specs(config, workload, target)) for config in configs]
     runs: list[FairnessRun] = []
     try:

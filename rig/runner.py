@@ -148,6 +148,7 @@ class Runner:
         self.backend = backend
         self.services = services
         self._stores: dict[str, Store] = {}  # by target database, each migrated once
+        self._brokers: set[str] = set()  # transports whose broker was asked for
         # A crew's slot: Redis' 16 databases, RabbitMQ's 16 virtual hosts; 0 unused.
         self._databases = itertools.cycle(range(1, 16))
         self._crews = itertools.count(1)
@@ -259,6 +260,7 @@ class Runner:
             for note in target.notes:
                 history.add(NOTE, text=note)
             store = self.store(target, progress)
+            self.broker(settings.transport, progress)
             progress(f"{name}: starting {settings.workers} workers")
             crew = self.hire(worker_specs(settings, target))
             store.reset(target)
@@ -381,6 +383,13 @@ class Runner:
 
         reason = until_nothing_missing(unsettled_and_said, deadline_s, interval_s=0.1)
         history.add(SETTLED, settled=not reason, reason=reason or "drained and quiet")
+
+    def broker(self, transport: str, progress: Progress) -> str:
+        """The transport's broker URL; the first time, it starts (RabbitMQ: seconds)."""
+        if transport not in self._brokers:
+            progress(f"starting the {transport} broker")
+            self._brokers.add(transport)
+        return self.backend.broker_url(transport)
 
     def store(self, target: Target, progress: Progress) -> Store:
         """The target's database, created and migrated on first use, and its

@@ -87,8 +87,8 @@ class CommonSettings:
     )
     delivery_limit: int = setting(
         0,
-        "RabbitMQ quorum queues: deliveries before a message is dead-lettered "
-        "(a delivery-limit policy), 0 for none",
+        "RabbitMQ quorum queues: how many times a message may come back to the queue "
+        "before it is dead-lettered (a delivery-limit policy), 0 for no limit",
         minimum=0,
     )
     heartbeat: float = setting(

@@ -113,7 +113,7 @@ def unsupported(settings: Any) -> str | None:
 def crew_setup(settings: Any) -> dict[str, Any]:
     """What a crew's virtual host is set up with before its workers start."""
     return {
-        "queue_type": settings.queue_type or "classic",
+        "queue_type": settings.queue_type,  # None: the app's own
         "delivery_limit": settings.delivery_limit,
         "consumer_timeout_ms": int(settings.consumer_timeout * 1000) or DEFAULT_CONSUMER_TIMEOUT_MS,
     }
