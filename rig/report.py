@@ -55,6 +55,8 @@ def _short_settings(values: dict[str, Any]) -> str:
         text += f", delivery-limit {settings.delivery_limit}"
     if settings.consumer_timeout:
         text += f", consumer_timeout {settings.consumer_timeout:g}s"
+    if settings.heartbeat:
+        text += f", heartbeat {settings.heartbeat:g}s"
     return f"{text}, {settings.task}"
 
 
