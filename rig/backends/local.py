@@ -329,11 +329,9 @@ class LocalBackend:
     # --- stop ------------------------------------------------------------
     def close(self) -> None:
         self.stop_workers()
-        for server in (self.redis, self.control):
+        rabbitmq = self.rabbitmq.processes() if self.rabbitmq is not None else []
+        for server in (self.redis, self.control, *rabbitmq):
             if server is not None:
                 self._kill_group(server)
-        self.redis = self.control = None
-        if self.rabbitmq is not None:
-            self.rabbitmq.close()
-            self.rabbitmq = None
+        self.redis = self.control = self.rabbitmq = None
         shutil.rmtree(self.dir, ignore_errors=True)

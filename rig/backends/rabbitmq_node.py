@@ -4,8 +4,8 @@ Everything the node writes lives under the run's directory: its Mnesia data,
 its Erlang cookie (HOME), its config. It listens on free loopback ports (AMQP,
 Erlang distribution, and its own epmd), so it never meets a system RabbitMQ.
 epmd runs in the foreground as a process of ours (not as the daemon erl would
-start), so the run's pid file covers it and an interrupted run's cleanup
-kills it with the rest.
+start), so the run's pid file covers it, and the backend kills it with the
+rest (LocalBackend.close, or the next start after an interrupted run).
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from rig.backends.base import free_port
 from rig.errors import BrokerDown, EnvironmentProblem
 from rig.transports import rabbitmq
+from rig.waiting import until_nothing_missing
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # Debian's, without the su wrapper
 CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 READY_S = 60.0
+EPMD_READY_S = 10.0
 Spawn = Callable[[str, list[str], dict[str, str]], "subprocess.Popen[bytes]"]
 
 
@@ -59,8 +60,8 @@ class LocalNode:
         self.server: subprocess.Popen[bytes] | None = None
         self.epmd: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> str:
-        """Start the node; return its URL once it accepts a real AMQP connection."""
+    def start(self) -> None:
+        """Start the node; it is ready once it accepts a real AMQP connection."""
         if not Path(SERVER).exists() or shutil.which("epmd") is None:
             raise EnvironmentProblem(
                 "rabbitmq-server not found: run `make setup` (it installs Debian's rabbitmq-server)"
@@ -76,38 +77,33 @@ class LocalNode:
         )
         # Listening before erl looks for it, or erl starts a daemon of its own,
         # outside the run's process groups.
-        self._wait_listening(int(self.environment["ERL_EPMD_PORT"]), "epmd")
+        port = int(self.environment["ERL_EPMD_PORT"])
+        missing = until_nothing_missing(
+            lambda: "" if _listening(port) else f"epmd does not listen on 127.0.0.1:{port}",
+            EPMD_READY_S,
+            interval_s=0.02,
+        )
+        if missing:
+            raise EnvironmentProblem(missing)
         self._start_server()
-
-    def _wait_listening(self, port: int, name: str) -> None:
-        deadline = time.time() + 10
-        while not _listening(port):
-            if time.time() > deadline:
-                raise EnvironmentProblem(f"{name} does not listen on 127.0.0.1:{port}")
-            time.sleep(0.02)
-        return self.url
 
     def _start_server(self) -> None:
         self.server = self.spawn("rabbitmq", [SERVER], self.environment)
-        self.wait_answering()
+        missing = until_nothing_missing(self._not_answering, READY_S, interval_s=0.1)
+        if missing:
+            raise EnvironmentProblem(f"{missing} after {READY_S:.0f} s: {self._log_tail()}")
 
-    def wait_answering(self) -> None:
-        deadline = time.time() + READY_S
-        while True:
-            try:
-                rabbitmq.answering(self.url)
-                return
-            except BrokerDown as error:
-                if self.server is not None and self.server.poll() is not None:
-                    raise EnvironmentProblem(
-                        f"rabbitmq-server exited: {self._log_tail()}"
-                    ) from None
-                if time.time() > deadline:
-                    raise EnvironmentProblem(
-                        f"rabbitmq-server does not answer on {self.url} after {READY_S:.0f} s "
-                        f"({error}): {self._log_tail()}"
-                    ) from None
-                time.sleep(0.1)
+    def _not_answering(self) -> str:
+        """Why the node does not accept a connection yet ("" once it does); an
+        exited server ends the wait at once."""
+        assert self.server is not None
+        if self.server.poll() is not None:
+            raise EnvironmentProblem(f"rabbitmq-server exited: {self._log_tail()}")
+        try:
+            rabbitmq.answering(self.url)
+        except BrokerDown as error:
+            return f"rabbitmq-server does not answer on {self.url} ({error})"
+        return ""
 
     def _log_tail(self) -> str:
         log = self.dir.parent / "rabbitmq.log"
@@ -150,15 +146,6 @@ class LocalNode:
             self.server.kill()
         self.server = None
 
-    def close(self) -> None:
-        """The node and its epmd; the run directory goes with the backend's."""
-        if self.server is not None:
-            self.server.kill()  # the backend kills the process groups; this is the quick path
-        for process in (self.server, self.epmd):
-            if process is not None:
-                try:
-                    os.killpg(process.pid, 9)
-                except ProcessLookupError:
-                    pass
-                process.wait(timeout=10)
-        self.server = self.epmd = None
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        """The node's process groups (server, epmd), for the backend to kill."""
+        return [process for process in (self.server, self.epmd) if process is not None]
