@@ -125,30 +125,13 @@ class Broker:
     def __init__(self, url: str, admin: Admin) -> None:
         self.url = url
         self.admin = admin
-        parts = urlsplit(url)
-        self.host = f"{parts.hostname}:{parts.port or PORT}"
-        self.vhost = parts.path.lstrip("/")
-        self.credentials = (parts.username or USER, parts.password or USER)
-
-    def _connect(self) -> amqp.Connection:
-        connection = amqp.Connection(
-            self.host,
-            userid=self.credentials[0],
-            password=self.credentials[1],
-            virtual_host=self.vhost,
-            connect_timeout=5,
-        )
-        try:
-            connection.connect()
-        except (OSError, amqp.exceptions.AMQPError) as error:
-            raise BrokerDown(str(error)) from None
-        return connection
+        self.vhost = urlsplit(url).path.lstrip("/")
 
     def reset(self, setup: dict[str, Any]) -> None:
         """Start clean: no queues of an earlier crew (a classic one would refuse
         a quorum declaration), the dead-letter queue empty, the policy and the
         consumer timeout this crew asks for."""
-        connection = self._connect()
+        connection = connect(self.url)
         try:
             channel = connection.channel()
             for queue in (*QUEUES, DEAD_LETTER):
@@ -209,7 +192,7 @@ class Broker:
         return total
 
     def _ready(self) -> int:
-        connection = self._connect()
+        connection = connect(self.url)
         try:
             total = 0
             for queue in QUEUES:
@@ -226,7 +209,7 @@ class Broker:
 
     def dead_lettered(self) -> int:
         """Messages a delivery-limit sent to the dead-letter queue."""
-        connection = self._connect()
+        connection = connect(self.url)
         try:
             return connection.channel().queue_declare(DEAD_LETTER, passive=True).message_count
         except amqp.exceptions.NotFound:
@@ -238,10 +221,27 @@ class Broker:
         """Nothing held: every call connects afresh (a restart kills old connections)."""
 
 
+def connect(url: str) -> amqp.Connection:
+    """An AMQP connection to the URL's node and virtual host, or BrokerDown."""
+    parts = urlsplit(url)
+    connection = amqp.Connection(
+        f"{parts.hostname}:{parts.port or PORT}",
+        userid=parts.username or USER,
+        password=parts.password or USER,
+        virtual_host=parts.path.lstrip("/"),
+        connect_timeout=5,
+    )
+    try:
+        connection.connect()
+    except (OSError, amqp.exceptions.AMQPError) as error:
+        raise BrokerDown(str(error)) from None
+    return connection
+
+
 def answering(url: str) -> None:
     """Raise BrokerDown unless the node accepts an AMQP connection to this URL's
     virtual host (the rig's readiness check: a real connection, not a sleep)."""
-    _close(Broker(url, lambda _args: "")._connect())
+    _close(connect(url))
 
 
 def _close(connection: amqp.Connection) -> None:
