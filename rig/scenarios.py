@@ -115,6 +115,7 @@ def _variant(
         transport=transport,
         skip=skip,
         why=str(table.get("why", "")).strip(),
+        variants=scenario.variants,  # one table for all: any variant finds its siblings
     )
 
 

@@ -164,3 +164,9 @@ def test_the_report_puts_each_scenario_side_by_side_per_transport() -> None:
     assert entry["cells"]["rabbitmq"]["latency_s"] == 0.05
     assert transport_table(rows[:1]) == (["redis"], [])  # one transport: nothing to compare
     assert json.dumps(table)  # it goes into results as it is
+
+
+def test_a_variant_finds_its_siblings(tmp_path: Path) -> None:
+    scenario = parse_scenario(_scenario(tmp_path, "[rabbitmq]\nexpect = { executions = 1 }\n"))
+    back = scenario.on("rabbitmq").on("redis")
+    assert (back.transport, back.expect["executions"]) == ("redis", 2)
