@@ -333,15 +333,13 @@ def command_chaos(args: argparse.Namespace) -> int:
 def _fairness_on(runner: Runner, transports: list[str], update: Progress) -> dict[str, Any]:
     """The fairness section of a catalog run: every configuration on each transport."""
     results: list[fairness.FairnessResult] = []
-    configs: list[dict[str, Any]] = []
     for transport in transports:
         workload = fairness.Workload(transport=transport)
         chosen = fairness.select_configs(None, transport)
-        ran = fairness.run_fairness(runner, chosen, workload, update)
-        results += ran
-        summary_json = fairness.as_json(ran, workload, runner.backend.info.name)
-        configs += summary_json["configs"]
-    return {"summary": summary_json | {"configs": configs}, "results": results}
+        results += fairness.run_fairness(runner, chosen, workload, update)
+    summary = fairness.as_json(results, fairness.Workload(), runner.backend.info.name)
+    summary["settings"]["transport"] = transports  # each configuration names its own too
+    return {"summary": summary, "results": results}
 
 
 def command_fairness(args: argparse.Namespace) -> int:
