@@ -44,8 +44,9 @@ from typing import Any
 import redis
 from celery import Celery, Task
 from celery.app.utils import find_app
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_init
 
+from rig import isolation
 from rig.checkpoints import (
     LEDGER_KEY,
     Execution,
@@ -65,14 +66,6 @@ WRITE = re.compile(
     r'^\s*(INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE|DELETE\s+FROM)\s+[`"\[]?([\w.]+)',
     re.IGNORECASE,
 )
-# Celery reads these from the environment before any setting (celery.app.utils
-# Settings.broker_url): a user's shell exporting them would win over the rig's.
-USER_INFRASTRUCTURE_ENV = (
-    "CELERY_BROKER_URL",
-    "CELERY_BROKER_READ_URL",
-    "CELERY_BROKER_WRITE_URL",
-    "CELERY_RESULT_BACKEND",
-)
 MARK = "RIG-JSON "  # the line of a probe's or effects' output the controller reads
 
 
@@ -83,21 +76,31 @@ def load_app() -> Celery:
         sys.path.insert(0, project)
     # The app's own module names its settings (Django's convention, os.environ.
     # setdefault in celery.py); none inherited may win. Remember them, put ours in front.
-    for name in ("DJANGO_SETTINGS_MODULE", *USER_INFRASTRUCTURE_ENV):
+    for name in ("DJANGO_SETTINGS_MODULE", *isolation.CELERY_ENVIRONMENT):
         os.environ.pop(name, None)
     app = find_app(os.environ[APP_ENV])
-    for name in USER_INFRASTRUCTURE_ENV:  # and none the app module set as it loaded
-        os.environ.pop(name, None)
     _refuse_configured_django()
     user_settings = os.environ.get("DJANGO_SETTINGS_MODULE")
     if user_settings and user_settings != GENERATED_SETTINGS:
         os.environ[USER_SETTINGS_ENV] = user_settings
         os.environ["DJANGO_SETTINGS_MODULE"] = GENERATED_SETTINGS
     conf = json.loads(os.environ.get(CONF_ENV) or "{}")
-    broker = os.environ.get("RIG_BROKER_URL", "memory://")
-    app.conf.update(conf, broker_url=broker, broker_read_url=None, broker_write_url=None)
+    isolation.take_over(app, conf | isolation.infrastructure(_broker_url()))
+    check_isolation(app)
     _override_task_options(app, conf)
     return app
+
+
+def _broker_url() -> str:
+    return os.environ.get("RIG_BROKER_URL", "memory://")
+
+
+def check_isolation(app: Celery, **_: Any) -> None:
+    """Refuse (one line, before anything connects) unless the app's effective
+    broker, result backend, databases, caches and mail are the rig's."""
+    isolation.check_celery(app, _broker_url())
+    if uses_django():
+        isolation.check_django(os.environ["RIG_DATABASE_URL"])
 
 
 def _refuse_configured_django() -> None:
@@ -325,5 +328,8 @@ def main(argv: list[str]) -> None:
 if __name__ == "__main__":
     main(sys.argv[1:])
 else:
-    # Imported by `celery -A rig.agent`: the user's app is this module's app.
+    # Imported by `celery -A rig.agent`: the user's app is this module's app,
+    # checked again once the worker has read its command line, before it connects.
     app = load_app() if os.environ.get(APP_ENV) else None
+    if app is not None:
+        worker_init.connect(lambda **_: check_isolation(app), weak=False)

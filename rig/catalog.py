@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from rig import schema
-from rig.agent import USER_INFRASTRUCTURE_ENV
 from rig.backends.select import choose
 from rig.faults.registry import part as fault_part
+from rig.isolation import CELERY_ENVIRONMENT
 from rig.runner import Progress, Result, Runner
 from rig.scenarios import Scenario
 from rig.settings import Settings
@@ -24,7 +24,7 @@ def session(backend_name: str | None, say: Progress) -> Iterator[Runner]:
     """A started backend and a runner on it; everything is removed on the way out.
     Variables that would point Celery at a user's own broker or result store are
     out of this process's environment meanwhile (Celery reads them first)."""
-    hidden = {name: os.environ.pop(name) for name in USER_INFRASTRUCTURE_ENV if name in os.environ}
+    hidden = {name: os.environ.pop(name) for name in CELERY_ENVIRONMENT if name in os.environ}
     try:
         with _started(backend_name, say) as runner:
             yield runner

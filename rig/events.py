@@ -81,6 +81,16 @@ class EventListener:
         self._thread.join(timeout=5)
 
 
+def pool_processes(app: Celery, nodenames: list[str]) -> int:
+    """How many executions the workers can run at once: the sum of their pools'
+    sizes, as each worker reports it (the app's own concurrency or the rig's)."""
+    stats = app.control.inspect(destination=nodenames, timeout=2).stats() or {}
+    missing = set(nodenames) - set(stats)
+    if missing:
+        raise TimeoutError(f"workers {', '.join(sorted(missing))} did not report their pool")
+    return sum(int(reply.get("pool", {}).get("max-concurrency", 1)) for reply in stats.values())
+
+
 class WorkerStartFailed(RuntimeError):
     """A worker exited before it answered: its app does not start."""
 

@@ -127,7 +127,7 @@ class ScheduleRun:
     ) -> None:
         for step in self.steps:
             if step.at_s <= 0:
-                crew.control.arm(step.point)  # armed before the first task goes out
+                runner.arm(crew, self._settings(step))  # before the first task goes out
         started = time.time()
         sender = threading.Thread(
             target=self._send_all, args=(runner, crew, target, history, started), daemon=True
@@ -136,17 +136,20 @@ class ScheduleRun:
         for number, step in enumerate(self.steps, 1):
             time.sleep(max(0.0, started + step.at_s - time.time()))
             progress(f"explore: step {number}/{len(self.steps)} {step}")
-            step_settings = replace(
-                self.settings, fault=step.fault, at=step.point, restart=step.fault == "container"
-            )
+            step_settings = self._settings(step)
             if step.at_s > 0:  # a step at 0 s was armed before the first task
-                crew.control.arm(step.point)
+                runner.arm(crew, step_settings)
             if runner.inject(crew, step_settings, history, wait_s=LAND_WAIT_S):
                 self.landed.append(step)
             self._restart_the_dead(runner, crew, history)
         sender.join()
         if self.send_error is not None:
             raise self.send_error
+
+    def _settings(self, step: Step) -> Settings:
+        return replace(
+            self.settings, fault=step.fault, at=step.point, restart=step.fault == "container"
+        )
 
     def _send_all(
         self, runner: Runner, crew: Crew, target: Target, history: History, started: float

@@ -25,7 +25,7 @@ from rig.backends.base import Backend, Services, WorkerSpec
 from rig.checker import Expected, Outcome
 from rig.control import PARK_S, Control
 from rig.errors import BrokerDown, RigError
-from rig.events import EventListener, controller_app, wait_answering
+from rig.events import EventListener, controller_app, pool_processes, wait_answering
 from rig.faults import FaultContext
 from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
@@ -124,6 +124,13 @@ class Crew:
     app: Celery
     ready: threading.Thread
     error: BaseException | None = None
+    _processes: int | None = None
+
+    def processes(self) -> int:
+        """How many executions the crew runs at once (asked once, when first needed)."""
+        if self._processes is None:
+            self._processes = pool_processes(self.app, [s.nodename for s in self.specs])
+        return self._processes
 
     @property
     def names(self) -> list[str]:
@@ -312,6 +319,17 @@ class Runner:
         result = crew.app.send_task(target.task_name, args=args, kwargs=kwargs)
         history.add(SENT, task_id=result.id, task=target.task_name, business_key=key)
 
+    @staticmethod
+    def parks(crew: Crew, settings: Settings) -> int:
+        """How many executions settings.at holds for the fault: one, unless the
+        fault holds more (a broker restart holds every running one)."""
+        parks = fault_part(settings.fault, "parks")
+        return 1 if parks is None else max(1, parks(settings, crew.processes()))
+
+    def arm(self, crew: Crew, settings: Settings) -> None:
+        """Arm settings.at for the fault: before the tasks it should catch are sent."""
+        crew.control.arm(settings.at, self.parks(crew, settings))
+
     def inject(self, crew: Crew, settings: Settings, history: History, wait_s: float) -> bool:
         """Land settings.fault on the execution parked at the armed settings.at (or
         the next to arrive within wait_s); heal what it can. False if none came."""
@@ -322,7 +340,8 @@ class Runner:
             return False
         history.add(CHECKPOINT, at=report.reported_at, **report.as_dict())
         fault = FAULTS[settings.fault]
-        context = FaultContext(self.backend, crew.control, settings, report, PARK_S)
+        parks = self.parks(crew, settings)
+        context = FaultContext(self.backend, crew.control, settings, report, PARK_S, parks)
         started = fault.start(context)
         history.add(FAULT, at=started.confirmed_at or time.time(), **started.as_dict())
         heal = fault_part(settings.fault, "heal")  # a kill has nothing to undo
@@ -470,7 +489,7 @@ class OneFault:
     ) -> None:
         settings = self.settings
         if settings.fault != "none":
-            crew.control.arm(settings.at)
+            runner.arm(crew, settings)
         progress(f"{self.name}: sending {settings.tasks} task(s)")
         for index in range(settings.tasks):
             runner.send(crew, target, index, history)
@@ -482,7 +501,7 @@ class OneFault:
         # A task that dies every time: each next execution that reaches the point
         # is hit too, until fault_times, or until none comes (the broker gave up).
         for hit in range(2, settings.fault_times + 1):
-            crew.control.arm(settings.at)
+            runner.arm(crew, settings)
             progress(f"{self.name}: waiting for execution {hit} at {settings.at}")
             if not runner.inject(crew, settings, history, wait_s=REPEAT_WAIT_S):
                 break

@@ -6,6 +6,10 @@ rig.backends.base.CAPABILITIES) and
 
     start(ctx) -> FaultRecord    land on the execution parked at ctx.report's
                                  checkpoint, and confirm it landed
+    parks(settings, processes) -> int
+                                 (optional) how many executions the point holds
+                                 for the fault (default 1); `processes` is how
+                                 many the crew's pools run at once
     heal(ctx, record) -> Heal | None
                                  (optional) undo what can be undone: resume,
                                  reconnect, restart
@@ -36,6 +40,7 @@ class FaultContext:
     settings: Any  # rig.settings.Settings (which imports the registry, hence Any)
     report: CheckpointReport
     park_s: float  # how long the task stays parked unless released
+    parks: int = 1  # how many executions the point was armed for (the fault's parks())
 
     @property
     def worker(self) -> str:
@@ -46,12 +51,25 @@ class FaultContext:
         """Let the parked task go on."""
         self.control.release(self.report)
 
-    def wait_ended(self, timeout_s: float) -> bool:
-        """Wait, bounded, until the execution hit has ended (its ledger record says so)."""
+    def wait_others_parked(self, timeout_s: float) -> list[CheckpointReport]:
+        """The other executions the point was armed for, parked there within
+        timeout_s (fewer if they did not all come)."""
+        others: list[CheckpointReport] = []
+        deadline = time.time() + timeout_s
+        while len(others) < self.parks - 1 and (left := deadline - time.time()) > 0:
+            report = self.control.wait_checkpoint(self.report.point, timeout_s=left)
+            if report is not None:
+                others.append(report)
+        return others
+
+    def wait_ended(self, timeout_s: float, report: CheckpointReport | None = None) -> bool:
+        """Wait, bounded, until the execution hit (or `report`'s) has ended (its
+        ledger record says so)."""
+        execution = report or self.report
         deadline = time.time() + timeout_s
         while time.time() < deadline:
             for row in self.control.ledger():
-                hit = (row["task_id"], row["attempt"]) == (self.report.task_id, self.report.attempt)
+                hit = (row["task_id"], row["attempt"]) == (execution.task_id, execution.attempt)
                 if hit and row.get("ended_at"):
                     return True
             time.sleep(0.05)

@@ -1,14 +1,16 @@
-"""The broker restarts while a task is parked at its checkpoint, others wait
-in the queue and one runs on the other worker. Without persistence
-(`save ""`, no AOF, as Celery's own t/smoke/redis.conf) Redis forgets the
-queue and the unacknowledged set: queued tasks never run. With
+"""The broker restarts while every running execution is held at its
+checkpoint (one per process) and the rest wait in the queue. Holding them all
+controls the race: none can finish and take the next message while the
+broker goes down, so what is queued at the restart is fixed. Without
+persistence (`save ""`, no AOF, as Celery's own t/smoke/redis.conf) Redis
+forgets the queue and the unacknowledged set: queued tasks never run. With
 `broker_persistence` it writes a snapshot as it stops (SHUTDOWN SAVE, as a
 maintenance restart does) and loads it again: nothing queued is lost, and
 the unacknowledged messages come back after the visibility timeout, so the
-tasks that were running can run twice (their acks went to the old
-connection). The task parked at the checkpoint is let go while the broker
-is down and ends before it comes back, so its late ack is lost whatever the
-restart's speed. The workers and the rig reconnect by themselves.
+held tasks run twice (their acks went to the old connection). The held tasks
+are let go while the broker is down and end before it comes back, so their
+late acks are lost whatever the restart's speed. The workers and the rig
+reconnect by themselves.
 
 On RabbitMQ the node stops (rabbitmqctl stop) and starts again: durable
 queues and persistent messages (Celery's defaults) survive, and the
@@ -18,7 +20,7 @@ replaced with fresh storage would start."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rig.faults import FaultContext, FaultRecord, record
@@ -38,23 +40,41 @@ class Parameters:
     )
 
 
-# How long the parked task gets to finish while the broker is down.
+# How long the held tasks get to finish while the broker is down.
 FINISH_S = 10.0
+# How long the other running executions get to reach the point once the first has.
+HOLD_WAIT_S = 10.0
+
+
+def parks(settings: Any, processes: int) -> int:
+    """Every execution that can run at once is held at the point, so none can
+    finish and take the next message while the broker goes down (rabbitmqctl
+    stop takes a second or more): what is queued at the restart is fixed."""
+    return min(settings.tasks, processes)
 
 
 def start(ctx: FaultContext) -> FaultRecord:
+    held = [ctx.report, *ctx.wait_others_parked(HOLD_WAIT_S)]
+    if len(held) < ctx.parks:
+        for report in held:
+            ctx.control.release(report)
+        missing = record(NAME, ctx, "restart", None, ends_execution=False, landed=False)
+        return replace(
+            missing, detail=f"only {len(held)} of {ctx.parks} executions reached {ctx.report.point}"
+        )
     ended = False
 
-    def finish_parked_task() -> None:
-        # While the broker is down the parked task goes on and ends (the control
-        # store, not the broker, holds it), so its late ack cannot reach the broker
-        # however quickly it comes back.
+    def finish_held_tasks() -> None:
+        # While the broker is down the held tasks go on and end (the control
+        # store, not the broker, holds them), so their late acks cannot reach the
+        # broker however quickly it comes back.
         nonlocal ended
-        ctx.release()
-        ended = ctx.wait_ended(FINISH_S)
+        for report in held:
+            ctx.control.release(report)
+        ended = all(ctx.wait_ended(FINISH_S, report) for report in held)
 
     restarted = ctx.backend.restart_broker(
-        ctx.settings.transport, ctx.settings.broker_persistence, finish_parked_task
+        ctx.settings.transport, ctx.settings.broker_persistence, finish_held_tasks
     )
     action = "restart, " + ("with" if ctx.settings.broker_persistence else "without") + " data"
     return record(
