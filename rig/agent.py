@@ -60,6 +60,7 @@ from rig.checkpoints import (
 APP_ENV = "RIG_APP"  # MODULE[:ATTR], as `celery -A` takes it
 PROJECT_ENV = "RIG_PROJECT_DIR"  # put first on sys.path
 CONF_ENV = "RIG_CONF"  # JSON: the Celery settings the rig overrides
+GIVEN_SETTINGS_ENV = "RIG_GIVEN_SETTINGS"  # DJANGO_SETTINGS_MODULE as --env gave it
 USER_SETTINGS_ENV = "RIG_USER_SETTINGS"  # the user's Django settings module, found at import
 GENERATED_SETTINGS = "rig.project_settings"
 WRITE = re.compile(
@@ -78,6 +79,8 @@ def load_app() -> Celery:
     # setdefault in celery.py); none inherited may win. Remember them, put ours in front.
     for name in ("DJANGO_SETTINGS_MODULE", *isolation.CELERY_ENVIRONMENT):
         os.environ.pop(name, None)
+    if os.environ.get(GIVEN_SETTINGS_ENV):  # chosen with --env, over the app module's default
+        os.environ["DJANGO_SETTINGS_MODULE"] = os.environ[GIVEN_SETTINGS_ENV]
     app = find_app(os.environ[APP_ENV])
     _refuse_configured_django()
     user_settings = os.environ.get("DJANGO_SETTINGS_MODULE")

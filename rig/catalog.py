@@ -58,7 +58,7 @@ def skip_reason(scenario: Scenario, runner: Runner) -> str | None:
     if "postgresql" in scenario.requires and engine != "postgresql":
         return (
             f"skipped: needs PostgreSQL for its concurrent insert race, this backend runs "
-            f"{engine} (set DATABASE_URL to a PostgreSQL database)"
+            f"{engine} (`make setup` installs PostgreSQL for the local backend)"
         )
     lacking = cannot(runner, scenario.settings.fault)
     return f"skipped: {lacking}" if lacking else None

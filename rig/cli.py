@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -89,7 +90,8 @@ examples:
   python -m rig check reports/20261127-155943
   python -m rig check reports/20261127-155943/history.jsonl""",
     "clean": """Remove what interrupted runs left: labelled containers and networks, local
-processes and run directories whose owner is gone.
+processes and run directories whose owner is gone, and every rig_* database
+on the PostgreSQL server RIG_DATABASE_SERVER names, if set.
 
 examples:
   python -m rig clean
@@ -467,10 +469,16 @@ def command_check(args: argparse.Namespace) -> int:
 
 
 def command_clean() -> int:
-    from rig.backends.local import remove_stale_runs
+    from rig.backends.local import DATABASE_SERVER_ENV, remove_stale_runs
 
     cleaned = remove_stale_runs()
     console.print(f"local: removed {len(cleaned)} interrupted run(s)")
+    lent = os.environ.get(DATABASE_SERVER_ENV)
+    if lent:  # a server the user lent the rig keeps none of its databases
+        from rig.store import drop_databases
+
+        dropped = drop_databases(lent)
+        console.print(f"{DATABASE_SERVER_ENV}: dropped {', '.join(dropped) or 'no rig_* database'}")
     from rig.backends.select import engine_answers
 
     if engine_answers()[0]:

@@ -466,6 +466,9 @@ class Runner:
         self._next = None
         for thread in self._leaving:
             thread.join(WORKERS_ONLINE_S + 30)
+        for store in self._stores.values():  # a server the user lent keeps none of them
+            store.drop()
+        self._stores.clear()
 
 
 class Plan(Protocol):

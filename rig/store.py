@@ -68,6 +68,12 @@ class Store:
                     )
         agent_command(["manage", "migrate", "--noinput", "-v", "0"], self.target, self.url)
 
+    def drop(self) -> None:
+        """The target's database gone from the server (its connections closed first)."""
+        if self.is_sqlite:
+            return
+        drop_databases(self.server_url, [self.target.database])
+
     def _load_fixtures(self, target: Target) -> None:
         if target.fixtures:
             agent_command(["manage", "loaddata", "-v", "0", *target.fixtures], target, self.url)
@@ -115,3 +121,17 @@ class Store:
                 f"effects must give (business key, count) rows; got {list(rows)[:1]!r} first"
             )
         return [(str(key), count) for key, count in rows]
+
+
+def drop_databases(server_url: str, names: list[str] | None = None) -> list[str]:
+    """Drop these databases (default: every rig_* one) from a PostgreSQL server;
+    the names dropped."""
+    with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as admin:
+        if names is None:
+            rows = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'rig\\_%'")
+            names = [row[0] for row in rows.fetchall()]
+        for name in names:
+            admin.execute(
+                pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name))
+            )
+    return names

@@ -44,7 +44,8 @@ def entry(row: dict[str, Any], name_width: int, replay: str | None = None) -> li
     wrapped = textwrap.wrap(body, WIDTH - visible) or [""]
     lines = [head + wrapped[0], *(" " * visible + more for more in wrapped[1:])]
     if verdict in ("fail", "unknown", "error"):
-        lines += [textwrap.shorten(f"  - {reason}", WIDTH) for reason in row["reasons"]]
+        for reason in row["reasons"]:  # whole: an error's root cause is at its end
+            lines += textwrap.wrap(reason, WIDTH, initial_indent="  - ", subsequent_indent="    ")
         if replay:
             lines += ["  replay:", *pasteable(replay, indent="    ")]
     return lines

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -75,12 +76,24 @@ class TargetSettings:
         "the current virtualenv",
     )
 
+    env: tuple[str, ...] = setting(
+        (),
+        "NAME=VALUE, a variable your settings need to load, for the probe, the "
+        "workers and the effects; the rig's services still replace what it names",
+    )
+    env_file: str = setting(
+        "", "a dotenv file of NAME=VALUE lines, as --env (a template keeps them under .envs/)"
+    )
+
     def validate_target(self, task: str, tasks: int) -> None:
         """What can be told without importing anything."""
         if not self.app:
             given = [
                 name
-                for name in ("project_dir", "kwargs", "args", "fixture", "effects", "requirements")
+                for name in (
+                    *("project_dir", "kwargs", "args", "fixture", "effects", "requirements"),
+                    *("env", "env_file"),
+                )
                 if getattr(self, name)
             ]
             if given:
@@ -91,6 +104,8 @@ class TargetSettings:
                     "(give --app to test your own)"
                 )
             return
+        for assignment in self.env:
+            _assignment(assignment, "env")
         call = [_json(self.kwargs, "kwargs", dict), _json(self.args, "args", list)]
         if tasks > 1 and KEY not in json.dumps(call):
             raise BadInput(
@@ -105,6 +120,38 @@ def pin_project_dir(values: dict[str, Any]) -> dict[str, Any]:
     if values.get("app") and not values.get("project_dir"):
         return values | {"project_dir": os.getcwd()}
     return values
+
+
+VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _assignment(text: str, where: str) -> tuple[str, str]:
+    """NAME=VALUE, as a shell or a dotenv file writes it (an optional `export `,
+    the value's surrounding quotes taken off)."""
+    name, equals, value = text.removeprefix("export ").partition("=")
+    name, value = name.strip(), value.strip()
+    if not equals or not VARIABLE.match(name):
+        raise BadInput(f"{where}: expected NAME=VALUE, got {text.strip()!r}")
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
+    return name, value
+
+
+def user_environment(env: tuple[str, ...], env_file: str, project_dir: str) -> dict[str, str]:
+    """--env-file's variables, then each --env (which wins); a relative file is
+    the project's."""
+    variables: dict[str, str] = {}
+    if env_file:
+        path = Path(project_dir, env_file)
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as error:
+            raise BadInput(f"env_file {env_file}: {error.strerror or error}") from None
+        for number, line in enumerate(lines, 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                name, value = _assignment(line, f"env_file {env_file} line {number}")
+                variables[name] = value
+    return variables | dict(_assignment(text, "env") for text in env)
 
 
 def _json(text: str, name: str, kind: type) -> Any:
@@ -141,6 +188,7 @@ class Target:
     effects: str  # SQL or MODULE:FUNCTION, or ""
     fixtures: tuple[str, ...] = ()
     requirements: str = ""  # an absolute path, or ""
+    variables: tuple[tuple[str, str], ...] = ()  # --env and --env-file, for the app to load
     django: bool = True
     notes: tuple[str, ...] = field(default=())
 
@@ -157,7 +205,10 @@ class Target:
 
     def environment(self) -> dict[str, str]:
         """What a worker's agent (and a probe) needs to load the app."""
-        return {agent.APP_ENV: self.app, agent.PROJECT_ENV: self.project_dir}
+        variables = dict(self.variables)
+        # The agent drops an inherited DJANGO_SETTINGS_MODULE; one given with --env stands.
+        given = {agent.GIVEN_SETTINGS_ENV: variables.pop("DJANGO_SETTINGS_MODULE", "")}
+        return variables | given | {agent.APP_ENV: self.app, agent.PROJECT_ENV: self.project_dir}
 
 
 def resolve(settings: Any) -> Target:
@@ -170,7 +221,8 @@ def resolve(settings: Any) -> Target:
     project_dir = str(Path(settings.project_dir or os.getcwd()).resolve())
     if not Path(project_dir).is_dir():
         raise BadInput(f"project_dir {settings.project_dir}: no such directory")
-    found = probe(settings.app, project_dir)
+    variables = tuple(user_environment(settings.env, settings.env_file, project_dir).items())
+    found = probe(settings.app, project_dir, variables)
     if settings.task not in found["tasks"]:
         raise BadInput(
             f"task {settings.task!r} is not registered in {settings.app}; registered: "
@@ -196,16 +248,18 @@ def resolve(settings: Any) -> Target:
         effects=settings.effects,
         fixtures=tuple(str(Path(project_dir, f)) for f in settings.fixture),
         requirements=str(Path(project_dir, settings.requirements)) if settings.requirements else "",
+        variables=variables,
         django=found["django"],
         notes=notes,
     )
 
 
 @cache
-def probe(app: str, project_dir: str) -> dict[str, Any]:
+def probe(app: str, project_dir: str, variables: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     """Import the user's app in a subprocess, as a worker will: its tasks, and
     whether it is a Django project. Any failure is one line."""
-    done = agent_command(["probe"], Target(app, project_dir, "", {}, [], ""), "")
+    target = Target(app, project_dir, "", {}, [], "", variables=variables)
+    done = agent_command(["probe"], target, "")
     return answer(done, f"{app}: probe")
 
 
@@ -244,5 +298,16 @@ def agent_command(
             f"{target.app}: `{arguments[0]}` took over {timeout_s:.0f} s"
         ) from None
     if done.returncode != 0:
-        raise BadInput(f"{target.app}: {arguments[0]} failed: {last_line(done.stderr)}")
+        error = last_line(done.stderr)
+        raise BadInput(f"{target.app}: {arguments[0]} failed: {error}{_missing_variable(error)}")
     return done
+
+
+def _missing_variable(error: str) -> str:
+    """A hint for settings that read a variable nobody gave (django-environ's
+    "Set the X environment variable", os.environ's KeyError)."""
+    match = re.search(r"Set the (\w+) environment variable|KeyError: '(\w+)'", error)
+    if match is None:
+        return ""
+    name = match[1] or match[2]
+    return f" (give it with --env {name}=VALUE or --env-file PATH)"

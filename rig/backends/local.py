@@ -1,7 +1,9 @@
 """The local backend: the same services as plain processes on this machine.
 
-Redis is a real redis-server on a free loopback port; the database is SQLite
-in a temporary directory (or PostgreSQL when DATABASE_URL names one);
+Redis is a real redis-server on a free loopback port; the database is a
+private PostgreSQL server (rig.backends.postgres_node), or SQLite in the
+run's directory where PostgreSQL is not installed, or the server
+RIG_DATABASE_SERVER names;
 workers are `celery worker` processes built from the compose file's worker
 command. "Kill the container" becomes SIGKILL of a worker's process group.
 
@@ -42,12 +44,17 @@ from rig.backends.base import (
     last_line,
 )
 from rig.backends.pids import alive, same_process, start_time, stopped, zombie
+from rig.backends.postgres_node import LocalPostgres
+from rig.backends.postgres_node import binaries as postgres_binaries
 from rig.backends.rabbitmq_node import LocalNode
 from rig.errors import BadInput, EnvironmentProblem
 from rig.history import BACKEND, History
 from rig.target import python_path
 
 RUNS_DIR = Path(tempfile.gettempdir()) / "celery-rig"
+# A PostgreSQL server the user wants the rig to use instead of a private one; the
+# rig creates its databases there and drops them at the end (see rig.store).
+DATABASE_SERVER_ENV = "RIG_DATABASE_SERVER"
 
 
 def remove_stale_runs(runs_dir: Path = RUNS_DIR) -> list[str]:
@@ -84,6 +91,7 @@ class LocalBackend:
         self.redis_command: list[str] = []
         self.control: subprocess.Popen[bytes] | None = None
         self.rabbitmq: LocalNode | None = None  # started when a run first asks for it
+        self.postgres: LocalPostgres | None = None
         self.services: Services | None = None
 
     # --- start ---------------------------------------------------------
@@ -104,12 +112,30 @@ class LocalBackend:
         self.control = self._spawn("control", control_command, {})
         self._wait_redis(broker_url, "redis")
         self._wait_redis(control_url, "control")
-        database_url = os.environ.get("DATABASE_URL", "")
-        if urlsplit(database_url).scheme not in ("postgres", "postgresql"):
-            database_url = f"sqlite:///{self.dir / 'rig.sqlite3'}"
+        database_url = self._database_server()
         engine = "sqlite" if database_url.startswith("sqlite") else "postgresql"
         self.services = Services(broker_url, database_url, engine, control_url)
         return self.services
+
+    def _database_server(self) -> str:
+        """A server the user named for the rig (RIG_DATABASE_SERVER), else a private
+        PostgreSQL, else SQLite where no PostgreSQL is installed (and the run says so).
+        DATABASE_URL is the project's own name: never read."""
+        named = os.environ.get(DATABASE_SERVER_ENV, "")
+        if named:
+            if urlsplit(named).scheme not in ("postgres", "postgresql"):
+                raise BadInput(f"{DATABASE_SERVER_ENV}={named!r}: expected a postgres:// URL")
+            return named
+        bin_dir = postgres_binaries()
+        if bin_dir is None:
+            self.info.notes.append(
+                "no PostgreSQL installed: the rig's database is SQLite (`make setup` installs "
+                "postgresql; PostgreSQL-only migrations and scenarios need it)"
+            )
+            return f"sqlite:///{self.dir / 'rig.sqlite3'}"
+        self.postgres = LocalPostgres(self.dir, self._spawn, bin_dir)
+        self.postgres.start()
+        return self.postgres.url
 
     def _redis_server(self, redis_server: str, name: str) -> tuple[str, list[str]]:
         """A redis-server on a free loopback port: its URL and its command."""
@@ -330,8 +356,9 @@ class LocalBackend:
     def close(self) -> None:
         self.stop_workers()
         rabbitmq = self.rabbitmq.processes() if self.rabbitmq is not None else []
-        for server in (self.redis, self.control, *rabbitmq):
+        postgres = self.postgres.server if self.postgres is not None else None
+        for server in (self.redis, self.control, *rabbitmq, postgres):
             if server is not None:
                 self._kill_group(server)
-        self.redis = self.control = self.rabbitmq = None
+        self.redis = self.control = self.rabbitmq = self.postgres = None
         shutil.rmtree(self.dir, ignore_errors=True)

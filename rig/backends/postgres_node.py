@@ -1,0 +1,94 @@
+"""A private PostgreSQL server as a local process (Debian's postgresql).
+
+`initdb` makes a cluster under the run's directory; `postgres` serves it on a
+free loopback port, with its socket in the same directory, so it never meets
+a system PostgreSQL or the project's own. Durability is off (fsync,
+synchronous commit): the cluster lives as long as the run. PostgreSQL refuses
+to run as root, so as root it runs as Debian's `postgres` user (setpriv execs,
+so the process the run's pid file records is the server itself).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+from rig.backends.base import free_port
+from rig.errors import EnvironmentProblem
+from rig.waiting import until_nothing_missing
+
+BINARIES = Path("/usr/lib/postgresql")  # Debian's: <major>/bin/{initdb,postgres}
+READY_S = 30.0
+USER = "rig"
+Spawn = Callable[[str, list[str], dict[str, str]], "subprocess.Popen[bytes]"]
+
+
+def binaries() -> Path | None:
+    """The newest installed PostgreSQL's bin directory, or None."""
+    found = [
+        path.parent for path in BINARIES.glob("*/bin/initdb") if (path.parent / "postgres").exists()
+    ]
+    return max(found, key=lambda path: int(path.parent.name), default=None)
+
+
+class LocalPostgres:
+    def __init__(self, run_dir: Path, spawn: Spawn, bin_dir: Path) -> None:
+        self.dir = run_dir / "postgres"
+        self.spawn = spawn
+        self.bin = bin_dir
+        self.port = free_port()
+        self.url = f"postgres://{USER}@127.0.0.1:{self.port}/postgres"
+        self.server: subprocess.Popen[bytes] | None = None
+
+    def _as_owner(self) -> list[str]:
+        if os.getuid() != 0:
+            return []
+        return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+
+    def start(self) -> None:
+        """initdb, then the server; ready once it accepts a connection."""
+        self.dir.mkdir(parents=True)
+        if os.getuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        data = self.dir / "data"
+        done = subprocess.run(
+            [
+                *self._as_owner(),
+                *(str(self.bin / "initdb"), "-D", str(data), "-U", USER),
+                *("--auth=trust", "--encoding=UTF8", "--no-sync"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            raise EnvironmentProblem(f"initdb failed: {(done.stderr or done.stdout).strip()}")
+        command = [
+            *self._as_owner(),
+            *(str(self.bin / "postgres"), "-D", str(data), "-p", str(self.port)),
+            *("-h", "127.0.0.1", "-k", str(self.dir)),
+            *("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"),
+        ]
+        self.server = self.spawn("postgres", command, {})
+        missing = until_nothing_missing(self._not_answering, READY_S, interval_s=0.1)
+        if missing:
+            raise EnvironmentProblem(f"{missing} after {READY_S:.0f} s: {self._log_tail()}")
+
+    def _not_answering(self) -> str:
+        assert self.server is not None
+        if self.server.poll() is not None:
+            raise EnvironmentProblem(f"postgres exited: {self._log_tail()}")
+        try:
+            psycopg.connect(self.url, connect_timeout=2).close()
+        except psycopg.OperationalError as error:
+            return f"postgres does not answer on 127.0.0.1:{self.port} ({error})"
+        return ""
+
+    def _log_tail(self) -> str:
+        log = self.dir.parent / "postgres.log"
+        return log.read_text(errors="replace")[-1500:] if log.exists() else "no log"
