@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from celery import Celery
 from kombu import Connection
@@ -87,12 +87,12 @@ def check_celery(app: Celery, broker_url: str) -> None:
         ("reads", app.connection_for_read()),
     ):
         if connection.as_uri() != ours:
-            raise Refused(f"the app {role} through {connection.as_uri()}, not the rig's broker")
+            raise Refused(f"the app {role} through {_safe(connection.as_uri())}, not the rig's")
     if conf.broker_use_ssl:
         raise Refused("the project's broker_use_ssl would apply to the rig's broker")
     pool = getattr(app, "_pool", None)  # built as the app module loaded, before the rig's turn
     if pool is not None and pool.connection is not None and pool.connection.as_uri() != ours:
-        raise Refused(f"the app's connection pool points at {pool.connection.as_uri()}")
+        raise Refused(f"the app's connection pool points at {_safe(pool.connection.as_uri())}")
     if conf.result_backend is not None:
         raise Refused(f"the project's result backend {_safe(conf.result_backend)} stayed set")
     backend = app.backend
@@ -152,5 +152,8 @@ def _uri(url: str) -> str:
 
 def _safe(value: Any) -> str:
     """A URL without its password, for an error line."""
-    text = str(value)
-    return _uri(text) if "://" in text else text
+    parts = urlsplit(str(value))
+    if not parts.password:
+        return str(value)
+    netloc = parts.netloc.replace(f":{parts.password}@", ":**@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

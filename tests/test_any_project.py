@@ -154,6 +154,18 @@ def test_a_point_named_in_the_users_code_takes_a_fault_and_their_broker_env_is_i
             ["at='after_commit' needs a Django project"],
         ),
         (["--kwargs", "{}"], ["need(s) --app"]),
+        (
+            ["--app", "tests.cached_backend.app:app", "--task", "cached.add", "--fault", "none"],
+            ["refusing to run", "result backend is redis://127.0.0.1:6399/1"],
+        ),
+        (
+            ["--app", "tests.plain_celery.app:app", "--env", "NO_EQUALS"],
+            ["env: expected NAME=VALUE"],
+        ),
+        (
+            ["--app", "tests.plain_celery.app:app", "--env-file", "/nowhere/.env"],
+            ["env_file /nowhere/.env: No such file"],
+        ),
         (["--at", "after_lunch"], ["at='after_lunch': expected one of task_start"]),
     ],
 )

@@ -37,13 +37,18 @@ def binaries() -> Path | None:
 
 
 class LocalPostgres:
-    def __init__(self, run_dir: Path, spawn: Spawn, bin_dir: Path) -> None:
+    def __init__(
+        self, run_dir: Path, spawn: Spawn, bin_dir: Path, settings: dict[str, str] | None = None
+    ) -> None:
         self.dir = run_dir / "postgres"
         self.spawn = spawn
         self.bin = bin_dir
         self.port = free_port()
         self.url = f"postgres://{USER}@127.0.0.1:{self.port}/postgres"
         self.server: subprocess.Popen[bytes] | None = None
+        # Durability off: the cluster lives as long as the run.
+        self.settings = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+        self.settings |= settings or {}
 
     def _as_owner(self) -> list[str]:
         if os.getuid() != 0:
@@ -72,7 +77,7 @@ class LocalPostgres:
             *self._as_owner(),
             *(str(self.bin / "postgres"), "-D", str(data), "-p", str(self.port)),
             *("-h", "127.0.0.1", "-k", str(self.dir)),
-            *("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"),
+            *(f"-c{name}={value}" for name, value in self.settings.items()),
         ]
         self.server = self.spawn("postgres", command, {})
         missing = until_nothing_missing(self._not_answering, READY_S, interval_s=0.1)

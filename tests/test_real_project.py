@@ -1,0 +1,266 @@
+"""A project as a template generates it (examples/templated), installed from the
+built wheel in a fresh virtualenv per supported Celery, with a developer's
+Redis and PostgreSQL standing where its settings point: the rig runs its tasks
+on its own services and never touches theirs.
+
+What "untouched" means here, measured on the real servers: the task queued
+in the developer Redis is still queued, no result key appeared, and neither
+server received a single connection during the rig's run (Redis'
+total_connections_received, PostgreSQL's log_connections lines).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+
+from rig.backends.base import free_port
+from rig.backends.local import RUNS_DIR
+from rig.backends.postgres_node import LocalPostgres, binaries
+from tests.test_bad_input import ROOT
+
+PROJECT = ROOT / "examples" / "templated"
+# The package declares celery>=5.4: each minor it accepts, at its newest patch.
+CELERY_VERSIONS = ("5.4.0", "5.5.3", "5.6.3", "5.7.0")
+PINNED = "5.6.3"  # the project's own requirements.txt
+TASK = "orders.tasks.charge"
+PAYMENTS = "SELECT order_id, count(*) FROM orders_payment GROUP BY order_id"
+VENVS = ROOT / "build" / "celery-venvs"
+INSTALL_S = 600
+RUN_S = 300
+
+
+def python_313() -> str:
+    """The project's interpreter: Python 3.13 (pyenv's here), as a Django 6 project runs."""
+    # pyenv's shims answer for versions that are not selected: ask for the real file.
+    pyenv = sorted(Path("/root/.pyenv/versions").glob("3.13*/bin/python3.13"))
+    found = str(pyenv[-1]) if pyenv else shutil.which("python3.13")
+    if found is None:
+        pytest.fail("no Python 3.13 on this machine: the template-shaped project runs on it")
+    return found
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    build = tmp_path_factory.mktemp("build")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)],
+        check=True,
+        timeout=INSTALL_S,
+        env={**os.environ, "TMPDIR": str(build)},
+    )
+    for leftover in ROOT.glob("*.egg-info"):
+        shutil.rmtree(leftover)
+    return next(out.glob("*.whl"))
+
+
+def venv(celery: str, wheel: Path) -> Path:
+    """A fresh virtualenv with the wheel, the project's requirements and this Celery."""
+    path = VENVS / f"celery-{celery}"
+    shutil.rmtree(path, ignore_errors=True)
+    subprocess.run([python_313(), "-m", "venv", str(path)], check=True, timeout=INSTALL_S)
+    requirements = [
+        line
+        for line in (PROJECT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "celery"))
+    ]
+    pins = [f"celery[redis]=={celery}", "packaging", _pin("pytest")]
+    subprocess.run(
+        [str(path / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
+        + [str(wheel), *requirements, *pins],
+        check=True,
+        timeout=INSTALL_S,
+    )
+    return path
+
+
+def _pin(package: str) -> str:
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    return next(line for line in lines if line.startswith(f"{package}=="))
+
+
+@dataclass
+class Developer:
+    """A developer's own Redis and PostgreSQL, with a real task queued in the Redis."""
+
+    redis_url: str
+    database_url: str
+    client: redis.Redis
+    postgres_log: Path
+
+    def snapshot(self) -> tuple[int, int, int, int]:
+        """(connections Redis received, tasks queued, result keys, PostgreSQL connections)."""
+        stats = self.client.info("stats")
+        results = len(self.client.keys("celery-task-meta-*"))
+        log = self.postgres_log.read_text(errors="replace")
+        return (
+            int(stats["total_connections_received"]),
+            int(self.client.llen("celery")),
+            results,
+            log.count("connection received"),
+        )
+
+
+@pytest.fixture(scope="module")
+def developer() -> Iterator[Developer]:
+    # Not under pytest's 0700 directory: as root, PostgreSQL runs as `postgres`.
+    here = Path(tempfile.mkdtemp(prefix="developer-", dir=RUNS_DIR.parent))
+    here.chmod(0o755)
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", here],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    processes: list[subprocess.Popen[bytes]] = [server]
+
+    def spawn(name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        with (here / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        processes.append(process)
+        return process
+
+    bin_dir = binaries()
+    if bin_dir is None:
+        pytest.fail("no PostgreSQL installed: run `make setup`")
+    postgres = LocalPostgres(here, spawn, bin_dir, {"log_connections": "on"})
+    try:
+        postgres.start()
+        subprocess.run(
+            [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "rig"]
+            + ["templated"],
+            check=True,
+            timeout=30,
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        client = redis.Redis.from_url(url)
+        client.ping()
+        producer = Celery("developer", broker=url)  # a real task, as the project would queue it
+        producer.send_task(TASK, kwargs={"order_id": "developer-order"})
+        producer.close()
+        yield Developer(
+            url, postgres.url.replace("/postgres", "/templated"), client, here / "postgres.log"
+        )
+        client.close()
+    finally:
+        for process in processes:
+            try:
+                os.killpg(process.pid, 9)
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=10)
+        shutil.rmtree(here, ignore_errors=True)
+
+
+def project_copy(tmp_path: Path, developer: Developer) -> Path:
+    """The project with its env file pointing at the developer's servers."""
+    copy = tmp_path / "templated"
+    shutil.copytree(PROJECT, copy)
+    env_file = copy / ".envs" / ".test" / ".django"
+    env_file.write_text(
+        "DJANGO_SETTINGS_MODULE=config.settings.test\n"
+        f"DATABASE_URL={developer.database_url}\n"
+        f"REDIS_URL={developer.redis_url}\n"
+        # Exported as a developer's shell would: Celery reads these before any setting.
+        f"CELERY_BROKER_URL={developer.redis_url}\n"
+        f"CELERY_RESULT_BACKEND={developer.redis_url}\n"
+    )
+    return copy
+
+
+def celery_rig(environment: Path, project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(environment / "bin" / "celery-rig"), *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=RUN_S,
+        env={**os.environ, "PATH": f"{environment / 'bin'}:{os.environ['PATH']}"},
+    )
+
+
+TARGET = (
+    *("--app", "config.celery_app:app", "--env-file", ".envs/.test/.django", "--task", TASK),
+    *("--kwargs", '{"order_id": "{key}"}', "--effects", PAYMENTS),
+)
+
+
+def assert_untouched(developer: Developer, before: tuple[int, int, int, int], what: str) -> None:
+    after = developer.snapshot()
+    names = ("Redis connections", "queued tasks", "result keys", "PostgreSQL connections")
+    changed = {name: (b, a) for name, b, a in zip(names, before, after, strict=True) if a != b}
+    assert not changed, f"{what} touched the developer's services: {changed}"
+    assert after[1] == 1, f"the developer's queued task is gone: {after}"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("celery", CELERY_VERSIONS)
+def test_a_run_on_each_supported_celery_leaves_the_developers_services_alone(
+    celery: str, wheel: Path, developer: Developer, tmp_path: Path
+) -> None:
+    environment = venv(celery, wheel)
+    version = subprocess.run(
+        [str(environment / "bin" / "python"), "-c", "import celery; print(celery.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert version == celery
+    project = project_copy(tmp_path, developer)
+    before = developer.snapshot()
+    out = tmp_path / "result.json"
+    done = celery_rig(
+        environment,
+        project,
+        *("run", *TARGET, "--fault", "container", "--at", "after_commit", "--acks", "late"),
+        *("--backend", "local", "--json", str(out)),
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    result = json.loads(out.read_text())
+    # The rig's own services did the work: the kill after commit made a second charge.
+    assert result["verdict"] == "observed", output
+    assert result["counts"]["duplicate_rows"] == 1, result["counts"]
+    assert_untouched(developer, before, f"celery-rig run on Celery {celery}")
+    if celery == PINNED:
+        _explore_and_plugin(environment, project, developer)
+
+
+def _explore_and_plugin(environment: Path, project: Path, developer: Developer) -> None:
+    """The other two ways in, on the project's own Celery: explore and the marker."""
+    before = developer.snapshot()
+    done = celery_rig(
+        environment,
+        project,
+        *("explore", *TARGET, "--acks", "late", "--faults", "container"),
+        *("--duration", "4", "--tasks", "8", "--seed", "3", "--no-shrink", "--backend", "local"),
+    )
+    assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "duplicate" in done.stdout, done.stdout + done.stderr  # the property it checked
+    assert_untouched(developer, before, "celery-rig explore")
+    before = developer.snapshot()
+    tests = subprocess.run(
+        [str(environment / "bin" / "pytest"), "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=RUN_S,
+        env={**os.environ, "RIG_BACKEND": "local"},
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "1 passed" in tests.stdout, tests.stdout
+    assert_untouched(developer, before, "the project's own chaos test (the plugin)")
