@@ -262,11 +262,18 @@ def command_run(args: argparse.Namespace) -> int:
         settings = make_settings(**pin_project_dir(flags))
         scenario = Scenario("matrix", "a cell of the matrix", settings, None)
     resolve(scenario.settings)  # an app that does not import, an unknown task: said before starting
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
     with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
         results, skipped = run_scenarios(runner, [scenario], update)
-        backend = runner.backend.info.name
+        info, engine = runner.backend.info, runner.services.database_engine
+    backend = info.name
     row = results[0].as_json() if results else skipped[0]
     Printer([scenario.name])(row)
+    if results and row["verdict"] in ("fail", "unknown", "error"):
+        # The run folder goes with the backend: keep what explains the verdict.
+        header = {"backend": backend, "reason": info.reason, "started": started, "database": engine}
+        kept = report.write_reports(report.new_report_dir(), results, [], header)
+        console.print(f"kept: the workers' logs and the history in {kept}/", markup=False)
     for task, options in row.get("effective", {}).items():
         shown = ", ".join(f"{name}={value}" for name, value in options.items())
         console.print(f"effective: {task}: {shown}", markup=False)

@@ -164,6 +164,7 @@ class Runner:
         # Crews whose run is over, removed once the next run's fault has landed:
         # removing containers meanwhile would slow the engine at the kill.
         self._done: list[Crew] = []
+        self.failed_crew_logs: dict[str, str] = {}  # the last crew that did not start
 
     # --- crews ----------------------------------------------------------
     def start_crew(self, specs: list[WorkerSpec]) -> Crew:
@@ -218,6 +219,8 @@ class Runner:
         if crew.ready.is_alive():
             crew.error = TimeoutError(f"crew on database {crew.db} still starting")
         if crew.error is not None:
+            # Kept for the run's result: why a worker did not answer is in its log.
+            self.failed_crew_logs = self.backend.worker_logs(crew.names)
             self.dismiss(crew)
             raise crew.error
 
@@ -260,6 +263,7 @@ class Runner:
         history = History()
         logs: dict[str, str] = {}
         crew: Crew | None = None
+        self.failed_crew_logs = {}
         store: Store | None = None
         target: Target | None = None
         try:
@@ -286,6 +290,8 @@ class Runner:
                     logs = self.backend.worker_logs(crew.names)
                 self.backend.observe(history, [])  # the crew's removal is not part of the run
                 self._done.append(crew)
+            else:
+                logs = self.failed_crew_logs
         return Result(name, settings, expect, outcome, history, time.time() - started, logs)
 
     def _run_steps(

@@ -4,6 +4,7 @@ that is not Django."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -282,3 +283,26 @@ def test_a_projects_own_scenario_files_run_with_chaos(tmp_path: Path) -> None:
 )
 def test_bad_catalogs_are_one_line(args: list[str], needles: list[str]) -> None:
     assert_clear_error(rig("chaos", *args), 2, "error:", *needles)
+
+
+@pytest.mark.integration
+def test_a_run_that_ends_unknown_keeps_its_workers_logs(tmp_path: Path) -> None:
+    """The checkpoint plain.add never passes: no fault lands, the verdict is
+    unknown, and the workers' logs outlive the run's folder."""
+    result = subprocess.run(
+        [sys.executable, "-m", "rig", "run", "--app", "tests.plain_celery.app:app"]
+        + ["--project-dir", str(ROOT), "--task", "plain.add", "--args", "[1, 2]"]
+        + ["--fault", "container", "--at", "halfway", "--backend", "local"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "unknown" in output, output
+    kept = list(tmp_path.glob("reports/*/logs/matrix-w1-*.log"))
+    assert kept, f"no worker log kept under {tmp_path}/reports:\n{output}"
+    assert "celery@w1-" in kept[0].read_text(), kept[0].read_text()[-500:]
+    assert f"kept: the workers' logs and the history in reports/{kept[0].parts[-3]}/" in output
