@@ -179,7 +179,9 @@ def reported_failed(row: dict[str, Any], history: History) -> bool:
 
 def redelivery_latencies(history: History) -> list[float]:
     """Seconds from each landed fault to the start of the next execution of the
-    task it hit, when that execution did not finish."""
+    task it hit, when that execution did not finish. Measured from when the
+    fault was issued: its confirmation lags the death (a RabbitMQ requeue can
+    start the next execution before the rig has seen the exit)."""
     ledger = [e.data for e in history.events(LEDGER)]
     unfinished = {(row["task_id"], row["attempt"]) for row in ledger if not row["finished_at"]}
     latencies = []
@@ -193,7 +195,8 @@ def redelivery_latencies(history: History) -> list[float]:
             if row["task_id"] == fault["task_id"] and row["attempt"] > fault["attempt"]
         ]
         if later:
-            latencies.append(round(min(later) - fault["confirmed_at"], 3))
+            issued = fault.get("issued_at") or fault["confirmed_at"]  # older histories
+            latencies.append(round(min(later) - issued, 3))
     return latencies
 
 

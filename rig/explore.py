@@ -29,7 +29,7 @@ from rig.history import NOTE, History
 from rig.runner import Crew, Progress, Result, Runner
 from rig.schema import setting
 from rig.settings import Settings
-from rig.summary import pasteable
+from rig.summary import counts_text, pasteable
 from rig.target import Target
 
 # Faults that can strike any worker at any point of a running workload, again and
@@ -394,6 +394,9 @@ def describe(first: Exploration, shrunk: Shrunk | None, replay: str, directory: 
         f"fault(s) drawn, {len(first.landed)} landed" + (f" ({kinds})" if kinds else ""),
         f"  {tasks_per_min:.0f} tasks/min, {faults_per_min:.0f} faults/min, "
         f"{first.result.seconds:.1f} s",
+        # Every count that is not zero, whatever the property: a lost task shows
+        # here even when the property was about duplicates.
+        f"  {counts_text(counts.as_dict())}",
     ]
     if first.verdict in ("unknown", "error"):
         lines += [f"  - {reason}" for reason in first.result.outcome.reasons]

@@ -28,7 +28,8 @@ def _ledger(
     )
 
 
-def _kill(history: History, at: float, landed: bool = True) -> None:
+def _kill(history: History, at: float, landed: bool = True, lag: float = 0.0) -> None:
+    """A kill issued at `at`, its confirmation `lag` seconds later."""
     history.add(
         FAULT,
         at=at,
@@ -40,7 +41,8 @@ def _kill(history: History, at: float, landed: bool = True) -> None:
         attempt=1,
         point="after_commit",
         checkpoint_at=at - 0.05,
-        confirmed_at=at,
+        issued_at=at,
+        confirmed_at=at + lag,
         landed=landed,
         detail="die event, exit code 137",
     )
@@ -199,3 +201,14 @@ def test_expected_row_counts_without_any_effects_read_are_unknown() -> None:
     outcome = check(history, {"duplicate_rows": 0}, fault_expected=False)
     assert outcome.verdict == "unknown"
     assert "no effects were read" in " ".join(outcome.reasons)
+
+
+def test_redelivery_latency_counts_from_the_fault_issued_not_its_late_confirmation() -> None:
+    """A RabbitMQ requeue can start the next execution before the rig sees the exit."""
+    history = History()
+    history.add(SENT, at=100.0, task_id="t1", task="create_record", business_key="k")
+    _ledger(history, "t1", 1, 100.1, written=True, finished=False)
+    _kill(history, 100.4, lag=0.2)
+    _ledger(history, "t1", 2, 100.5, written=True, finished=True)
+    history.add(SETTLED, at=105.0, settled=True, reason="drained and quiet")
+    assert check(history, None, fault_expected=True).redelivery_latency_s == [0.1]

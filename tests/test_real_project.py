@@ -76,7 +76,10 @@ def venv(celery: str, wheel: Path) -> Path:
         for line in (PROJECT / "requirements.txt").read_text().splitlines()
         if line.strip() and not line.startswith(("#", "celery"))
     ]
-    pins = [f"celery[redis]=={celery}", "packaging", _pin("pytest")]
+    # kombu of the same minor, as pip resolves for a user who pinned Celery long ago
+    # (the newest kombu wants a newer redis-py than an old Celery's extra allows).
+    minor = celery.rsplit(".", 1)[0]
+    pins = [f"celery[redis]=={celery}", f"kombu=={minor}.*", "packaging", _pin("pytest")]
     subprocess.run(
         [str(path / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
         + [str(wheel), *requirements, *pins],
@@ -223,18 +226,23 @@ def test_a_run_on_each_supported_celery_leaves_the_developers_services_alone(
     project = project_copy(tmp_path, developer)
     before = developer.snapshot()
     out = tmp_path / "result.json"
+    # Early ack: the killed execution is not redelivered, so the run does not wait
+    # on kombu's restore sweep (every 100 s before kombu 5.7, not tunable).
     done = celery_rig(
         environment,
         project,
-        *("run", *TARGET, "--fault", "container", "--at", "after_commit", "--acks", "late"),
-        *("--backend", "local", "--json", str(out)),
+        *("run", *TARGET, "--fault", "container", "--at", "after_commit", "--acks", "early"),
+        *("--tasks", "2", "--backend", "local", "--json", str(out)),
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     result = json.loads(out.read_text())
-    # The rig's own services did the work: the kill after commit made a second charge.
+    # The rig's own services did the work: both charges are in the rig's database,
+    # one of them by the execution the kill ended after its commit.
     assert result["verdict"] == "observed", output
-    assert result["counts"]["duplicate_rows"] == 1, result["counts"]
+    counts = result["counts"]
+    assert (counts["executions"], counts["missing_rows"], counts["duplicate_rows"]) == (2, 0, 0)
+    assert result["faults"][0]["landed"], result["faults"]
     assert_untouched(developer, before, f"celery-rig run on Celery {celery}")
     if celery == PINNED:
         _explore_and_plugin(environment, project, developer)

@@ -25,7 +25,7 @@ and the runner knows none of them by name.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rig.backends.base import Backend, Exit
@@ -41,6 +41,7 @@ class FaultContext:
     report: CheckpointReport
     park_s: float  # how long the task stays parked unless released
     parks: int = 1  # how many executions the point was armed for (the fault's parks())
+    issued_at: float = field(default_factory=time.time)  # the fault begins as its context does
 
     @property
     def worker(self) -> str:
@@ -88,7 +89,8 @@ class FaultRecord:
     attempt: int
     point: str
     checkpoint_at: float
-    confirmed_at: float | None
+    issued_at: float  # when the rig began the fault: a death it causes comes after
+    confirmed_at: float | None  # when the rig saw it done (a kill: after the death)
     landed: bool  # confirmed, and while the task was where the fault aimed
     ends_execution: bool  # the execution it hit cannot finish (a kill)
     detail: str
@@ -133,6 +135,7 @@ def record(
         attempt=ctx.report.attempt,
         point=ctx.report.point,
         checkpoint_at=ctx.report.reported_at,
+        issued_at=ctx.issued_at,
         confirmed_at=at,
         landed=landed,
         ends_execution=ends_execution,
