@@ -214,7 +214,10 @@ def _unknown_reasons(history: History, counts: Counts, fault_expected: bool) -> 
     if not settled or not settled[-1]["settled"]:
         reason = settled[-1]["reason"] if settled else "the run was not waited for"
         reasons.append(f"the run did not settle: {reason}")
-    if counts.sent == 0 or counts.executions == 0:
+    # Nothing ran proves nothing, unless a fault that landed is why (a message
+    # killed on its way to a worker).
+    landed = any(f.get("landed") for f in faults)
+    if counts.sent == 0 or (counts.executions == 0 and not landed):
         reasons.append("vacuous run: nothing was sent or nothing ran")
     return reasons
 

@@ -275,7 +275,8 @@ class Runner:
             progress(f"{name}: starting {settings.workers} workers")
             crew = self.hire(worker_specs(settings, target))
             store.reset(target)
-            plan = plan or OneFault(name, settings)
+            # A fault that lands outside any execution brings its own plan.
+            plan = plan or fault_part(settings.fault, "Plan", OneFault)(name, settings)
             self._run_steps(name, settings, target, crew, history, progress, then, plan)
         except TimeoutError as error:
             # A bounded wait ran out: the run proves nothing, and says why.
@@ -361,6 +362,7 @@ class Runner:
     ) -> None:
         """Wait, bounded, until nothing more can happen; record whether it did settle."""
         deadline_s = 60 + settings.tasks * settings.task_seconds * 3
+        deadline_s += TRANSPORTS[settings.transport].redelivery_wait_s(settings)
 
         def unsettled() -> str:
             try:

@@ -14,7 +14,11 @@ rig.backends.base.CAPABILITIES) and
                                  (optional) undo what can be undone: resume,
                                  reconnect, restart
 
-and, where it has them: Parameters (a dataclass of its own settings, see
+A fault that lands outside any execution (kill-fetching: before the task
+runs) has no start(); it brings a Plan(name, settings) instead, which sends
+the work and lands the fault itself (rig.runner.Plan).
+
+And, where it has them: Parameters (a dataclass of its own settings, see
 rig.schema), validate(settings), describe(settings) for the report, and
 task_kwargs(settings) for what the task is sent with.
 

@@ -10,6 +10,7 @@ from rig.faults import (
     broker_restart,
     deploy,
     kill_container,
+    kill_fetching,
     kill_pool_child,
     oom,
     partition,
@@ -34,11 +35,12 @@ FAULTS: dict[str, ModuleType] = {
         oom,
         partition,
         broker_restart,
+        kill_fetching,
     )
 }
 
 
 def part(fault: str, name: str, default: Any = None) -> Any:
     """A fault's optional part (NEEDS, Parameters, validate, task_kwargs, heal,
-    describe), or `default` when it has none; the fault "none" has none at all."""
+    describe, parks, Plan), or `default` when it has none; the fault "none" has none at all."""
     return getattr(FAULTS.get(fault), name, default)

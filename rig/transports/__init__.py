@@ -8,9 +8,14 @@ A transport module declares NAME, SUMMARY and
                                crew's workers start (queue type, policies)
     celery_settings(settings)  what the workers' app needs for it
     unsupported(settings)      a setting it cannot honour, and why (or None)
+    redelivery_wait_s(settings) how long a redelivery may take beyond the
+                               settle wait (an old kombu's fixed sweep)
     Broker(url, admin)         reset(setup), pending_messages(),
-                               dead_lettered(), close(): the runner's side,
-                               to start a crew clean and tell when a run drained
+                               ready_messages(), consumers_waiting(),
+                               take_back(), put_back(taken), dead_lettered(),
+                               close(): the runner's side, to start a crew
+                               clean, tell when a run drained, and see a
+                               message handed to a waiting worker
 
 `admin` runs the broker's admin tool where the broker runs (the backend
 knows where). Adding a broker is adding a module here and its service to the

@@ -104,6 +104,12 @@ def celery_settings(settings: Any) -> dict[str, Any]:
     return conf
 
 
+def redelivery_wait_s(settings: Any) -> float:
+    """A delivery comes back as its channel closes; a frozen consumer's after its
+    missed heartbeats (the node's 60 s at most), already within the settle wait."""
+    return 0.0
+
+
 def unsupported(settings: Any) -> str | None:
     if settings.delivery_limit and settings.queue_type != "quorum":
         return "delivery_limit needs queue_type=quorum: classic queues count no deliveries"
@@ -192,18 +198,56 @@ class Broker:
         return total
 
     def _ready(self) -> int:
+        return self._per_queue(lambda ok: ok.message_count)
+
+    def _per_queue(self, count: Callable[[Any], int]) -> int:
+        """A count summed over the queues, from a passive declare of each."""
         connection = connect(self.url)
         try:
             total = 0
             for queue in QUEUES:
                 channel = connection.channel()
                 try:
-                    total += channel.queue_declare(queue, passive=True).message_count
+                    total += count(channel.queue_declare(queue, passive=True))
                 except amqp.exceptions.NotFound:
-                    continue  # not declared yet, or never: nothing queued there
+                    continue  # not declared yet, or never: nothing there
             return total
         except (OSError, amqp.exceptions.AMQPError) as error:
             raise BrokerDown(str(error)) from None
+        finally:
+            _close(connection)
+
+    def ready_messages(self) -> int:
+        """Messages waiting in the queues (not yet delivered to a consumer)."""
+        return self._ready()
+
+    def consumers_waiting(self) -> int:
+        """Consumers on the queues: the broker pushes the next message to one of
+        them (within its prefetch) whatever that process is doing."""
+        return self._per_queue(lambda ok: ok.consumer_count)
+
+    def take_back(self) -> Any:
+        """Take one queued message (None if there is none), to put back later."""
+        connection = connect(self.url)
+        try:
+            channel = connection.channel()
+            for queue in QUEUES:
+                try:
+                    message = channel.basic_get(queue, no_ack=True)
+                except amqp.exceptions.NotFound:
+                    channel = connection.channel()
+                    continue
+                if message is not None:
+                    return queue, message
+            return None
+        finally:
+            _close(connection)
+
+    def put_back(self, taken: Any) -> None:
+        queue, message = taken
+        connection = connect(self.url)
+        try:
+            connection.channel().basic_publish(message, exchange="", routing_key=queue)
         finally:
             _close(connection)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import kombu
 import redis
 
 from rig.errors import BrokerDown
@@ -50,6 +51,17 @@ def celery_settings(settings: Any) -> dict[str, Any]:
     }
 
 
+# Before kombu 5.7 the sweep is not tunable: restore_visible(interval=10) works on
+# every tenth call of a 10 s timer (kombu/transport/redis.py MultiChannelPoller).
+OLD_KOMBU_SWEEP_S = 100.0
+
+
+def redelivery_wait_s(settings: Any) -> float:
+    """The longest a restore of an unacked message may take after its timeout."""
+    tunable = tuple(int(part) for part in kombu.__version__.split(".")[:2]) >= (5, 7)
+    return settings.visibility_timeout + (RESTORE_INTERVAL_S if tunable else OLD_KOMBU_SWEEP_S)
+
+
 def unsupported(settings: Any) -> str | None:
     rabbitmq_only = ("queue_type", "delivery_limit", "consumer_timeout", "heartbeat")
     given = [name for name in rabbitmq_only if getattr(settings, name)]
@@ -74,6 +86,34 @@ class Broker:
             return queued + self.client.zcard(UNACKED_INDEX)
         except redis.ConnectionError as error:
             raise BrokerDown(str(error)) from None
+
+    def ready_messages(self) -> int:
+        """Messages waiting in the queues (not yet handed to a worker)."""
+        return sum(self.client.llen(queue) for queue in QUEUES)
+
+    def consumers_waiting(self) -> int:
+        """Workers blocked in BRPOP on this database: Redis answers the next one
+        with the next message."""
+        db = self.client.connection_pool.connection_kwargs.get("db", 0)
+        return sum(
+            1
+            for client in self.client.client_list()
+            if client.get("cmd") == "brpop"
+            and "b" in client.get("flags", "")
+            and int(client.get("db", -1)) == db
+        )
+
+    def take_back(self) -> Any:
+        """Take one queued message off its queue (None if there is none), to put back later."""
+        for queue in QUEUES:
+            raw = self.client.rpop(queue)
+            if raw is not None:
+                return queue, raw
+        return None
+
+    def put_back(self, taken: Any) -> None:
+        queue, raw = taken
+        self.client.rpush(queue, raw)  # the head BRPOP takes next
 
     def dead_lettered(self) -> int:
         return 0  # Redis has no dead-letter queue
