@@ -98,7 +98,7 @@ def _broker_url() -> str:
     return os.environ.get("RIG_BROKER_URL", "memory://")
 
 
-def check_isolation(app: Celery, **_: Any) -> None:
+def check_isolation(app: Celery) -> None:
     """Refuse (one line, before anything connects) unless the app's effective
     broker, result backend, databases, caches and mail are the rig's."""
     isolation.check_celery(app, _broker_url())

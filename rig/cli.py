@@ -70,7 +70,8 @@ examples:
 
 examples:
   python -m rig soak --runs 20
-  python -m rig soak --runs 3 --backend local --json soak.json""",
+  python -m rig soak --runs 3 --backend local --json soak.json
+  python -m rig soak --runs 10 --only broker_restart_without_persistence""",
     "explore": """Send many tasks while faults drawn from a seed land at random checkpoints and
 times, and check a property over the whole run. When it fails, shrink the schedule
 to the fewest faults and tasks that still fail, and print the replay command and a
@@ -198,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     soak = _command(commands, "soak", "run the catalog N times and count wrong verdicts")
     soak.add_argument("--runs", type=int, default=20, metavar="N", help="how many catalog runs")
     soak.add_argument("--json", type=Path, metavar="PATH", help="write the tally as JSON here")
+    soak.add_argument("--only", nargs="+", metavar="SCENARIO", help="soak only these scenarios")
     _add_transports(soak)
     _add_common(soak)
 
@@ -379,7 +381,11 @@ def command_fairness(args: argparse.Namespace) -> int:
 def command_soak(args: argparse.Namespace) -> int:
     if args.runs < 1:
         raise BadInput(f"--runs {args.runs}: must be at least 1")
-    scenarios = on_transports(list(load_catalog().values()), _transports(args))
+    catalog = load_catalog()
+    for unknown in set(args.only or []) - set(catalog):
+        raise BadInput(f"unknown scenario {unknown!r}; known: {', '.join(catalog)}")
+    chosen = [catalog[name] for name in args.only] if args.only else list(catalog.values())
+    scenarios = on_transports(chosen, _transports(args))
     wrong: Counter[str] = Counter()
     verdicts: dict[str, Counter[str]] = {s.label: Counter() for s in scenarios}
     seconds: list[float] = []

@@ -15,7 +15,7 @@ rm -rf ./*.egg-info
 step "a fresh virtualenv with the wheel and examples/shop/requirements.txt"
 python3 -m venv "$venv"
 # The images' wheelhouse, where `make images` left one, saves downloads.
-links=(); [ -d build/wheelhouse ] && links=(--find-links build/wheelhouse)
+links=(); [ -d build/wheelhouse-py3.11 ] && links=(--find-links build/wheelhouse-py3.11)
 "$venv/bin/pip" install --quiet --disable-pip-version-check "${links[@]}" \
   build/dist/*.whl -r examples/shop/requirements.txt "$(grep '^pytest==' requirements.txt)"
 step "celery-rig is on the PATH: $("$venv/bin/celery-rig" --help | head -1)"

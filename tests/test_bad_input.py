@@ -54,6 +54,7 @@ def assert_clear_error(result: subprocess.CompletedProcess[str], code: int, *nee
         (["fairness", "--workers", "1"], ["workers=1: must be at least 2"]),
         (["fairness", "--short-seconds", "5"], ["short_seconds=5.0 must be below"]),
         (["soak", "--runs", "0"], ["--runs 0: must be at least 1"]),
+        (["soak", "--only", "no_such_scenario"], ["unknown scenario 'no_such_scenario'"]),
         (["run", "--queue-type", "quorum"], ["transport=redis: queue_type: RabbitMQ's"]),
         (
             ["run", "--transport", "rabbitmq", "--delivery-limit", "2"],

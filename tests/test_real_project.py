@@ -28,6 +28,7 @@ from celery import Celery
 from rig.backends.base import free_port
 from rig.backends.local import RUNS_DIR
 from rig.backends.postgres_node import LocalPostgres, binaries
+from tests.conftest import _docker_or_skip
 from tests.test_bad_input import ROOT
 
 PROJECT = ROOT / "examples" / "templated"
@@ -202,6 +203,27 @@ TARGET = (
 )
 
 
+def run_two_charges(environment: Path, project: Path, backend: str, *extra: str) -> None:
+    """Two charges, the first execution killed right after its commit, with early
+    ack: the killed one is not redelivered, so the run does not wait on kombu's
+    restore sweep (every 100 s before kombu 5.7, not tunable). Both charges must
+    be in the rig's database: the rig's own services did the work."""
+    out = project / "result.json"
+    done = celery_rig(
+        environment,
+        project,
+        *("run", *TARGET, *extra, "--tasks", "2", "--backend", backend, "--json", str(out)),
+        *("--fault", "container", "--at", "after_commit", "--acks", "early"),
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    result = json.loads(out.read_text())
+    assert result["verdict"] == "observed", output
+    counts = result["counts"]
+    assert (counts["executions"], counts["missing_rows"], counts["duplicate_rows"]) == (2, 0, 0)
+    assert result["faults"][0]["landed"], result["faults"]
+
+
 def assert_untouched(developer: Developer, before: tuple[int, int, int, int], what: str) -> None:
     after = developer.snapshot()
     names = ("Redis connections", "queued tasks", "result keys", "PostgreSQL connections")
@@ -225,24 +247,7 @@ def test_a_run_on_each_supported_celery_leaves_the_developers_services_alone(
     assert version == celery
     project = project_copy(tmp_path, developer)
     before = developer.snapshot()
-    out = tmp_path / "result.json"
-    # Early ack: the killed execution is not redelivered, so the run does not wait
-    # on kombu's restore sweep (every 100 s before kombu 5.7, not tunable).
-    done = celery_rig(
-        environment,
-        project,
-        *("run", *TARGET, "--fault", "container", "--at", "after_commit", "--acks", "early"),
-        *("--tasks", "2", "--backend", "local", "--json", str(out)),
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
-    result = json.loads(out.read_text())
-    # The rig's own services did the work: both charges are in the rig's database,
-    # one of them by the execution the kill ended after its commit.
-    assert result["verdict"] == "observed", output
-    counts = result["counts"]
-    assert (counts["executions"], counts["missing_rows"], counts["duplicate_rows"]) == (2, 0, 0)
-    assert result["faults"][0]["landed"], result["faults"]
+    run_two_charges(environment, project, "local")
     assert_untouched(developer, before, f"celery-rig run on Celery {celery}")
     if celery == PINNED:
         _explore_and_plugin(environment, project, developer)
@@ -272,3 +277,20 @@ def _explore_and_plugin(environment: Path, project: Path, developer: Developer) 
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "1 passed" in tests.stdout, tests.stdout
     assert_untouched(developer, before, "the project's own chaos test (the plugin)")
+
+
+@pytest.mark.integration
+def test_the_project_runs_on_docker_from_the_wheel(
+    wheel: Path, developer: Developer, tmp_path: Path
+) -> None:
+    """The same project on the Docker backend: its own Celery and django-environ
+    in a layer over the rig's image (--requirements), its settings from the env
+    file, its PostgreSQL-only migration on the rig's PostgreSQL container."""
+    _docker_or_skip()
+    environment = VENVS / f"celery-{PINNED}"
+    if not (environment / "bin" / "celery-rig").exists():
+        environment = venv(PINNED, wheel)
+    project = project_copy(tmp_path, developer)
+    before = developer.snapshot()
+    run_two_charges(environment, project, "docker", "--requirements", "requirements.txt")
+    assert_untouched(developer, before, "celery-rig run on Docker")

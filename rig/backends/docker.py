@@ -44,6 +44,7 @@ from rig.backends.base import (
 )
 from rig.backends.extra_image import image_with
 from rig.backends.pids import alive
+from rig.backends.python_images import worker_image
 from rig.errors import BrokerDown, EnvironmentProblem
 from rig.history import BACKEND, History
 from rig.transports import rabbitmq
@@ -146,6 +147,7 @@ class DockerBackend:
         self.inside: Services | None = None
         self.transports: dict[str, str] = {}  # worker -> the transport its crew uses
         self.images: dict[str, str] = {}  # a project's requirements file -> its image
+        self.worker_image = ""  # the app image of this Python version (python_images)
         self.workers: dict[str, Container] = {}
         self.history: History | None = None
         self.observed: set[str] = set()
@@ -156,6 +158,8 @@ class DockerBackend:
 
     # --- start ---------------------------------------------------------
     def start(self) -> Services:
+        # Before anything starts: a Python the images cannot provide is one line.
+        self.worker_image = worker_image(self.services[compose.WORKER_TEMPLATE]["image"])
         self._remove_leftovers()
         self._check_images()
         self.network = self.client.networks.create(self.run_id, driver="bridge", labels=self.labels)
@@ -251,11 +255,12 @@ class DockerBackend:
             )
 
     def _check_images(self) -> None:
-        for name in ("redis", "postgres", compose.WORKER_TEMPLATE):
+        for name in ("redis", "postgres"):
             self._check_image(name)
+        self._check_image(compose.WORKER_TEMPLATE, self.worker_image)
 
-    def _check_image(self, service: str) -> None:
-        image = self.services[service]["image"]
+    def _check_image(self, service: str, image: str = "") -> None:
+        image = image or self.services[service]["image"]
         try:
             self.client.images.get(image)
         except docker.errors.ImageNotFound:
@@ -352,8 +357,7 @@ class DockerBackend:
     # --- workers ---------------------------------------------------------
     def prepare_project(self, requirements: str) -> None:
         if requirements and requirements not in self.images:
-            base = self.services[compose.WORKER_TEMPLATE]["image"]
-            self.images[requirements] = image_with(self.client, base, requirements)
+            self.images[requirements] = image_with(self.client, self.worker_image, requirements)
 
     def start_workers(self, specs: list[WorkerSpec]) -> None:
         template = self.services[compose.WORKER_TEMPLATE]
@@ -369,7 +373,7 @@ class DockerBackend:
             project = {spec.project_dir: {"bind": spec.project_dir, "mode": "ro"}}
             self.workers[spec.name] = self._run(
                 spec.name,
-                self.images.get(spec.requirements, template["image"]),
+                self.images.get(spec.requirements, self.worker_image),
                 role="worker",
                 command=command,
                 environment={**environment, "PYTHONPATH": RIG_MOUNT},

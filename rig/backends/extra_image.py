@@ -14,13 +14,15 @@ import docker
 import docker.errors
 
 from rig.backends.base import last_line
+from rig.backends.python_images import running
 from rig.errors import BadInput, EnvironmentProblem
 
 TAG = "celery-rig/app-extra"
-# The image's interpreter (Debian bookworm's CPython 3.11 on x86_64).
+# The image's interpreter: CPython of the rig's own minor version on x86_64
+# (rig.backends.python_images).
 PLATFORM = [
     *("--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_28_x86_64"),
-    *("--platform", "manylinux_2_17_x86_64", "--python-version", "3.11"),
+    *("--platform", "manylinux_2_17_x86_64", "--python-version", running()),
     *("--implementation", "cp", "--only-binary=:all:"),
 ]
 DOCKERFILE = """\
