@@ -164,6 +164,10 @@ def test_a_point_named_in_the_users_code_takes_a_fault_and_their_broker_env_is_i
             ["env: expected NAME=VALUE"],
         ),
         (
+            ["--app", "tests.needs_env.app:app", "--task", "needs_env.ping"],
+            ["KeyError: 'SHOP_BROKER'", "give it with --env SHOP_BROKER=VALUE or --env-file PATH"],
+        ),
+        (
             ["--app", "tests.plain_celery.app:app", "--env-file", "/nowhere/.env"],
             ["env_file /nowhere/.env: No such file"],
         ),

@@ -17,12 +17,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
+import tenacity
 from celery import Celery
 
 from rig.backends.base import free_port
@@ -117,18 +120,14 @@ class Developer:
         )
 
 
-@pytest.fixture(scope="module")
-def developer() -> Iterator[Developer]:
+@contextmanager
+def own_servers() -> Iterator[tuple[Path, Callable[..., subprocess.Popen[bytes]], Path]]:
+    """A directory for servers standing outside the rig, a spawn function and
+    PostgreSQL's bin directory; every process spawned is killed on the way out."""
     # Not under pytest's 0700 directory: as root, PostgreSQL runs as `postgres`.
-    here = Path(tempfile.mkdtemp(prefix="developer-", dir=RUNS_DIR.parent))
+    here = Path(tempfile.mkdtemp(prefix="not-the-rigs-", dir=RUNS_DIR.parent))
     here.chmod(0o755)
-    port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", here],
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    processes: list[subprocess.Popen[bytes]] = [server]
+    processes: list[subprocess.Popen[bytes]] = []
 
     def spawn(name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         with (here / f"{name}.log").open("ab") as log:
@@ -141,8 +140,29 @@ def developer() -> Iterator[Developer]:
     bin_dir = binaries()
     if bin_dir is None:
         pytest.fail("no PostgreSQL installed: run `make setup`")
-    postgres = LocalPostgres(here, spawn, bin_dir, {"log_connections": "on"})
     try:
+        yield here, spawn, bin_dir
+    finally:
+        for process in processes:
+            try:
+                os.killpg(process.pid, 9)
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=10)
+        shutil.rmtree(here, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def developer() -> Iterator[Developer]:
+    with own_servers() as (here, spawn, bin_dir):
+        port = free_port()
+        spawn(
+            "redis",
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
+            + ["--save", "", "--dir", str(here)],
+            {},
+        )
+        postgres = LocalPostgres(here, spawn, bin_dir, {"log_connections": "on"})
         postgres.start()
         subprocess.run(
             [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "rig"]
@@ -152,7 +172,8 @@ def developer() -> Iterator[Developer]:
         )
         url = f"redis://127.0.0.1:{port}/0"
         client = redis.Redis.from_url(url)
-        client.ping()
+        retry = tenacity.Retrying(stop=tenacity.stop_after_delay(10), wait=tenacity.wait_fixed(0.1))
+        retry(client.ping)
         producer = Celery("developer", broker=url)  # a real task, as the project would queue it
         producer.send_task(TASK, kwargs={"order_id": "developer-order"})
         producer.close()
@@ -160,14 +181,6 @@ def developer() -> Iterator[Developer]:
             url, postgres.url.replace("/postgres", "/templated"), client, here / "postgres.log"
         )
         client.close()
-    finally:
-        for process in processes:
-            try:
-                os.killpg(process.pid, 9)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=10)
-        shutil.rmtree(here, ignore_errors=True)
 
 
 def project_copy(tmp_path: Path, developer: Developer) -> Path:
@@ -294,3 +307,44 @@ def test_the_project_runs_on_docker_from_the_wheel(
     before = developer.snapshot()
     run_two_charges(environment, project, "docker", "--requirements", "requirements.txt")
     assert_untouched(developer, before, "celery-rig run on Docker")
+
+
+def rig_databases(url: str) -> list[str]:
+    with psycopg.connect(url, autocommit=True) as admin:
+        rows = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'rig%'")
+        return sorted(row[0] for row in rows.fetchall())
+
+
+@pytest.mark.integration
+def test_a_server_lent_with_rig_database_server_keeps_none_of_the_rigs_databases() -> None:
+    """RIG_DATABASE_SERVER, never DATABASE_URL: the rig uses the lent server,
+    drops what it created there at the end, and `clean` drops what an
+    interrupted run left."""
+    with own_servers() as (here, spawn, bin_dir):
+        lent = LocalPostgres(here, spawn, bin_dir, {"log_connections": "on"})
+        lent.start()
+        environment = {**os.environ, "RIG_DATABASE_SERVER": lent.url, "PYTHONPATH": str(ROOT)}
+        environment["DATABASE_URL"] = "postgres://nobody@127.0.0.1:1/the_projects"
+        done = subprocess.run(
+            [sys.executable, "-m", "rig", "run", "late_ack_kill_after_commit_create"]
+            + ["--backend", "local"],
+            capture_output=True,
+            text=True,
+            timeout=RUN_S,
+            env=environment,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        log = (here / "postgres.log").read_text(errors="replace")
+        assert "database=rig_" in log, "the run did not use the lent server"
+        assert rig_databases(lent.url) == []
+        with psycopg.connect(lent.url, autocommit=True) as admin:
+            admin.execute("CREATE DATABASE rig_left_by_an_interrupted_run")
+        cleaned = subprocess.run(
+            [sys.executable, "-m", "rig", "clean"],
+            capture_output=True,
+            text=True,
+            timeout=RUN_S,
+            env=environment,
+        )
+        assert "dropped rig_left_by_an_interrupted_run" in cleaned.stdout, cleaned.stdout
+        assert rig_databases(lent.url) == []
