@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from rig.errors import BadInput
 from rig.faults import FaultRecord, healed
-from rig.history import FAULT, HEAL, NOTE, History
+from rig.history import FAULT, HEAL, NOTE, SENT, History
 from rig.waiting import until_nothing_missing
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class Plan:
         issued_at = time.time()
         runner.backend.signal_worker(worker, "SIGKILL")
         died = runner.backend.wait_exit(worker, timeout_s=10)
-        task_id = history.events("sent")[0].data["task_id"]
+        task_id = history.events(SENT)[0].data["task_id"]
         fault = FaultRecord(
             name=NAME,
             target=worker,
