@@ -297,10 +297,7 @@ def command_chaos(args: argparse.Namespace) -> int:
             "the project flags go with --catalog: the rig's own scenarios are about exam_app"
         )
     catalog = load_catalog(args.catalog, defaults)
-    names = args.only or list(catalog)
-    for unknown in set(names) - set(catalog):
-        raise BadInput(f"unknown scenario {unknown!r}; known: {', '.join(catalog)}")
-    scenarios = on_transports([catalog[name] for name in names], _transports(args))
+    scenarios = on_transports(_only(catalog, args.only), _transports(args))
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     fair: dict[str, Any] | None = None
     with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
@@ -339,6 +336,13 @@ def command_chaos(args: argparse.Namespace) -> int:
             err.print("fairness: some runs did not finish; replay: python -m rig fairness")
     console.print(f"{summary.tally(rows)} on {info.name}; report: {directory / 'report.html'}")
     return 0 if all(r.outcome.verdict == "pass" for r in results) and fair_complete else 1
+
+
+def _only(catalog: dict[str, Scenario], names: list[str] | None) -> list[Scenario]:
+    """The scenarios --only names (default: the whole catalog), in the order given."""
+    for unknown in set(names or []) - set(catalog):
+        raise BadInput(f"unknown scenario {unknown!r}; known: {', '.join(catalog)}")
+    return [catalog[name] for name in names] if names else list(catalog.values())
 
 
 def _fairness_on(runner: Runner, transports: list[str], update: Progress) -> dict[str, Any]:
@@ -381,11 +385,7 @@ def command_fairness(args: argparse.Namespace) -> int:
 def command_soak(args: argparse.Namespace) -> int:
     if args.runs < 1:
         raise BadInput(f"--runs {args.runs}: must be at least 1")
-    catalog = load_catalog()
-    for unknown in set(args.only or []) - set(catalog):
-        raise BadInput(f"unknown scenario {unknown!r}; known: {', '.join(catalog)}")
-    chosen = [catalog[name] for name in args.only] if args.only else list(catalog.values())
-    scenarios = on_transports(chosen, _transports(args))
+    scenarios = on_transports(_only(load_catalog(), args.only), _transports(args))
     wrong: Counter[str] = Counter()
     verdicts: dict[str, Counter[str]] = {s.label: Counter() for s in scenarios}
     seconds: list[float] = []
