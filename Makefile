@@ -5,7 +5,7 @@ COMPOSE := source scripts/compose.sh && compose
 # Build the images only where a Docker engine answers and the local backend was not asked for.
 IMAGES_IF_DOCKER := if [ "$${RIG_BACKEND:-auto}" != local ] && timeout 10 docker info >/dev/null 2>&1; then scripts/images.sh; fi
 
-.PHONY: setup images up down logs shell reproduce test example chaos bench soak fairness lint clean
+.PHONY: setup images up down logs shell reproduce check test example chaos bench soak fairness lint clean
 
 setup:            ## venv, Python packages, redis-server and debootstrap
 	@scripts/setup.sh
@@ -45,17 +45,21 @@ soak: setup       ## the catalog RUNS times (default 20), counting wrong verdict
 	@$(IMAGES_IF_DOCKER)
 	@$(PY) -m rig soak --runs $${RUNS:-20}
 
+check: setup      ## lint, mypy and the unit room (no broker, no Docker): under a minute
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+	@.venv/bin/pytest tests/unit -q
+
 test: setup       ## lint, unit tests, integration tests and the catalog on both backends
 	@$(IMAGES_IF_DOCKER)
-	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 	@.venv/bin/pytest
 
 example: setup    ## build the wheel, install it in a fresh venv, run examples/shop's tests
 	@$(IMAGES_IF_DOCKER)
 	@scripts/example.sh
 
-lint: setup
-	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
+lint: setup       ## ruff and mypy
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
 clean: down
 	rm -rf build reports

@@ -41,7 +41,7 @@ from rig.target import resolve
 from rig.terminal import console, progress, run_command
 from rig.transports import TRANSPORTS
 
-TARGETS = {
+TARGETS: dict[str, Any] = {
     "scenario_s": 15.0,
     "kill_scenarios_median_s": {"docker": 5.2, "local": 3.85},
     # Issue 14's targets were for its 8-scenario catalog; the whole catalog is shown as is.
@@ -207,12 +207,12 @@ def _mark(value: float | None, target: float) -> str:
 def show(figures: list[dict[str, Any]]) -> None:
     table = Table(title="time to verdict per scenario, stack running (s)")
     table.add_column("scenario")
-    columns = [(entry, t) for entry in figures for t in entry["transports"]]
-    for entry, transport in columns:
+    cells_of = [(entry, t) for entry in figures for t in entry["transports"]]
+    for entry, transport in cells_of:
         table.add_column(f"{entry['backend']}, {transport}")
     for name in load_catalog():
         cells = []
-        for entry, transport in columns:
+        for entry, transport in cells_of:
             label = name if transport == "redis" else f"{name}@{transport}"
             scenario = entry["scenarios"].get(label, {})
             seconds = scenario.get("seconds")

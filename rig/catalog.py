@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rig import schema
+from rig.backends.base import lacks as backend_lacks
 from rig.backends.select import choose
 from rig.faults.registry import part as fault_part
 from rig.isolation import CELERY_ENVIRONMENT
@@ -66,7 +67,7 @@ def skip_reason(scenario: Scenario, runner: Runner) -> str | None:
 
 def cannot(runner: Runner, fault: str) -> str | None:
     """What this backend cannot do that the fault needs, and why; None if nothing."""
-    lacks = runner.backend.lacks()
+    lacks = backend_lacks(runner.backend)
     for capability in (c for c in fault_part(fault, "NEEDS", ()) if c in lacks):
         return f"the {runner.backend.info.name} backend cannot {capability}: {lacks[capability]}"
     return None

@@ -70,7 +70,7 @@ class Control:
     def disarm(self, point: str) -> None:
         """No more executions park at `point`; any that did meanwhile are let go."""
         self.client.delete(armed_key(point))
-        while (raw := self.client.lpop(REPORTS_KEY)) is not None:
+        while isinstance(raw := self.client.lpop(REPORTS_KEY), (bytes, str)):
             self.release(CheckpointReport(**json.loads(raw)))
 
     def release(self, report: CheckpointReport) -> None:

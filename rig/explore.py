@@ -22,6 +22,7 @@ from typing import Any
 
 from rig import properties, schema
 from rig.catalog import cannot
+from rig.checker import Verdict
 from rig.checkpoints import AUTOMATIC, WITHOUT_DJANGO
 from rig.errors import BadInput
 from rig.explain import explain
@@ -184,7 +185,7 @@ class Exploration:
     violations: list[properties.Violation]
 
     @property
-    def verdict(self) -> str:
+    def verdict(self) -> Verdict:
         return properties.verdict(self.result.outcome.verdict, self.violations, len(self.landed))
 
     def record(self) -> None:

@@ -23,7 +23,7 @@ from rig.events import EventListener, wait_finished
 from rig.history import CELERY, NOTE, SENT, History
 from rig.runner import Crew, Progress, Runner
 from rig.schema import setting
-from rig.settings import TransportName, make_settings
+from rig.settings import TRANSPORT_NAMES, make_settings
 from rig.target import Target, resolve
 from rig.transports import TRANSPORTS
 
@@ -63,8 +63,10 @@ CONFIG_NAMES = tuple(config.name for config in CONFIGS)
 
 @dataclass(frozen=True)
 class Workload:
-    transport: TransportName = setting(
-        "redis", "the broker: prefetch is kombu's emulated QoS on Redis, basic.qos on RabbitMQ"
+    transport: str = setting(
+        "redis",
+        "the broker: prefetch is kombu's emulated QoS on Redis, basic.qos on RabbitMQ",
+        choices=TRANSPORT_NAMES,
     )
     workers: int = setting(3, "workers of concurrency 1 (at least 2, to compare)", minimum=2)
     long_tasks: int = setting(2, "long tasks sent first", minimum=1)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rig.checker import executions_by_task, rows_per_key
+from rig.checker import Verdict, executions_by_task, rows_per_key
 from rig.history import SENT, History
 
 
@@ -76,7 +76,7 @@ def violations(history: History, name: str) -> list[Violation]:
     return found
 
 
-def verdict(base: str, found: list[Violation], faults_landed: int) -> str:
+def verdict(base: Verdict, found: list[Violation], faults_landed: int) -> Verdict:
     """A run's verdict against a property: the checker's unknown or error stand; a
     run no fault landed in proves nothing."""
     if base in ("error", "unknown"):

@@ -175,7 +175,8 @@ class Chaos:
 @pytest.fixture
 def celery_chaos(request: pytest.FixtureRequest, celery_chaos_sessions: Sessions) -> Chaos:
     marker = request.node.get_closest_marker(MARKER)
-    values, backend = ({}, None)
+    values: dict[str, Any] = {}
+    backend: str | None = None
     if marker is not None:
         values, backend = marker_values(marker, request.node.nodeid)
     return Chaos(celery_chaos_sessions, values, backend, request.node.name)

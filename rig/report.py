@@ -22,6 +22,7 @@ from rig.faults.registry import part as fault_part
 from rig.history import FAULT, HEAL, LEDGER, SENT, History
 from rig.runner import Result
 from rig.settings import make_settings
+from rig.transports import TRANSPORTS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # The summary line, in this order: "6 of 8 passed · 1 failed · 1 crashed · 1 skipped".
@@ -45,18 +46,11 @@ def _short_settings(values: dict[str, Any]) -> str:
         text += f" ({describe(settings)})"
     if settings.reject_on_worker_lost:
         text += ", reject_on_worker_lost"
-    if not faulted:
-        text += f", {settings.task_seconds}s task > {settings.visibility_timeout}s visibility"
     if settings.fault_times > 1:
         text += f", up to {settings.fault_times} times"
-    if settings.queue_type:
-        text += f", {settings.queue_type} queue"
-    if settings.delivery_limit:
-        text += f", delivery-limit {settings.delivery_limit}"
-    if settings.consumer_timeout:
-        text += f", consumer_timeout {settings.consumer_timeout:g}s"
-    if settings.heartbeat:
-        text += f", heartbeat {settings.heartbeat:g}s"
+    given = TRANSPORTS[settings.transport].describe(settings)
+    if given:
+        text += f", {given}"
     return f"{text}, {settings.task}"
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import types
-from dataclasses import MISSING, Field, dataclass, field, fields
+from dataclasses import MISSING, Field, field, fields
 from functools import cache
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -32,9 +32,17 @@ from rig.errors import BadInput
 T = TypeVar("T")
 
 
-def setting(default: Any, help: str, minimum: float | None = None) -> Any:  # noqa: A002
-    """A dataclass field that carries its one-line help and its lower bound."""
-    return field(default=default, metadata={"help": help, "minimum": minimum})
+def setting(
+    default: Any,
+    help: str,  # noqa: A002
+    minimum: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A dataclass field that carries its one-line help, its lower bound, and its
+    allowed values where a registry lists them (a Literal written in the
+    annotation lists them otherwise)."""
+    metadata = {"help": help, "minimum": minimum, "choices": choices}
+    return field(default=default, metadata=metadata)
 
 
 @cache
@@ -53,8 +61,16 @@ def _kind(cls: type, name: str) -> tuple[Any, bool]:
 
 
 def choices(cls: type, name: str) -> tuple[str, ...] | None:
+    listed = _fields(cls)[name].metadata.get("choices")
+    if listed is not None:
+        return tuple(listed)
     kind, _ = _kind(cls, name)
     return get_args(kind) if get_origin(kind) is Literal else None
+
+
+@cache
+def _fields(cls: type) -> dict[str, Field[Any]]:
+    return {item.name: item for item in fields(cls)}
 
 
 def _is_texts(kind: Any) -> bool:
@@ -202,15 +218,6 @@ def as_flags(instance: Any) -> list[str]:
         else:
             flags += [flag_name(item.name), f"{value:g}" if isinstance(value, float) else value]
     return [str(part) for part in flags]
-
-
-def compose(name: str, *parts: type) -> type:
-    """One frozen dataclass with the fields (and methods) of every part, the first
-    part's fields first: the common settings plus each fault's own parameters."""
-    # A dataclass lists its bases' fields from the last base to the first.
-    return dataclass(frozen=True)(
-        type(name, tuple(reversed(parts)), {"__module__": parts[0].__module__})
-    )
 
 
 def describe(cls: type) -> list[tuple[str, str, str]]:

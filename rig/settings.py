@@ -17,17 +17,17 @@ from rig import agent, schema
 from rig.checkpoints import AUTOMATIC, PARK_ENV
 from rig.control import PARK_S
 from rig.errors import BadInput
+from rig.faults import broker_restart, oom, partition, pause, stall, term
 from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
 from rig.target import BUILTIN_TASKS, TargetSettings
-from rig.transports import TRANSPORTS
+from rig.transports import TRANSPORTS, rabbitmq, redis
 
 Acks = Literal["early", "late"]
-# "none" or a fault of the registry (rig/faults/registry.py).
-FaultName = Literal[("none", *FAULTS)]  # type: ignore[valid-type]
 Pool = Literal["prefork", "solo", "threads"]
-TransportName = Literal[tuple(TRANSPORTS)]  # type: ignore[valid-type]
-QueueType = Literal["classic", "quorum"]
+# "none" or a fault of the registry (rig/faults/registry.py); a transport of rig.transports.
+FAULT_NAMES = ("none", *FAULTS)
+TRANSPORT_NAMES = tuple(TRANSPORTS)
 POINT_NAME = re.compile(r"^[A-Za-z_][\w.-]*$")
 setting = schema.setting
 
@@ -39,12 +39,14 @@ def _fault_help() -> str:
 
 @dataclass(frozen=True)
 class CommonSettings:
-    """The axes every scenario has; each fault adds its own (its module's Parameters)."""
+    """The axes every scenario has; the target, each transport and each fault add
+    their own (Settings below)."""
 
-    transport: TransportName = setting(
+    transport: str = setting(
         "redis",
         "the broker: "
         + "; ".join(f"{name}: {module.SUMMARY}" for name, module in TRANSPORTS.items()),
+        choices=TRANSPORT_NAMES,
     )
     acks: Acks | None = setting(
         None,
@@ -54,7 +56,7 @@ class CommonSettings:
     reject_on_worker_lost: bool | None = setting(
         None, "requeue the task when its pool process dies (task_reject_on_worker_lost)"
     )
-    fault: FaultName = setting("none", _fault_help())
+    fault: str = setting("none", _fault_help(), choices=FAULT_NAMES)
     fault_times: int = setting(
         1,
         "how many executions in turn the fault hits: each next one that reaches --at "
@@ -75,33 +77,6 @@ class CommonSettings:
     tasks: int = setting(1, "how many tasks are sent, each with its own business key", minimum=1)
     task_seconds: float = setting(
         0.2, "how long each task's slow retrieval takes, in seconds", minimum=0
-    )
-    visibility_timeout: float = setting(
-        2.0,
-        "seconds after delivery before Redis hands an unacknowledged message to "
-        "another worker (broker_transport_options; Redis only)",
-        minimum=1,
-    )
-    queue_type: QueueType | None = setting(
-        None, "RabbitMQ: the queues' type (task_default_queue_type); None: the app's own"
-    )
-    delivery_limit: int = setting(
-        0,
-        "RabbitMQ quorum queues: how many times a message may come back to the queue "
-        "before it is dead-lettered (a delivery-limit policy), 0 for no limit",
-        minimum=0,
-    )
-    heartbeat: float = setting(
-        0.0,
-        "RabbitMQ: seconds between AMQP heartbeats the workers ask for (broker_heartbeat), "
-        "0 for Celery's 120 s (the node's 60 s wins)",
-        minimum=0,
-    )
-    consumer_timeout: float = setting(
-        0.0,
-        "RabbitMQ: seconds a delivery may stay unacknowledged before the broker closes "
-        "its channel (consumer_timeout), 0 for the broker's 30 minutes",
-        minimum=0,
     )
     restart: bool = setting(
         False, "start the killed worker again at once, as an orchestrator would"
@@ -128,6 +103,26 @@ class CommonSettings:
     prefetch_multiplier: int | None = setting(
         None, "messages reserved per process (worker_prefetch_multiplier)", minimum=0
     )
+
+
+@dataclass(frozen=True)
+class Settings(
+    # A dataclass lists its bases' fields from the last base to the first: the
+    # common axes come first, then the target's, each transport's, each fault's.
+    broker_restart.Parameters,
+    partition.Parameters,
+    oom.Parameters,
+    stall.Parameters,
+    pause.Parameters,
+    term.Parameters,
+    rabbitmq.Parameters,
+    redis.Parameters,
+    TargetSettings,
+    CommonSettings,
+):
+    """Every setting of a run: one frozen dataclass, written out so it type-checks
+    (tests/unit/test_settings.py checks it holds every fault's and transport's
+    Parameters)."""
 
     def validate(self) -> None:
         """The combinations that cannot run: common ones, the target's, the fault's."""
@@ -181,15 +176,6 @@ class CommonSettings:
     def worker_environment(self) -> dict[str, str]:
         """What a worker's agent reads (rig.agent): the Celery settings and the park time."""
         return {agent.CONF_ENV: json.dumps(self.celery_settings()), PARK_ENV: str(PARK_S)}
-
-
-# The settings: the common axes and every fault's parameters, one frozen dataclass.
-Settings = schema.compose(
-    "Settings",
-    CommonSettings,
-    TargetSettings,
-    *(module.Parameters for module in FAULTS.values() if hasattr(module, "Parameters")),
-)
 
 
 def make_settings(**values: Any) -> Settings:

@@ -228,7 +228,7 @@ def resolve(settings: Any) -> Target:
             f"task {settings.task!r} is not registered in {settings.app}; registered: "
             + (", ".join(found["tasks"]) or "none")
         )
-    notes = ()
+    notes: tuple[str, ...] = ()
     if not found["django"]:
         notes = (
             f"{settings.app} is not a Django project: checkpoints are task_start, task_end and "

@@ -22,5 +22,5 @@ def until_nothing_missing(
         stop=stop_after_delay(timeout_s),
         wait=wait_fixed(interval_s),
         retry=retry_if_result(bool),
-        retry_error_callback=lambda state: state.outcome.result(),
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
     )(probe)()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 from rig.history import History
@@ -54,11 +54,6 @@ class Exit:
 
     at: float
     detail: str
-
-
-# What a fault may need from a backend (rig.faults.*.NEEDS); a backend says
-# which it lacks and why, and a scenario needing one is skipped with that reason.
-CAPABILITIES = ("kill", "pause", "partition", "memory-limit", "restart-broker")
 
 
 def agent_command(command: list[str]) -> list[str]:
@@ -134,8 +129,9 @@ class Backend(Protocol):
         """Remove these workers (all when None)."""
         ...
 
-    def lacks(self) -> dict[str, str]:
-        """Capabilities this backend does not have, each with the reason."""
+    def unavailable(self) -> dict[str, str]:
+        """Capabilities this backend implements but cannot use on this machine
+        (not root, a tool missing), each with the reason."""
         ...
 
     def signal_worker(self, name: str, signal: str) -> None:
@@ -154,31 +150,12 @@ class Backend(Protocol):
 
     def wait_process_gone(self, name: str, pid: int, timeout_s: float) -> Exit | None: ...
 
-    def pause_worker(self, name: str) -> Exit | None:
-        """Freeze every process of the worker; confirmed when frozen."""
-        ...
-
-    def resume_worker(self, name: str) -> None: ...
-
     def broker_url(self, transport: str) -> str:
         """The transport's broker as the controller reaches it, started on first use."""
         ...
 
     def broker_admin(self, transport: str) -> Callable[[list[str]], str]:
         """Run the broker's admin tool (rabbitmqctl) where the broker runs; its stdout."""
-        ...
-
-    def restart_broker(
-        self, transport: str, persist: bool, while_down: Callable[[], None]
-    ) -> Exit | None:
-        """Stop the broker, call while_down, and start it again on the same address,
-        keeping its data when persist (Redis: a snapshot on SHUTDOWN SAVE; RabbitMQ:
-        its data directory); confirmed when it answers again."""
-        ...
-
-    def partition(self, name: str, peer: str, cut: bool) -> Exit | None:
-        """Cut the worker off from its broker (the one its transport names) or its
-        database; cut=False heals it."""
         ...
 
     def restart_worker(self, name: str) -> None: ...
@@ -188,3 +165,68 @@ class Backend(Protocol):
     def close(self) -> None:
         """Remove everything this backend started. Safe to call twice."""
         ...
+
+
+# --- optional capabilities: a fault names those it needs (rig.faults.*.NEEDS) ---
+@runtime_checkable
+class Pauses(Protocol):
+    def pause_worker(self, name: str) -> Exit | None:
+        """Freeze every process of the worker; confirmed when frozen."""
+        ...
+
+    def resume_worker(self, name: str) -> None: ...
+
+
+@runtime_checkable
+class Partitions(Protocol):
+    def partition(self, name: str, peer: str, cut: bool) -> Exit | None:
+        """Cut the worker off from its broker (the one its transport names) or its
+        database; cut=False heals it."""
+        ...
+
+
+@runtime_checkable
+class LimitsMemory(Protocol):
+    def memory_limit_mb(self, name: str) -> int:
+        """The memory limit the worker runs under (WorkerSpec.memory_mb), 0 for none."""
+        ...
+
+
+@runtime_checkable
+class RestartsBrokers(Protocol):
+    def restart_broker(
+        self, transport: str, persist: bool, while_down: Callable[[], None]
+    ) -> Exit | None:
+        """Stop the broker, call while_down, and start it again on the same address,
+        keeping its data when persist (Redis: a snapshot on SHUTDOWN SAVE; RabbitMQ:
+        its data directory); confirmed when it answers again."""
+        ...
+
+
+# Every backend kills (Backend.signal_worker); the rest are the protocols above.
+CAPABILITIES: dict[str, type | None] = {
+    "kill": None,
+    "pause": Pauses,
+    "partition": Partitions,
+    "memory-limit": LimitsMemory,
+    "restart-broker": RestartsBrokers,
+}
+
+
+class Unsupported(Protocol):
+    """What a backend says of the capabilities it does not implement at all."""
+
+    WITHOUT: ClassVar[dict[str, str]]
+
+
+def lacks(backend: Backend) -> dict[str, str]:
+    """The capabilities this backend does not have, each with the reason: those
+    whose protocol it does not implement (its WITHOUT says why), then those it
+    cannot use here."""
+    without: dict[str, str] = getattr(backend, "WITHOUT", {})
+    missing = {
+        name: without.get(name, f"the {backend.info.name} backend has no {name}")
+        for name, protocol in CAPABILITIES.items()
+        if protocol is not None and not isinstance(backend, protocol)
+    }
+    return missing | backend.unavailable()

@@ -425,7 +425,11 @@ class DockerBackend:
         if names is None:  # and any an interruption created before we could track it
             self._remove_containers(f"{ROLE_LABEL}=worker")
 
-    def lacks(self) -> dict[str, str]:
+    def memory_limit_mb(self, name: str) -> int:
+        limit = self.workers[name].attrs["HostConfig"]["Memory"] or 0
+        return int(limit) // (1024 * 1024)
+
+    def unavailable(self) -> dict[str, str]:
         missing = [tool for tool in ("nsenter", "iptables") if shutil.which(tool) is None]
         if os.geteuid() != 0 or missing:
             why = f"{', '.join(missing)} not found" if missing else "the rig is not root"

@@ -79,6 +79,14 @@ def remove_stale_runs(runs_dir: Path = RUNS_DIR) -> list[str]:
 
 
 class LocalBackend:
+    # The capabilities it does not implement (rig.backends.base.lacks), and why.
+    WITHOUT = {
+        "partition": "local workers share this machine's network namespace; cutting one "
+        "off needs a namespace per worker (the docker backend does it)",
+        "memory-limit": "a memory limit needs a cgroup per worker (the docker backend "
+        "sets one per container)",
+    }
+
     def __init__(self, reason: str) -> None:
         self.info = BackendInfo("local", reason)
         self.run_id = f"run-{uuid.uuid4().hex[:8]}"
@@ -263,13 +271,8 @@ class LocalBackend:
         except subprocess.TimeoutExpired:
             pass
 
-    def lacks(self) -> dict[str, str]:
-        return {
-            "partition": "local workers share this machine's network namespace; cutting one "
-            "off needs a namespace per worker (the docker backend does it)",
-            "memory-limit": "a memory limit needs a cgroup per worker (the docker backend "
-            "sets one per container)",
-        }
+    def unavailable(self) -> dict[str, str]:
+        return {}
 
     def signal_worker(self, name: str, signal: str) -> None:
         process = self.processes[name]

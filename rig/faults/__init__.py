@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from rig.backends.base import Backend, Exit
 from rig.control import PARK_S, CheckpointReport, Control
-from rig.errors import BadInput
+from rig.errors import BadInput, RigError
+
+Capability = TypeVar("Capability")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,13 @@ class FaultContext:
     def worker(self) -> str:
         """The backend's worker name from the task's node name (celery@<name>)."""
         return self.report.hostname.split("@", 1)[-1]
+
+    def backend_as(self, capability: type[Capability]) -> Capability:
+        """The backend as a capability the fault NEEDS (rig.backends.base); the
+        catalog skips a scenario whose backend lacks it, so this only guards."""
+        if not isinstance(self.backend, capability):
+            raise RigError(f"the {self.backend.info.name} backend lacks {capability.__name__}")
+        return self.backend
 
     def release(self) -> None:
         """Let the parked task go on."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from rig.backends.base import RestartsBrokers
 from rig.faults import FaultContext, FaultRecord, record
 from rig.schema import setting
 
@@ -73,7 +74,7 @@ def start(ctx: FaultContext) -> FaultRecord:
             ctx.control.release(report)
         ended = all(ctx.wait_ended(FINISH_S, report) for report in held)
 
-    restarted = ctx.backend.restart_broker(
+    restarted = ctx.backend_as(RestartsBrokers).restart_broker(
         ctx.settings.transport, ctx.settings.broker_persistence, finish_held_tasks
     )
     action = "restart, " + ("with" if ctx.settings.broker_persistence else "without") + " data"

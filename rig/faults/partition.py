@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rig.backends.base import Partitions
 from rig.faults import FaultContext, FaultRecord, Heal, healed, last_for, record
 from rig.schema import setting
 
@@ -35,7 +36,7 @@ def start(ctx: FaultContext) -> FaultRecord:
     # cut from the broker, after a cut from the database.
     if peer == "broker":
         ctx.release()
-    cut = ctx.backend.partition(ctx.worker, peer, cut=True)
+    cut = ctx.backend_as(Partitions).partition(ctx.worker, peer, cut=True)
     if peer == "database":
         ctx.release()
     return record(
@@ -49,6 +50,8 @@ def describe(settings: Any) -> str:
 
 def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
     last_for(fault, ctx.settings.partition_seconds)
-    joined = ctx.backend.partition(ctx.worker, ctx.settings.partition_from, cut=False)
+    joined = ctx.backend_as(Partitions).partition(
+        ctx.worker, ctx.settings.partition_from, cut=False
+    )
     detail = joined.detail if joined else "the rule could not be removed"
     return healed(NAME, ctx.worker, "reconnect", detail)

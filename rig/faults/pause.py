@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rig.backends.base import Pauses
 from rig.faults import FaultContext, FaultRecord, Heal, below_park, healed, last_for, record
 from rig.schema import setting
 
@@ -30,7 +31,7 @@ def validate(settings: Any) -> None:
 
 
 def start(ctx: FaultContext) -> FaultRecord:
-    paused = ctx.backend.pause_worker(ctx.worker)
+    paused = ctx.backend_as(Pauses).pause_worker(ctx.worker)
     return record(NAME, ctx, "pause", paused, ends_execution=False)
 
 
@@ -40,6 +41,6 @@ def describe(settings: Any) -> str:
 
 def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
     last_for(fault, ctx.settings.pause_seconds)
-    ctx.backend.resume_worker(ctx.worker)
+    ctx.backend_as(Pauses).resume_worker(ctx.worker)
     ctx.release()  # the frozen execution goes on from its checkpoint
     return healed(NAME, ctx.worker, "resume", f"resumed after {ctx.settings.pause_seconds:g} s")

@@ -20,12 +20,14 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import amqp
 
 from rig.errors import BrokerDown
+from rig.schema import setting
 
 NAME = "rabbitmq"
 SUMMARY = "RabbitMQ, kombu's pyamqp transport (requeue on connection loss, consumer_timeout)"
@@ -39,6 +41,44 @@ CHANNEL_TICK_MS = 1000
 
 # A function the backend gives: run `rabbitmqctl ARGS` against the rig's node, return stdout.
 Admin = Callable[[list[str]], str]
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """The settings only RabbitMQ reads (part of rig.settings.Settings)."""
+
+    queue_type: Literal["classic", "quorum"] | None = setting(
+        None, "RabbitMQ: the queues' type (task_default_queue_type); None: the app's own"
+    )
+    delivery_limit: int = setting(
+        0,
+        "RabbitMQ quorum queues: how many times a message may come back to the queue "
+        "before it is dead-lettered (a delivery-limit policy), 0 for no limit",
+        minimum=0,
+    )
+    heartbeat: float = setting(
+        0.0,
+        "RabbitMQ: seconds between AMQP heartbeats the workers ask for (broker_heartbeat), "
+        "0 for Celery's 120 s (the node's 60 s wins)",
+        minimum=0,
+    )
+    consumer_timeout: float = setting(
+        0.0,
+        "RabbitMQ: seconds a delivery may stay unacknowledged before the broker closes "
+        "its channel (consumer_timeout), 0 for the broker's 30 minutes",
+        minimum=0,
+    )
+
+
+def describe(settings: Any) -> str:
+    """The report's phrase for what this transport was given, or ""."""
+    given = [
+        f"{settings.queue_type} queue" if settings.queue_type else "",
+        f"delivery-limit {settings.delivery_limit}" if settings.delivery_limit else "",
+        f"consumer_timeout {settings.consumer_timeout:g}s" if settings.consumer_timeout else "",
+        f"heartbeat {settings.heartbeat:g}s" if settings.heartbeat else "",
+    ]
+    return ", ".join(part for part in given if part)
 
 
 def vhost(slot: int) -> str:

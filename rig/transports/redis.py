@@ -8,6 +8,7 @@ settles in seconds. Each crew has a database of its own.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,6 +16,7 @@ import kombu
 import redis
 
 from rig.errors import BrokerDown
+from rig.schema import setting
 
 NAME = "redis"
 SUMMARY = "Redis, kombu's redis transport (a visibility timeout, no consumer liveness)"
@@ -24,6 +26,25 @@ UNACKED_INDEX = "unacked_index"
 # How often a surviving worker sweeps for unacked messages older than the
 # visibility timeout (kombu 5.7 unacked_restore_interval, throttle 1).
 RESTORE_INTERVAL_S = 0.25
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """The settings only Redis reads (part of rig.settings.Settings)."""
+
+    visibility_timeout: float = setting(
+        2.0,
+        "seconds after delivery before Redis hands an unacknowledged message to "
+        "another worker (broker_transport_options; Redis only)",
+        minimum=1,
+    )
+
+
+def describe(settings: Any) -> str:
+    """The report's phrase for what this transport was given, or ""."""
+    if settings.fault == "none":
+        return f"{settings.task_seconds}s task > {settings.visibility_timeout}s visibility"
+    return ""
 
 
 def with_db(url: str, db: int) -> str:

@@ -20,8 +20,8 @@ from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from rig.backends.local import RUNS_DIR
 from rig.backends.pids import same_process, zombie
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = "late_ack_kill_after_commit_create"  # parks a task, so a run is mid-scenario for a while
 
 

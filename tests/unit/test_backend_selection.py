@@ -15,6 +15,12 @@ from rig.backends.select import decide
 from rig.errors import BadInput
 
 
+def _sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+
+
 def test_auto_picks_docker_when_an_engine_answers() -> None:
     assert decide("auto", (True, "Docker engine 20.10 answers")) == (
         "docker",
@@ -36,12 +42,6 @@ def test_an_explicit_choice_wins() -> None:
 def test_an_unknown_backend_is_an_error() -> None:
     with pytest.raises(BadInput, match="expected one of auto, docker, local"):
         decide("kubernetes", None)
-
-
-def _sleeper() -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
-    )
 
 
 def test_stale_run_is_killed_and_removed(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,7 @@ def test_checkpoints_are_the_automatic_ones_or_a_users_own_name() -> None:
 
 
 def test_every_fault_is_complete_and_needs_only_known_capabilities() -> None:
-    from rig.backends.base import CAPABILITIES
+    from rig.backends.base import CAPABILITIES, lacks
     from rig.backends.local import LocalBackend
     from rig.faults.registry import FAULTS
 
@@ -126,5 +127,19 @@ def test_every_fault_is_complete_and_needs_only_known_capabilities() -> None:
         lands = callable(getattr(fault, "start", None)) or hasattr(fault, "Plan")
         assert fault.NAME == name and fault.SUMMARY and lands, name
         assert set(fault.NEEDS) <= set(CAPABILITIES), f"{name} needs {fault.NEEDS}"
-    assert set(LocalBackend("test").lacks()) <= set(CAPABILITIES)
+    assert set(lacks(LocalBackend("test"))) <= set(CAPABILITIES)
     assert schema.choices(Settings, "fault") == ("none", *FAULTS)
+
+
+def test_the_written_out_settings_hold_every_faults_and_transports_parameters() -> None:
+    """Settings is written out so mypy checks it: a fault or transport added to
+    its registry with Parameters must be added to its bases too."""
+    from rig.faults.registry import FAULTS
+    from rig.transports import TRANSPORTS
+
+    modules = [*FAULTS.values(), *TRANSPORTS.values()]
+    for module in modules:
+        parameters = getattr(module, "Parameters", None)
+        assert parameters is None or issubclass(Settings, parameters), module.__name__
+    declared = {f.name for m in modules if hasattr(m, "Parameters") for f in fields(m.Parameters)}
+    assert declared <= {f.name for f in fields(Settings)}

@@ -3,38 +3,15 @@ re-checking, on the local backend (Docker runs it the same way)."""
 
 from __future__ import annotations
 
-import json
-import re
-import shlex
-from pathlib import Path
-
 import pytest
 
 from rig import properties
 from rig.errors import BadInput
 from rig.explore import EXPLORABLE, Step, generate, parse_schedule, schedule_text
 from rig.history import EFFECTS, LEDGER, ROW, SENT, History
-from rig.scenarios import parse_scenario
-from tests.test_bad_input import assert_clear_error, rig
+from tests.helpers import assert_clear_error, rig
 
 POINTS = ("task_start", "after_commit")
-
-
-def test_the_same_seed_draws_the_same_schedule() -> None:
-    first = generate(7, ["container", "pause"], POINTS, duration=20, interval=1.5)
-    assert first == generate(7, ["container", "pause"], POINTS, duration=20, interval=1.5)
-    assert first != generate(8, ["container", "pause"], POINTS, duration=20, interval=1.5)
-    assert 8 <= len(first) <= 40 and all(0 < s.at_s < 20 for s in first)
-    assert {s.fault for s in first} <= {"container", "pause"} and {s.point for s in first} <= set(
-        POINTS
-    )
-
-
-def test_a_schedule_reads_back_as_it_prints() -> None:
-    steps = [Step(0.0, "container", "after_commit"), Step(2.5, "pause", "task_start")]
-    assert parse_schedule(schedule_text(steps)) == steps
-    with pytest.raises(BadInput, match="SECONDS:FAULT@POINT"):
-        parse_schedule("2.5-container")
 
 
 def _history(executions: dict[str, int], rows: dict[str, int], finished: bool = True) -> History:
@@ -53,6 +30,23 @@ def _history(executions: dict[str, int], rows: dict[str, int], finished: bool = 
     for key, count in rows.items():
         history.add(ROW, business_key=key, count=count)
     return history
+
+
+def test_the_same_seed_draws_the_same_schedule() -> None:
+    first = generate(7, ["container", "pause"], POINTS, duration=20, interval=1.5)
+    assert first == generate(7, ["container", "pause"], POINTS, duration=20, interval=1.5)
+    assert first != generate(8, ["container", "pause"], POINTS, duration=20, interval=1.5)
+    assert 8 <= len(first) <= 40 and all(0 < s.at_s < 20 for s in first)
+    assert {s.fault for s in first} <= {"container", "pause"} and {s.point for s in first} <= set(
+        POINTS
+    )
+
+
+def test_a_schedule_reads_back_as_it_prints() -> None:
+    steps = [Step(0.0, "container", "after_commit"), Step(2.5, "pause", "task_start")]
+    assert parse_schedule(schedule_text(steps)) == steps
+    with pytest.raises(BadInput, match="SECONDS:FAULT@POINT"):
+        parse_schedule("2.5-container")
 
 
 @pytest.mark.parametrize(
@@ -90,79 +84,6 @@ def test_a_run_no_fault_landed_in_proves_nothing() -> None:
 )
 def test_bad_explore_input_is_one_line(args: list[str], needles: list[str]) -> None:
     assert_clear_error(rig("explore", *args), 2, "error:", *needles)
-
-
-@pytest.mark.integration
-def test_explore_finds_the_duplicate_shrinks_it_and_the_replay_reproduces_it(
-    tmp_path: Path,
-) -> None:
-    found = rig(
-        "explore",
-        "--acks",
-        "late",
-        "--task",
-        "create",
-        "--faults",
-        "container",
-        "--seed",
-        "1",
-        "--duration",
-        "12",
-        "--backend",
-        "local",
-        "--reports",
-        str(tmp_path),
-    )
-    output = found.stdout + found.stderr
-    assert found.returncode == 1, output
-    assert "no-duplicate-rows (no business key has more than one row) FAILS" in output, output
-    assert re.search(r"shrunk in [\d.]+ s \(\d+ runs\) to 1 fault\(s\)", output), output
-    # Every line fits 100 columns, but a file's path, which cannot be broken.
-    assert all(len(line) <= 100 or " " not in line.strip() for line in output.splitlines()), output
-    (report,) = tmp_path.iterdir()
-    # The smallest schedule, as a catalog scenario that parses.
-    (scenario_path,) = report.glob("explored_*.toml")
-    scenario = parse_scenario(scenario_path)
-    assert scenario.settings.fault == "container" and scenario.expect["duplicate_rows"][0] == 1
-    # The replay of the smallest schedule (printed, and kept in results.json) fails again.
-    shrunk = json.loads((report / "results.json").read_text())["explore"]["shrunk"]
-    assert shrunk["schedule"].startswith("0:container@")
-    words = shlex.split(shrunk["replay"])
-    assert words[:3] == ["python", "-m", "rig"]
-    for _ in range(2):
-        again = rig(*words[3:], "--reports", str(tmp_path))
-        assert again.returncode == 1 and "FAILS" in again.stdout, again.stdout + again.stderr
-    # The stored run re-checks to the verdicts it gave.
-    rechecked = rig("check", str(report))
-    assert "every verdict as the run gave it" in rechecked.stdout, rechecked.stdout
-
-
-@pytest.mark.integration
-def test_get_or_create_holds_over_many_tasks_and_faults(tmp_path: Path) -> None:
-    held = rig(
-        "explore",
-        "--acks",
-        "late",
-        "--task",
-        "get_or_create",
-        "--faults",
-        "container,pool-child,quit",
-        "--seed",
-        "7",
-        "--duration",
-        "16",
-        "--backend",
-        "local",
-        "--reports",
-        str(tmp_path),
-    )
-    output = held.stdout + held.stderr
-    assert held.returncode == 0, output
-    match = re.search(
-        r"HOLDS\s+over (\d+) tasks, \d+ executions: \d+ fault\(s\) drawn, (\d+) landed", output
-    )
-    assert match, output
-    assert int(match[1]) == 200 and int(match[2]) >= 10, output
 
 
 def test_every_explorable_fault_is_registered() -> None:

@@ -8,32 +8,20 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, assert_clear_error, rig
 
 
-def rig(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rig", *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def assert_clear_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
-    output = result.stdout + result.stderr
-    assert result.returncode == code, f"exit {result.returncode}, expected {code}:\n{output}"
-    assert "Traceback" not in output, output
-    for needle in needles:
-        assert needle in output, f"{needle!r} not in:\n{output}"
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
 
 
 @pytest.mark.parametrize(
@@ -118,27 +106,6 @@ def test_without_an_engine_auto_falls_back_to_local_and_says_why(
     name, reason = decide("auto", engine_answers())
     assert name == "local"
     assert "no Docker engine answers" in reason
-
-
-@pytest.mark.docker
-def test_a_missing_image_names_the_command_that_builds_it(docker_runner: object) -> None:
-    # docker_runner: only where an engine answers (and required to in CI).
-    result = rig(
-        "run",
-        "early_ack_kill_before_write",
-        "--backend",
-        "docker",
-        env={"RIG_APP_IMAGE": "celery-rig/no-such-image:latest"},
-    )
-    assert_clear_error(result, 3, "celery-rig/no-such-image:latest is missing", "make images")
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        yield listener.getsockname()[1]
 
 
 def test_make_up_refuses_a_port_in_use(busy_port: int) -> None:

@@ -32,7 +32,7 @@ from rig.backends.base import free_port
 from rig.backends.local import RUNS_DIR
 from rig.backends.postgres_node import LocalPostgres, binaries
 from tests.conftest import _docker_or_skip
-from tests.test_bad_input import ROOT
+from tests.helpers import ROOT
 
 PROJECT = ROOT / "examples" / "templated"
 # The package declares celery>=5.4: each minor it accepts, at its newest patch.
@@ -245,27 +245,6 @@ def assert_untouched(developer: Developer, before: tuple[int, int, int, int], wh
     assert after[1] == 1, f"the developer's queued task is gone: {after}"
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("celery", CELERY_VERSIONS)
-def test_a_run_on_each_supported_celery_leaves_the_developers_services_alone(
-    celery: str, wheel: Path, developer: Developer, tmp_path: Path
-) -> None:
-    environment = venv(celery, wheel)
-    version = subprocess.run(
-        [str(environment / "bin" / "python"), "-c", "import celery; print(celery.__version__)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert version == celery
-    project = project_copy(tmp_path, developer)
-    before = developer.snapshot()
-    run_two_charges(environment, project, "local")
-    assert_untouched(developer, before, f"celery-rig run on Celery {celery}")
-    if celery == PINNED:
-        _explore_and_plugin(environment, project, developer)
-
-
 def _explore_and_plugin(environment: Path, project: Path, developer: Developer) -> None:
     """The other two ways in, on the project's own Celery: explore and the marker."""
     before = developer.snapshot()
@@ -292,6 +271,33 @@ def _explore_and_plugin(environment: Path, project: Path, developer: Developer) 
     assert_untouched(developer, before, "the project's own chaos test (the plugin)")
 
 
+def rig_databases(url: str) -> list[str]:
+    with psycopg.connect(url, autocommit=True) as admin:
+        rows = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'rig%'")
+        return sorted(row[0] for row in rows.fetchall())
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("celery", CELERY_VERSIONS)
+def test_a_run_on_each_supported_celery_leaves_the_developers_services_alone(
+    celery: str, wheel: Path, developer: Developer, tmp_path: Path
+) -> None:
+    environment = venv(celery, wheel)
+    version = subprocess.run(
+        [str(environment / "bin" / "python"), "-c", "import celery; print(celery.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert version == celery
+    project = project_copy(tmp_path, developer)
+    before = developer.snapshot()
+    run_two_charges(environment, project, "local")
+    assert_untouched(developer, before, f"celery-rig run on Celery {celery}")
+    if celery == PINNED:
+        _explore_and_plugin(environment, project, developer)
+
+
 @pytest.mark.integration
 def test_the_project_runs_on_docker_from_the_wheel(
     wheel: Path, developer: Developer, tmp_path: Path
@@ -307,12 +313,6 @@ def test_the_project_runs_on_docker_from_the_wheel(
     before = developer.snapshot()
     run_two_charges(environment, project, "docker", "--requirements", "requirements.txt")
     assert_untouched(developer, before, "celery-rig run on Docker")
-
-
-def rig_databases(url: str) -> list[str]:
-    with psycopg.connect(url, autocommit=True) as admin:
-        rows = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'rig%'")
-        return sorted(row[0] for row in rows.fetchall())
 
 
 @pytest.mark.integration

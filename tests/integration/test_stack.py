@@ -20,7 +20,8 @@ import psycopg
 import pytest
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
+
 PROJECT = f"celery-rig-test-{os.getpid()}"
 
 

@@ -20,6 +20,15 @@ from rig.settings import make_settings
 from rig.transports import TRANSPORTS, rabbitmq
 
 
+def _scenario(tmp_path: Path, extra: str) -> Path:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[settings]\nacks = "late"\nfault = "pause"\nat = "after_commit"\n'
+        "[expect]\nexecutions = 2\nduplicate_rows = 1\n" + extra
+    )
+    return path
+
+
 def test_each_transport_gives_the_workers_its_own_settings() -> None:
     redis_conf = make_settings(transport="redis").celery_settings()
     assert redis_conf["broker_transport_options"]["visibility_timeout"] == 2.0
@@ -61,15 +70,6 @@ def test_the_node_stores_the_users_password_as_rabbitmq_hashes_it() -> None:
     config = rabbitmq.node_config("127.0.0.1:5999", "/x/definitions.json")
     assert "listeners.tcp.default = 127.0.0.1:5999" in config
     assert "load_definitions = /x/definitions.json" in config
-
-
-def _scenario(tmp_path: Path, extra: str) -> Path:
-    path = tmp_path / "s.toml"
-    path.write_text(
-        '[settings]\nacks = "late"\nfault = "pause"\nat = "after_commit"\n'
-        "[expect]\nexecutions = 2\nduplicate_rows = 1\n" + extra
-    )
-    return path
 
 
 def test_a_transport_table_replaces_the_keys_it_names(tmp_path: Path) -> None:

