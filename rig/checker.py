@@ -152,11 +152,14 @@ def rows_counted(history: History) -> bool:
 def silenced(row: dict[str, Any], history: History) -> bool:
     """An unfinished execution whose worker died after it began: nobody will
     report on it (no Celery event, no ledger update), whichever fault it was."""
-    if row["finished_at"]:
-        return False
-    worker = row["hostname"].split("@", 1)[-1]
+    return not row["finished_at"] and died_after(history, row["hostname"], row["started_at"])
+
+
+def died_after(history: History, hostname: str, at: float) -> bool:
+    """The worker of this node name (celery@<worker>) died or exited at or after `at`."""
+    worker = hostname.split("@", 1)[-1]
     return any(
-        e.data.get("worker") == worker and e.at >= row["started_at"]
+        e.data.get("worker") == worker and e.at >= at
         for e in history.events(BACKEND)
         if e.data.get("action") in ("die", "exit")
     )

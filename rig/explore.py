@@ -26,8 +26,9 @@ from rig.checker import Verdict
 from rig.checkpoints import AUTOMATIC, WITHOUT_DJANGO
 from rig.errors import BadInput
 from rig.explain import explain
-from rig.history import NOTE, History
-from rig.runner import Crew, Progress, Result, Runner
+from rig.history import NOTE
+from rig.plans import RunContext
+from rig.runner import Progress, Result, Runner
 from rig.schema import setting
 from rig.settings import Settings
 from rig.summary import counts_text, pasteable
@@ -114,7 +115,7 @@ def generate(
 
 @dataclass
 class ScheduleRun:
-    """The plan of one explore run (rig.runner.Plan): tasks sent at an even rate
+    """The plan of one explore run (rig.plans.Plan): tasks sent at an even rate
     over the run while the steps land; a worker a step ended starts again."""
 
     settings: Settings
@@ -123,26 +124,24 @@ class ScheduleRun:
     landed: list[Step] = field(default_factory=list)
     send_error: Exception | None = None
 
-    def execute(
-        self, runner: Runner, crew: Crew, target: Target, history: History, progress: Progress
-    ) -> None:
+    def execute(self, run: RunContext) -> None:
         for step in self.steps:
             if step.at_s <= 0:
-                runner.arm(crew, self._settings(step))  # before the first task goes out
+                run.arm(self._settings(step))  # before the first task goes out
         started = time.time()
-        sender = threading.Thread(
-            target=self._send_all, args=(runner, crew, target, history, started), daemon=True
-        )
+        sender = threading.Thread(target=self._send_all, args=(run, started), daemon=True)
         sender.start()
         for number, step in enumerate(self.steps, 1):
             time.sleep(max(0.0, started + step.at_s - time.time()))
-            progress(f"explore: step {number}/{len(self.steps)} {step}")
+            run.progress(f"explore: step {number}/{len(self.steps)} {step}")
             step_settings = self._settings(step)
             if step.at_s > 0:  # a step at 0 s was armed before the first task
-                runner.arm(crew, step_settings)
-            if runner.inject(crew, step_settings, history, wait_s=LAND_WAIT_S):
+                run.arm(step_settings)
+            # A fault that lasts (a pause) heals on its own timer: the next step
+            # may land meanwhile.
+            if run.inject(step_settings, wait_s=LAND_WAIT_S) is not None:
                 self.landed.append(step)
-            self._restart_the_dead(runner, crew, history)
+            self._restart_the_dead(run)
         sender.join()
         if self.send_error is not None:
             raise self.send_error
@@ -152,26 +151,24 @@ class ScheduleRun:
             self.settings, fault=step.fault, at=step.point, restart=step.fault == "container"
         )
 
-    def _send_all(
-        self, runner: Runner, crew: Crew, target: Target, history: History, started: float
-    ) -> None:
+    def _send_all(self, run: RunContext, started: float) -> None:
         # Spread over most of the run, so late steps still find executions.
         gap = 0.8 * self.duration / max(1, self.settings.tasks)
         try:
             for index in range(self.settings.tasks):
                 time.sleep(max(0.0, started + index * gap - time.time()))
-                runner.send(crew, target, index, history)
+                run.send(index)
         except Exception as error:  # noqa: BLE001 - raised again by execute(), after the steps
             self.send_error = error
 
     @staticmethod
-    def _restart_the_dead(runner: Runner, crew: Crew, history: History) -> None:
+    def _restart_the_dead(run: RunContext) -> None:
         """An orchestrator's part: a worker a fault ended starts again."""
-        for name in crew.names:
-            why = runner.backend.failed_start([name])
+        for name in run.crew.names:
+            why = run.backend.failed_start([name])
             if why:
-                runner.backend.restart_worker(name)
-                history.add(NOTE, text=f"{name} started again ({why})")
+                run.backend.restart_worker(name)
+                run.history.add(NOTE, text=f"{name} started again ({why})")
 
 
 @dataclass

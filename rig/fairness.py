@@ -18,10 +18,11 @@ from typing import Any
 
 from rig import agent, prefetch
 from rig.backends.base import WorkerSpec
+from rig.crews import Crew, CrewFailed
 from rig.errors import BadInput
 from rig.events import EventListener, wait_finished
 from rig.history import CELERY, NOTE, SENT, History
-from rig.runner import Crew, Progress, Runner
+from rig.runner import Progress, Runner
 from rig.schema import setting
 from rig.settings import TRANSPORT_NAMES, make_settings
 from rig.target import Target, resolve
@@ -281,15 +282,19 @@ def run_fairness(
     database, so the throughput rounds can interleave the configurations: a
     slow moment of the machine then spreads over all of them, not one."""
     say(f"fairness: starting {len(configs)} x {workload.workers} workers")
-    runner.dismiss_finished()  # no idle crew of an earlier scenario while measuring
+    pool = runner.crews
+    pool.dismiss_finished()  # no idle crew of an earlier scenario while measuring
     target = resolve(make_settings())  # the built-in exam_app, whose tasks keep a ledger row
-    runner.store(target, say)
-    runner.broker(workload.transport, say)
-    crews = [runner.start_crew(_specs(config, workload, target)) for config in configs]
+    runner.provision.store(target, say)
+    runner.provision.broker(workload.transport, say)
+    crews = [pool.start(_specs(config, workload, target)) for config in configs]
     runs: list[FairnessRun] = []
     try:
         for config, crew in zip(configs, crews, strict=True):
-            runner.wait_ready(crew)
+            try:
+                pool.wait_ready(crew)
+            except CrewFailed as failed:
+                raise failed.error from None
             runs.append(FairnessRun(crew, config, workload))
         for run in runs:
             say(
@@ -310,7 +315,7 @@ def run_fairness(
             run.complete = False
     finally:
         for crew in crews:
-            runner.dismiss(crew)
+            pool.dismiss(crew)
     rates = [run.rates() for run in runs]
     return [run.result(own, rates[0]) for run, own in zip(runs, rates, strict=True)]
 

@@ -232,13 +232,20 @@ def _windows(
     windows = []
     for fault in faults:
         worker = str(fault["target"]).split(" ", 1)[0]
-        healed = [h["healed_at"] for h in heals if h["name"] == fault["name"]]
+        healed = [h["healed_at"] for h in heals if _heals(h, fault)]
         end = min(healed) if healed else fault["confirmed_at"]
         if worker in lanes and end - fault["checkpoint_at"] >= 0.2:
             label = f"{fault['name']}: {fault.get('action', '')}"
             start = fault["checkpoint_at"] - origin
             windows.append(Window(lanes.index(worker), start, end - origin, label))
     return windows
+
+
+def _heals(heal: dict[str, Any], fault: dict[str, Any]) -> bool:
+    """The heal of this fault: by its id (a history stored before ids: by name)."""
+    if "fault_id" in heal and "id" in fault:
+        return bool(heal["fault_id"] == fault["id"])
+    return bool(heal["name"] == fault["name"])
 
 
 def fault_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

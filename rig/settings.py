@@ -22,6 +22,7 @@ from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
 from rig.target import BUILTIN_TASKS, TargetSettings
 from rig.transports import TRANSPORTS, rabbitmq, redis
+from rig.workloads.registry import WORKLOADS
 
 Acks = Literal["early", "late"]
 Pool = Literal["prefork", "solo", "threads"]
@@ -67,6 +68,12 @@ class CommonSettings:
         "after_commit",
         f"the checkpoint where the fault lands: {', '.join(AUTOMATIC)} (passed in every "
         "task, no code change), or a name your code passes to rig.checkpoint()",
+    )
+    workload: str = setting(
+        "keyed",
+        "what a run sends: "
+        + "; ".join(f"{name}: {module.SUMMARY}" for name, module in WORKLOADS.items()),
+        choices=tuple(WORKLOADS),
     )
     task: str = setting(
         "create",

@@ -12,11 +12,14 @@ rig.backends.base.CAPABILITIES) and
                                  many the crew's pools run at once
     heal(ctx, record) -> Heal | None
                                  (optional) undo what can be undone: resume,
-                                 reconnect, restart
+                                 reconnect, restart; it never waits
+    lasts(settings) -> float     (optional) seconds from the checkpoint to the
+                                 heal (default 0: at once); the runner heals
+                                 on a timer of its own, so faults can overlap
 
 A fault that lands outside any execution (kill-fetching: before the task
 runs) has no start(); it brings a Plan(name, settings) instead, which sends
-the work and lands the fault itself (rig.runner.Plan).
+the work and lands the fault itself (rig.plans.Plan).
 
 And, where it has them: Parameters (a dataclass of its own settings, see
 rig.schema), validate(settings), describe(settings) for the report, and
@@ -41,6 +44,7 @@ Capability = TypeVar("Capability")
 
 @dataclass(frozen=True)
 class FaultContext:
+    fault_id: str  # this fault's id in its run ("f1", "f2", ...): its heal names it
     backend: Backend
     control: Control  # the crew's: to release a parked task
     settings: Any  # rig.settings.Settings (which imports the registry, hence Any)
@@ -95,6 +99,7 @@ class FaultContext:
 
 @dataclass(frozen=True)
 class FaultRecord:
+    id: str  # unique in its run; the heal carries it
     name: str
     target: str
     action: str  # what was done: "SIGKILL", "SIGTERM, SIGKILL after 2 s", "pause", ...
@@ -114,6 +119,7 @@ class FaultRecord:
 
 @dataclass(frozen=True)
 class Heal:
+    fault_id: str  # the FaultRecord.id it undoes
     name: str
     target: str
     action: str
@@ -141,6 +147,7 @@ def record(
     if confirmed and not landed:
         detail += ", after the task had moved on"
     return FaultRecord(
+        id=ctx.fault_id,
         name=name,
         target=target or ctx.worker,
         action=action,
@@ -156,16 +163,12 @@ def record(
     )
 
 
-def last_for(fault: FaultRecord, seconds: float) -> None:
-    """Let a fault last `seconds` from its checkpoint, then return (to heal it)."""
-    time.sleep(max(0.0, fault.checkpoint_at + seconds - time.time()))
-
-
 def below_park(name: str, seconds: float) -> None:
     """A fault that holds its task must end before the checkpoint's park does."""
     if seconds >= PARK_S:
         raise BadInput(f"{name} must stay below {PARK_S:g} s, the checkpoint's park")
 
 
-def healed(name: str, target: str, action: str, detail: str) -> Heal:
-    return Heal(name, target, action, time.time(), detail)
+def healed(fault: FaultRecord, action: str, detail: str) -> Heal:
+    """The heal of `fault`, done now."""
+    return Heal(fault.id, fault.name, fault.target, action, time.time(), detail)

@@ -19,4 +19,4 @@ def start(ctx: FaultContext) -> FaultRecord:
 
 def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
     ctx.backend.restart_worker(ctx.worker)
-    return healed(NAME, ctx.worker, "start", "the worker's new version starts")
+    return healed(fault, "start", "the worker's new version starts")

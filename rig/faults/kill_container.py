@@ -22,4 +22,4 @@ def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
     if not ctx.settings.restart or not fault.landed:
         return None
     ctx.backend.restart_worker(ctx.worker)
-    return healed(NAME, ctx.worker, "restart", "started again after the kill")
+    return healed(fault, "restart", "started again after the kill")

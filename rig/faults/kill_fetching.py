@@ -29,12 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from rig.errors import BadInput
 from rig.faults import FaultRecord, healed
-from rig.history import FAULT, HEAL, NOTE, SENT, History
+from rig.history import FAULT, HEAL, NOTE, SENT
 from rig.waiting import until_nothing_missing
 
 if TYPE_CHECKING:
-    from rig.runner import Crew, Progress, Runner
-    from rig.target import Target
+    from rig.plans import RunContext
 
 NAME = "kill-fetching"
 SUMMARY = "an idle worker frozen as it waits on the broker, a task sent, the worker killed"
@@ -60,29 +59,28 @@ class Plan:
     name: str
     settings: Any
 
-    def execute(
-        self, runner: Runner, crew: Crew, target: Target, history: History, progress: Progress
-    ) -> None:
+    def execute(self, run: RunContext) -> None:
+        crew, history = run.crew, run.history
         worker = crew.names[0]
         taken: Any = None  # the message taken back after a wait that ran out, if any
         for attempt in range(1, TRIES + 1):
-            progress(f"{self.name}: freezing {worker} as it waits on the broker ({attempt})")
-            frozen_at = self._freeze_waiting(runner, crew, worker)
+            run.progress(f"{self.name}: freezing {worker} as it waits on the broker ({attempt})")
+            frozen_at = self._freeze_waiting(run, worker)
             if frozen_at is None:
                 continue
             if taken is None:
-                runner.send(crew, target, 0, history)
+                run.send(0)
             else:
                 crew.broker.put_back(taken)
             still_queued = until_nothing_missing(
                 lambda: "queued" if crew.broker.ready_messages() else "", HANDED_OVER_S, 0.02
             )
             if not still_queued:
-                self._kill(runner, crew, history, worker, frozen_at)
+                self._kill(run, worker, frozen_at)
                 return
             # Its wait ran out before the message came: take it back, try again.
             taken = crew.broker.take_back()
-            runner.backend.signal_worker(worker, "SIGCONT")
+            run.backend.signal_worker(worker, "SIGCONT")
             if taken is None:
                 history.add(NOTE, text=f"{worker} took the message as it resumed; no fault")
                 return
@@ -91,31 +89,31 @@ class Plan:
         history.add(NOTE, text=f"{worker} was not frozen waiting in {TRIES} tries; no fault")
 
     @staticmethod
-    def _freeze_waiting(runner: Runner, crew: Crew, worker: str) -> float | None:
+    def _freeze_waiting(run: RunContext, worker: str) -> float | None:
         """Freeze the worker while it waits on the broker: when, or None if the
         freeze caught it between two waits (then it is resumed)."""
+        broker = run.crew.broker
         missing = until_nothing_missing(
-            lambda: "" if crew.broker.consumers_waiting() else "no consumer waiting",
+            lambda: "" if broker.consumers_waiting() else "no consumer waiting",
             WAITING_S,
             0.01,
         )
         if missing:
             return None
-        runner.backend.signal_worker(worker, "SIGSTOP")
+        run.backend.signal_worker(worker, "SIGSTOP")
         frozen_at = time.time()
-        if crew.broker.consumers_waiting():
+        if broker.consumers_waiting():
             return frozen_at
-        runner.backend.signal_worker(worker, "SIGCONT")
+        run.backend.signal_worker(worker, "SIGCONT")
         return None
 
-    def _kill(
-        self, runner: Runner, crew: Crew, history: History, worker: str, frozen_at: float
-    ) -> None:
+    def _kill(self, run: RunContext, worker: str, frozen_at: float) -> None:
         issued_at = time.time()
-        runner.backend.signal_worker(worker, "SIGKILL")
-        died = runner.backend.wait_exit(worker, timeout_s=10)
-        task_id = history.events(SENT)[0].data["task_id"]
+        run.backend.signal_worker(worker, "SIGKILL")
+        died = run.backend.wait_exit(worker, timeout_s=10)
+        task_id = run.history.events(SENT)[0].data["task_id"]
         fault = FaultRecord(
+            id=run.next_fault_id(),
             name=NAME,
             target=worker,
             action="SIGSTOP, send, SIGKILL",
@@ -130,7 +128,7 @@ class Plan:
             detail=(died.detail if died else "not confirmed")
             + ", the message handed over and unread",
         )
-        history.add(FAULT, at=fault.confirmed_at or time.time(), **fault.as_dict())
-        runner.backend.restart_worker(worker)
-        heal = healed(NAME, worker, "restart", "started again after the kill")
-        history.add(HEAL, at=heal.healed_at, **heal.as_dict())
+        run.history.add(FAULT, at=fault.confirmed_at or time.time(), **fault.as_dict())
+        run.backend.restart_worker(worker)
+        heal = healed(fault, "restart", "started again after the kill")
+        run.history.add(HEAL, at=heal.healed_at, **heal.as_dict())

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rig.backends.base import Partitions
-from rig.faults import FaultContext, FaultRecord, Heal, healed, last_for, record
+from rig.faults import FaultContext, FaultRecord, Heal, healed, record
 from rig.schema import setting
 
 NAME = "partition"
@@ -48,10 +48,13 @@ def describe(settings: Any) -> str:
     return f"from the {settings.partition_from} for {settings.partition_seconds:g} s"
 
 
+def lasts(settings: Any) -> float:
+    return float(settings.partition_seconds)
+
+
 def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
-    last_for(fault, ctx.settings.partition_seconds)
     joined = ctx.backend_as(Partitions).partition(
         ctx.worker, ctx.settings.partition_from, cut=False
     )
     detail = joined.detail if joined else "the rule could not be removed"
-    return healed(NAME, ctx.worker, "reconnect", detail)
+    return healed(fault, "reconnect", detail)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rig.backends.base import Pauses
-from rig.faults import FaultContext, FaultRecord, Heal, below_park, healed, last_for, record
+from rig.faults import FaultContext, FaultRecord, Heal, below_park, healed, record
 from rig.schema import setting
 
 NAME = "pause"
@@ -39,8 +39,11 @@ def describe(settings: Any) -> str:
     return f"{settings.pause_seconds:g} s"
 
 
+def lasts(settings: Any) -> float:
+    return float(settings.pause_seconds)
+
+
 def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
-    last_for(fault, ctx.settings.pause_seconds)
     ctx.backend_as(Pauses).resume_worker(ctx.worker)
     ctx.release()  # the frozen execution goes on from its checkpoint
-    return healed(NAME, ctx.worker, "resume", f"resumed after {ctx.settings.pause_seconds:g} s")
+    return healed(fault, "resume", f"resumed after {ctx.settings.pause_seconds:g} s")

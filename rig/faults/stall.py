@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rig.backends.base import Exit
-from rig.faults import FaultContext, FaultRecord, Heal, below_park, healed, last_for, record
+from rig.faults import FaultContext, FaultRecord, Heal, below_park, healed, record
 from rig.schema import setting
 
 NAME = "stall"
@@ -41,7 +41,10 @@ def describe(settings: Any) -> str:
     return f"{settings.stall_seconds:g} s"
 
 
+def lasts(settings: Any) -> float:
+    return float(settings.stall_seconds)
+
+
 def heal(ctx: FaultContext, fault: FaultRecord) -> Heal | None:
-    last_for(fault, ctx.settings.stall_seconds)
     ctx.release()
-    return healed(NAME, ctx.worker, "release", f"released after {ctx.settings.stall_seconds:g} s")
+    return healed(fault, "release", f"released after {ctx.settings.stall_seconds:g} s")

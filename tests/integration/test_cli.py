@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rig import cli
-from rig.runner import OneFault
+from rig.plans import OneFault
 from tests.helpers import ROOT
 
 

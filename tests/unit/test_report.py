@@ -183,6 +183,25 @@ def test_a_fault_that_lasts_is_shaded_from_its_landing_to_its_heal() -> None:
     assert window.label == "pause: pause"
 
 
+def test_two_pauses_in_one_run_are_each_shaded_to_their_own_heal() -> None:
+    """Faults can overlap: a heal names its fault's id, not just its kind."""
+    history = History()
+    history.add(SENT, at=T0, task_id="t1", task="create_record", business_key="kill-0")
+    _attempt(history, 1, "w1", 0.05, 6.0)
+    _attempt(history, 2, "w2", 0.05, 6.0)
+    for fault_id, worker, at, healed_at in (("f1", "w1", 0.3, 5.0), ("f2", "w2", 1.0, 2.0)):
+        history.add(
+            FAULT, at=T0 + at, id=fault_id, name="pause", target=worker, action="pause",
+            ends_execution=False, task_id="t1", attempt=1, point="after_commit",
+            checkpoint_at=T0 + at, confirmed_at=T0 + at, landed=True, detail="paused",
+        )  # fmt: skip
+        history.add(HEAL, at=T0 + healed_at, fault_id=fault_id, name="pause", target=worker,
+                    action="resume", healed_at=T0 + healed_at, detail="resumed")  # fmt: skip
+    windows = timeline(history).windows
+    spans = {timeline(history).lanes[w.lane]: (round(w.start, 2), round(w.end, 2)) for w in windows}
+    assert spans == {"w1": (0.3, 5.0), "w2": (1.0, 2.0)}
+
+
 def test_the_by_fault_table_groups_results_by_fault() -> None:
     rows = [
         {"scenario": name, "verdict": "pass", "settings": make_settings(**kw).as_dict(),

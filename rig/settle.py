@@ -1,0 +1,94 @@
+"""When a run is over: nothing queued or unacknowledged, every execution
+ended or silenced, every started task in the ledger, and all of it still so
+a moment later. The wait is bounded; a run that never settles says why, and
+its verdict is `unknown`."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from rig import checker
+from rig.crews import Crew
+from rig.errors import BrokerDown
+from rig.history import SETTLED, History
+from rig.settings import Settings
+from rig.transports import TRANSPORTS
+from rig.waiting import until_nothing_missing
+
+STABLE_S = 0.5  # how long "nothing left to happen" must hold before a run counts as settled
+Progress = Callable[[str], None]
+
+
+def deadline_s(settings: Settings) -> float:
+    """The settle wait: the work itself thrice, plus the transport's redelivery."""
+    work_s = settings.tasks * settings.task_seconds * 3
+    return 60 + work_s + TRANSPORTS[settings.transport].redelivery_wait_s(settings)
+
+
+def unsettled(crew: Crew, history: History) -> str:
+    """What the run still waits for, in words, or "" once nothing can happen."""
+    try:
+        pending = crew.broker.pending_messages()
+    except BrokerDown:
+        return "the broker does not answer"
+    if pending:
+        return f"{pending} message(s) still queued or unacknowledged"
+    ledger = crew.control.ledger()
+    live = [
+        row
+        for row in ledger
+        if not row.get("ended_at")
+        and not checker.silenced(row, history)
+        and not checker.reported_failed(row, history)
+    ]
+    if live:
+        return f"{len(live)} execution(s) still running or not yet reported"
+    # Early ack acknowledges before the task body runs: a started task can be
+    # off the broker and not yet in the ledger. Its task-started says so.
+    unrecorded = started_not_recorded(ledger, history)
+    if unrecorded:
+        return f"{unrecorded} started execution(s) not yet in the ledger"
+    # A task neither finished nor failed is lost for good once nothing is
+    # queued or unacknowledged: on Redis only those come back.
+    return ""
+
+
+def started_not_recorded(ledger: list[dict[str, Any]], history: History) -> int:
+    """Executions Celery reported started that have no ledger row yet, leaving
+    out those whose worker died since: they never will have one (a kill
+    between task-started and the agent's first write)."""
+    recorded = Counter((row["task_id"], row["hostname"]) for row in ledger)
+    started = Counter(
+        (event["uuid"], event.get("hostname", ""))
+        for event in history.celery("task-started")
+        if not checker.died_after(history, event.get("hostname", ""), event.get("timestamp", 0))
+    )
+    return sum((started - recorded).values())
+
+
+def wait_settled(crew: Crew, settings: Settings, history: History, progress: Progress) -> None:
+    """Wait, bounded, until nothing more can happen; record whether it did settle.
+    Progress says what it waits for, once per change."""
+    said = ""
+    calm_since: float | None = None
+
+    def unsettled_and_said() -> str:
+        nonlocal said, calm_since
+        reason = unsettled(crew, history)
+        # Settled only once it stays so for STABLE_S: the broker, the events
+        # and the ledger are read one after another, not in one snapshot.
+        if reason:
+            calm_since = None
+        elif calm_since is None or time.time() - calm_since < STABLE_S:
+            calm_since = calm_since or time.time()
+            reason = "settling"
+        if reason and reason != said:
+            progress(f"waiting: {reason}")
+            said = reason
+        return reason
+
+    reason = until_nothing_missing(unsettled_and_said, deadline_s(settings), interval_s=0.1)
+    history.add(SETTLED, settled=not reason, reason=reason or "drained and quiet")

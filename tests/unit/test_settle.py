@@ -1,0 +1,41 @@
+"""When a run counts as settled: pure parts, on hand-written histories."""
+
+from __future__ import annotations
+
+from rig.history import BACKEND, CELERY, History
+from rig.settle import started_not_recorded
+
+T0 = 1_700_000_000.0
+
+
+def _started(history: History, task_id: str, worker: str, at: float) -> None:
+    history.add(
+        CELERY, at=T0 + at, type="task-started", uuid=task_id,
+        hostname=f"celery@{worker}", timestamp=T0 + at,
+    )  # fmt: skip
+
+
+def test_a_started_task_not_yet_in_the_ledger_is_waited_for() -> None:
+    history = History()
+    _started(history, "t1", "w1", 0.1)
+    _started(history, "t2", "w1", 0.2)
+    ledger = [{"task_id": "t1", "hostname": "celery@w1"}]
+    assert started_not_recorded(ledger, history) == 1
+
+
+def test_a_started_task_whose_worker_died_since_is_not_waited_for() -> None:
+    """Killed between task-started and the agent's first write: no row will come
+    (before, the settle wait ran to its deadline and the run ended unknown)."""
+    history = History()
+    _started(history, "t1", "w1", 0.1)
+    history.add(BACKEND, at=T0 + 0.5, action="die", worker="w1", exit_code=137)
+    _started(history, "t1", "w2", 3.0)  # redelivered to a live worker, not recorded yet
+    assert started_not_recorded([], history) == 1
+    assert started_not_recorded([{"task_id": "t1", "hostname": "celery@w2"}], history) == 0
+
+
+def test_a_worker_that_died_before_the_task_started_does_not_excuse_it() -> None:
+    history = History()
+    history.add(BACKEND, at=T0 + 0.5, action="die", worker="w1", exit_code=137)
+    _started(history, "t1", "w1", 2.0)  # the worker started again, then took the task
+    assert started_not_recorded([], history) == 1
