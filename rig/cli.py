@@ -19,8 +19,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from rig import explore, fairness, properties, report, schema, stored_run, summary
+from rig import explore, fairness, report, schema, summary
 from rig.catalog import on_transports, replay_command, run_scenarios, session
+from rig.checker import properties, stored
 from rig.errors import BadInput
 from rig.explain import explain
 from rig.explore import ExploreSettings
@@ -466,13 +467,13 @@ def command_explore(args: argparse.Namespace) -> int:
 
 
 def command_check(args: argparse.Namespace) -> int:
-    rechecked = list(stored_run.recheck(args.path))
+    rechecked = list(stored.recheck(args.path))
     printer = Printer([name for name, _, _ in rechecked])
     changed = []
-    for name, stored, row in rechecked:
+    for name, said, row in rechecked:
         printer(row)
-        if stored and stored != row["verdict"]:
-            changed.append(f"{name}: the run said {stored}, the checker says {row['verdict']}")
+        if said and said != row["verdict"]:
+            changed.append(f"{name}: the run said {said}, the checker says {row['verdict']}")
     for line in changed:
         err.print(line)
     rows = [row for _, _, row in rechecked]

@@ -20,9 +20,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rig import properties, schema
+from rig import schema
 from rig.catalog import cannot
-from rig.checker import Verdict
+from rig.checker import Verdict, properties
+from rig.checker.schedule import Step, parse_schedule, schedule_text
 from rig.checkpoints import AUTOMATIC, WITHOUT_DJANGO
 from rig.errors import BadInput
 from rig.explain import explain
@@ -41,32 +42,6 @@ LAND_WAIT_S = 5.0  # how long a step waits for an execution to reach its point
 SINGLE_STEP_TRIES = 3
 # What explore changes from a scenario's defaults: a workload, a fleet that restarts.
 DEFAULTS = {"tasks": 200, "workers": 3, "task_seconds": 0.1, "grace": 2.0, "pause_seconds": 3.0}
-
-
-@dataclass(frozen=True)
-class Step:
-    at_s: float
-    fault: str
-    point: str
-
-    def __str__(self) -> str:
-        return f"{self.at_s:g}:{self.fault}@{self.point}"
-
-
-def parse_schedule(text: str) -> list[Step]:
-    steps = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        try:
-            at, rest = part.split(":", 1)
-            fault, point = rest.split("@", 1)
-            steps.append(Step(float(at), fault, point))
-        except ValueError:
-            raise BadInput(f"schedule step {part!r}: expected SECONDS:FAULT@POINT") from None
-    return sorted(steps, key=lambda step: step.at_s)
-
-
-def schedule_text(steps: list[Step]) -> str:
-    return ",".join(str(step) for step in steps)
 
 
 @dataclass(frozen=True)
@@ -183,19 +158,13 @@ class Exploration:
 
     @property
     def verdict(self) -> Verdict:
-        return properties.verdict(self.result.outcome.verdict, self.violations, len(self.landed))
+        return self.result.outcome.verdict
 
     def record(self) -> None:
         """Put the property's verdict and what explains it into the result, so its
         JSON, the report and `check` carry them."""
-        reasons = [f"{v.business_key}: {v.what}" for v in self.violations[:20]]
-        if len(self.violations) > 20:
-            reasons.append(f"... and {len(self.violations) - 20} more")
-        if self.verdict == "unknown" and not self.landed:
-            reasons.append("no fault of the schedule landed")
-        outcome = self.result.outcome
-        self.result.outcome = replace(
-            outcome, verdict=self.verdict, reasons=[*outcome.reasons, *reasons]
+        self.result.outcome = properties.judge(
+            self.result.outcome, self.violations, len(self.landed)
         )
         self.result.extra = {
             "expect": self.expect,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rig import properties
+from rig.checker import properties
 from rig.errors import BadInput
 from rig.explore import EXPLORABLE, Step, generate, parse_schedule, schedule_text
 from rig.history import EFFECTS, LEDGER, ROW, SENT, History

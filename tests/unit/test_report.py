@@ -4,6 +4,8 @@ renders the page in headless Chromium and reads the screenshot's pixels."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from rig.history import FAULT, HEAL, LEDGER, ROW, SENT, SETTLED, History
 from rig.report import VERDICT_WORDS, fault_table, nice_ticks, timeline, write_reports
 from rig.runner import Result
 from rig.settings import make_settings
+from tests.helpers import ROOT
 
 T0 = 1_700_000_000.0
 HEADER = {"backend": "local", "reason": "test", "started": "today", "database": "sqlite"}
@@ -221,7 +224,7 @@ def test_the_by_fault_table_groups_results_by_fault() -> None:
 
 def test_a_stored_run_rechecked_offline_gives_its_verdicts(report: Path) -> None:
     """Jepsen's analyze: the stored history and expectation, the current checker."""
-    from rig.stored_run import recheck
+    from rig.checker.stored import recheck
 
     rechecked = {name: (stored, row["verdict"]) for name, stored, row in recheck(report.parent)}
     # The crashed run recorded no events, so it has no history to re-check.
@@ -248,3 +251,21 @@ def test_with_two_transports_the_report_puts_them_side_by_side(tmp_path: Path) -
     # One transport only: no such section.
     single = write_reports(tmp_path / "one", [killed], [], HEADER) / "report.html"
     assert "Side by side" not in single.read_text()
+
+
+def test_the_checker_package_rechecks_a_stored_run_without_celery(report: Path) -> None:
+    """`check` needs only rig.checker: with Celery, kombu and Django unimportable,
+    the stored run is rechecked to the same verdict."""
+    script = (
+        "import sys\n"
+        "sys.modules.update(celery=None, kombu=None, django=None)\n"
+        "from pathlib import Path\n"
+        "from rig.checker.stored import recheck\n"
+        f"for name, stored, row in recheck(Path({str(report.parent)!r})):\n"
+        "    print(name, stored, row['verdict'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["kill_after_commit", "pass", "pass"]

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rig import checker, explore, properties
+from rig import checker
+from rig.checker import properties
+from rig.checker.schedule import parse_schedule
 from rig.errors import BadInput
 from rig.history import Event, History
 
@@ -52,14 +54,13 @@ def recheck(path: Path) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
         expectation = checker.make_expectation(**expected) if expected else None
         fault_expected = row.get("settings", {}).get("fault", "none") != "none"
         outcome = checker.check(history, expectation, fault_expected)
-        verdict = outcome.verdict
         if row.get("expect"):  # an explored run: its property, over the same history
             found = properties.violations(history, row["expect"])
-            landed = len(explore.parse_schedule(row.get("landed", "")))
-            verdict = properties.verdict(verdict, found, landed)
+            landed = len(parse_schedule(row.get("landed", "")))
+            outcome = properties.judge(outcome, found, landed)
         rechecked = {
             "scenario": name,
-            "verdict": verdict,
+            "verdict": outcome.verdict,
             "reasons": outcome.reasons,
             "counts": outcome.counts.as_dict(),
             "seconds": row.get("seconds", 0.0),

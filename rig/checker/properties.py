@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from rig.checker import Verdict, executions_by_task, rows_per_key
+from rig.checker import Outcome, Verdict, executions_by_task, rows_per_key
 from rig.history import SENT, History
 
 
@@ -84,3 +84,15 @@ def verdict(base: Verdict, found: list[Violation], faults_landed: int) -> Verdic
     if found:
         return "fail"
     return "pass" if faults_landed else "unknown"
+
+
+def judge(outcome: Outcome, found: list[Violation], faults_landed: int) -> Outcome:
+    """The checker's outcome of a run, judged against a property as well: the
+    verdict (verdict() above) and, as reasons, the tasks that break it."""
+    reasons = [f"{v.business_key}: {v.what}" for v in found[:20]]
+    if len(found) > 20:
+        reasons.append(f"... and {len(found) - 20} more")
+    judged = verdict(outcome.verdict, found, faults_landed)
+    if judged == "unknown" and not faults_landed:
+        reasons.append("no fault of the schedule landed")
+    return replace(outcome, verdict=judged, reasons=[*outcome.reasons, *reasons])
