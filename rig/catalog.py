@@ -17,7 +17,7 @@ from rig.isolation import CELERY_ENVIRONMENT
 from rig.runner import Progress, Result, Runner
 from rig.scenarios import Scenario
 from rig.settings import Settings
-from rig.terminal import console
+from rig.terminal import console, program
 
 
 @contextmanager
@@ -121,8 +121,8 @@ def on_transports(scenarios: list[Scenario], transports: list[str]) -> list[Scen
 
 def replay_command(name: str, settings: Settings, backend: str, catalog: bool) -> str:
     """The command that runs this again alone: by name (with its transport) for a
-    catalog scenario, with every setting as a flag for a matrix cell."""
+    catalog scenario, with the settings that differ from the defaults for a cell."""
     if catalog:
-        return f"python -m rig run {name} --backend {backend}"
+        return f"{program()} run {name} --backend {backend}"
     flags = [shlex.quote(part) for part in schema.as_flags(settings)]
-    return " ".join(["python -m rig run", *flags, "--backend", backend])
+    return " ".join([program(), "run", *flags, "--backend", backend])

@@ -31,9 +31,10 @@ from rig.history import NOTE
 from rig.plans import RunContext
 from rig.runner import Progress, Result, Runner
 from rig.schema import setting
-from rig.settings import Settings
+from rig.settings import Settings, make_settings
 from rig.summary import counts_text, pasteable
 from rig.target import Target
+from rig.terminal import program
 
 # Faults that can strike any worker at any point of a running workload, again and
 # again; the others change the whole run (a memory limit, a time limit).
@@ -288,14 +289,11 @@ def _steps_that_hit(exploration: Exploration, task_ids: set[str]) -> list[Step]:
 # --- what the user sees ------------------------------------------------------
 def replay_command(settings: Settings, plan: ExploreSettings, seed: int, backend: str) -> str:
     """The command that draws the same schedule again (or runs the given one)."""
-    flags = schema.as_flags(settings)
-    at = flags.index("--fault")
-    del flags[at : at + 2]  # explore draws its faults
-    extra = schema.as_flags(replace(plan, seed=seed))
-    return " ".join(
-        shlex.quote(part)
-        for part in ["python", "-m", "rig", "explore", *flags, *extra, "--backend", backend]
-    )
+    # Explore's own defaults are the base (it draws its faults: no --fault).
+    base = make_settings(**DEFAULTS)
+    flags = schema.as_flags(settings, base) + schema.as_flags(replace(plan, seed=seed))
+    words = [shlex.quote(part) for part in [*flags, "--backend", backend]]
+    return " ".join([program(), "explore", *words])
 
 
 def shrunk_replay(replay: str, shrunk: Shrunk) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from rich.table import Table
 
+from rig.checker.schedule import parse_schedule
 from rig.fairness import FairnessResult
 from rig.faults.registry import part as fault_part
 from rig.history import FAULT, HEAL, LEDGER, SENT, History
@@ -62,7 +63,7 @@ class Bar:
     lane: int
     start: float
     end: float
-    label: str  # "#2 on w2", drawn on the bar
+    label: str  # "kill-0 #2 on w2": the task (its key), the attempt, the worker
     tooltip: str  # business key, task id, pid, times
     state: str  # finished, killed (a fault ended it) or open (neither: never finished)
     task_id: str
@@ -151,7 +152,8 @@ def _bar(
         + (", wrote its row" if row.get("written_at") else "")
         + (", a redelivery" if row.get("redelivered") else "")
     )
-    label = f"#{row['attempt']} on {_worker(row['hostname'])}"
+    task = row.get("business_key") or row["task_id"][:8]
+    label = f"{task} #{row['attempt']} on {_worker(row['hostname'])}"
     start = row["started_at"] - origin
     return Bar(lane, start, end - origin, label, tooltip, state, row["task_id"], row["attempt"])
 
@@ -253,9 +255,10 @@ def fault_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     a team reads before choosing acks_late, reject_on_worker_lost and a shutdown."""
     table = [
         {
-            "fault": row["settings"]["fault"],
+            "fault": _fault_of(row),
             "scenario": row["scenario"],
-            "settings": _short_settings(row["settings"]),
+            "transport": row.get("transport", "redis"),
+            "settings": _settings_of(row),
             "lost": row["counts"]["lost"],
             "run_again": row["counts"]["redelivered"],
             "duplicate_rows": row["counts"]["duplicate_rows"],
@@ -265,6 +268,26 @@ def fault_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if row.get("counts") and row["verdict"] != "skipped"
     ]
     return sorted(table, key=lambda entry: (entry["fault"], entry["scenario"]))
+
+
+def _fault_of(row: dict[str, Any]) -> str:
+    """The fault of a scenario; an explore run's: the kinds of its schedule that landed."""
+    if "schedule" not in row:
+        return str(row["settings"]["fault"])
+    landed = sorted({step.fault for step in parse_schedule(row.get("landed", ""))})
+    return f"explore: {', '.join(landed) or 'none landed'}"
+
+
+def _settings_of(row: dict[str, Any]) -> str:
+    if "schedule" not in row:
+        return _short_settings(row["settings"])
+    settings = row["settings"]
+    acks = f"{settings['acks']} ack" if settings["acks"] else "the app's acks"
+    landed = len(parse_schedule(row.get("landed", "")))
+    return (
+        f"{acks}, {settings['tasks']} tasks, {landed} fault(s) landed, "
+        f"expect {row['expect']}, {settings['task']}"
+    )
 
 
 def transport_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:

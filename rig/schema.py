@@ -14,8 +14,8 @@ the one phrase `--help` shows. From the class:
   against, as pytest-django binds `django_db`;
 - `add_flags(parser, cls)` adds one `--flag` per field, and
   `given_flags(args, cls)` reads back only the ones the user gave;
-- `as_flags(instance)` is the full flag list that recreates an instance:
-  the replay command of a run.
+- `as_flags(instance, base)` is the flag list that recreates an instance
+  from the defaults (or `base`): the replay command of a run.
 """
 
 from __future__ import annotations
@@ -168,7 +168,9 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
     group = parser.add_argument_group(title)
     for item in fields(cls):
         kind, _ = _kind(cls, item.name)
-        default = f" (default: {_shown(item.default)})" if item.default is not MISSING else ""
+        # A help that names its real default (the current directory) keeps it.
+        named = "(default:" in _help(item)
+        default = "" if named or item.default is MISSING else f" (default: {_shown(item.default)})"
         options: dict[str, Any] = {"default": None, "help": _help(item) + default}
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
@@ -203,13 +205,16 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def as_flags(instance: Any) -> list[str]:
-    """Every field that holds a value as the flag that sets it: the command line
-    recreates the instance (a field left to the app, or empty, stays so)."""
+def as_flags(instance: Any, base: Any = None) -> list[str]:
+    """The flags that recreate the instance from `base` (default: the class's
+    defaults): only the fields whose value differs, so a replay reads as the
+    cell it is."""
+    base = base if base is not None else type(instance)()
     flags = []
     for item in fields(instance):
         value = getattr(instance, item.name)
-        if value is None or value in ("", ()):
+        # None (the app's own) and empty are what a flag left out gives.
+        if value == getattr(base, item.name) or value is None or value in ("", ()):
             continue
         if isinstance(value, tuple):
             flags += [part for text in value for part in (flag_name(item.name), text)]

@@ -90,11 +90,14 @@ class CommonSettings:
     )
     soft_shutdown_timeout: float = setting(
         0.0,
-        "seconds running tasks get on a cold shutdown (worker_soft_shutdown_timeout)",
+        "seconds running tasks get on a cold shutdown (worker_soft_shutdown_timeout), "
+        "0 to keep the app's own",
         minimum=0,
     )
     time_limit: float = setting(
-        0.0, "hard time limit per task in seconds, 0 for none (task_time_limit)", minimum=0
+        0.0,
+        "hard time limit per task in seconds (task_time_limit), 0 to keep the app's own",
+        minimum=0,
     )
     acks_on_timeout: bool | None = setting(
         None, "acknowledge a late-ack task that hit its hard time limit (task_acks_on_timeout)"

@@ -5,6 +5,7 @@ its verdict is `unknown`."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from rig.transports import TRANSPORTS
 from rig.waiting import until_nothing_missing
 
 STABLE_S = 0.5  # how long "nothing left to happen" must hold before a run counts as settled
+SAY_EVERY_S = 5.0  # a count that only changes is said again this often, not at each change
 Progress = Callable[[str], None]
 
 
@@ -69,26 +71,38 @@ def started_not_recorded(ledger: list[dict[str, Any]], history: History) -> int:
     return sum((started - recorded).values())
 
 
+def _kind(reason: str) -> str:
+    """A reason without its counts: "N message(s) still queued ..."."""
+    return re.sub(r"\d+", "N", reason)
+
+
 def wait_settled(crew: Crew, settings: Settings, history: History, progress: Progress) -> None:
-    """Wait, bounded, until nothing more can happen; record whether it did settle.
-    Progress says what it waits for, once per change."""
-    said = ""
+    """Wait, bounded, until nothing more can happen; record whether it did settle."""
+    reason = wait_quiet(lambda: unsettled(crew, history), deadline_s(settings), progress)
+    history.add(SETTLED, settled=not reason, reason=reason or "drained and quiet")
+
+
+def wait_quiet(probe: Callable[[], str], timeout_s: float, progress: Progress) -> str:
+    """Wait until `probe` says nothing for STABLE_S (the broker, the events and
+    the ledger are read one after another, not in one snapshot); what it still
+    said at the deadline, or "". Progress says what it waits for when that
+    changes, and how many are left every few seconds (a log gets a line per
+    change of kind, not one per message)."""
+    said, said_at = "", 0.0
     calm_since: float | None = None
 
-    def unsettled_and_said() -> str:
-        nonlocal said, calm_since
-        reason = unsettled(crew, history)
-        # Settled only once it stays so for STABLE_S: the broker, the events
-        # and the ledger are read one after another, not in one snapshot.
+    def still() -> str:
+        nonlocal said, said_at, calm_since
+        reason = probe()
         if reason:
             calm_since = None
         elif calm_since is None or time.time() - calm_since < STABLE_S:
             calm_since = calm_since or time.time()
             reason = "settling"
-        if reason and reason != said:
+        new_kind = _kind(reason) != _kind(said)
+        if reason and (new_kind or (reason != said and time.time() - said_at >= SAY_EVERY_S)):
             progress(f"waiting: {reason}")
-            said = reason
+            said, said_at = reason, time.time()
         return reason
 
-    reason = until_nothing_missing(unsettled_and_said, deadline_s(settings), interval_s=0.1)
-    history.add(SETTLED, settled=not reason, reason=reason or "drained and quiet")
+    return until_nothing_missing(still, timeout_s, interval_s=0.1)

@@ -22,6 +22,12 @@ console = Console(highlight=False, width=min(shutil.get_terminal_size((100, 24))
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 
 
+def program() -> str:
+    """How the user runs the rig, for the commands it prints: `python -m rig` from
+    a checkout, else the installed `celery-rig` (also from pytest's plugin)."""
+    return "python -m rig" if sys.argv[0].endswith("__main__.py") else "celery-rig"
+
+
 @contextmanager
 def progress(first: str, verbose: bool = False) -> Iterator[Callable[[str], None]]:
     if console.is_terminal and not verbose:

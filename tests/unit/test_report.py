@@ -119,8 +119,8 @@ def test_the_timeline_is_laid_out_from_the_history_alone() -> None:
     t = timeline(killed_then_redelivered())
     assert t.lanes == ["w1", "w2"]
     assert [(b.label, b.state) for b in t.bars] == [
-        ("#1 on w1", "killed"),
-        ("#2 on w2", "finished"),
+        ("kill-0 #1 on w1", "killed"),
+        ("kill-0 #2 on w2", "finished"),
     ]
     assert t.bars[0].end == pytest.approx(0.32)
     assert [(m.label, m.kill) for m in t.marks] == [("container (SIGKILL)", True)]

@@ -143,3 +143,28 @@ def test_the_written_out_settings_hold_every_faults_and_transports_parameters() 
         assert parameters is None or issubclass(Settings, parameters), module.__name__
     declared = {f.name for m in modules if hasattr(m, "Parameters") for f in fields(m.Parameters)}
     assert declared <= {f.name for f in fields(Settings)}
+
+
+def test_a_replay_names_only_what_differs_from_the_defaults() -> None:
+    settings = make_settings(acks="early", fault="container", at="before_write", tasks=1)
+    assert schema.as_flags(settings) == [
+        "--acks", "early", "--fault", "container", "--at", "before_write",
+    ]  # fmt: skip
+    from rig.explore import DEFAULTS, ExploreSettings, replay_command
+
+    explored = make_settings(**(DEFAULTS | {"acks": "late", "tasks": 1}))
+    words = replay_command(explored, ExploreSettings(), seed=7, backend="local").split()
+    # Explore's own 200 tasks would come back without the flag; its 3 workers need none.
+    assert words[words.index("--tasks") + 1] == "1" and "--workers" not in words, words
+    assert words[:2] == ["celery-rig", "explore"], words  # what a user outside a checkout runs
+    assert words[words.index("--seed") + 1] == "7", words
+
+
+def test_a_help_that_names_its_default_is_not_given_a_second_one() -> None:
+    from rig.cli import build_parser
+
+    run = build_parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
+    helps = {action.dest: action.help or "" for action in run._actions}
+    assert helps["app"].count("(default:") == 1, helps["app"]
+    assert helps["project_dir"].count("(default:") == 1, helps["project_dir"]
+    assert "keep the app's own" in helps["time_limit"], helps["time_limit"]

@@ -39,3 +39,15 @@ def test_a_worker_that_died_before_the_task_started_does_not_excuse_it() -> None
     history.add(BACKEND, at=T0 + 0.5, action="die", worker="w1", exit_code=137)
     _started(history, "t1", "w1", 2.0)  # the worker started again, then took the task
     assert started_not_recorded([], history) == 1
+
+
+def test_a_draining_queue_is_said_once_per_kind_not_once_per_message() -> None:
+    """A log (CI, a file) got a line per message left; now a line when what the
+    run waits for changes, and the count again only every few seconds."""
+    from rig.settle import wait_quiet
+
+    left = iter([*(f"{n} message(s) still queued or unacknowledged" for n in range(30, 0, -1))])
+    said: list[str] = []
+    reason = wait_quiet(lambda: next(left, ""), timeout_s=10, progress=said.append)
+    assert reason == ""
+    assert said == ["waiting: 30 message(s) still queued or unacknowledged", "waiting: settling"]
