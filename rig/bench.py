@@ -39,7 +39,7 @@ from rig.scenarios import load_catalog
 from rig.settings import Settings, make_settings
 from rig.target import resolve
 from rig.terminal import console, progress, run_command
-from rig.transports import TRANSPORTS
+from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS
 
 TARGETS: dict[str, Any] = {
     "scenario_s": 15.0,
@@ -123,11 +123,12 @@ def bench_backend(backend: str, transports: list[str]) -> dict[str, Any]:
         if fault["kill_latency_s"] is not None and fault["name"] == kill_container.NAME
     ]
     # The kill scenarios (a container or a pool child killed), as issue 14 measured them,
-    # on Redis as it did.
+    # on Redis (the default transport) as it did.
     kill_seconds = [
         r.seconds
         for r in results
-        if r.settings.fault in ("container", "pool-child") and r.settings.transport == "redis"
+        if r.settings.fault in ("container", "pool-child")
+        and r.settings.transport == DEFAULT_TRANSPORT
     ]
     return {
         "backend": backend,
@@ -178,7 +179,7 @@ def side_by_side(entry: dict[str, Any]) -> Table:
     for name in load_catalog():
         cells = []
         for transport in entry["transports"]:
-            label = name if transport == "redis" else f"{name}@{transport}"
+            label = name if transport == DEFAULT_TRANSPORT else f"{name}@{transport}"
             found = entry["scenarios"].get(label, {})
             counts = found.get("counts")
             if not counts:
@@ -213,7 +214,7 @@ def show(figures: list[dict[str, Any]]) -> None:
     for name in load_catalog():
         cells = []
         for entry, transport in cells_of:
-            label = name if transport == "redis" else f"{name}@{transport}"
+            label = name if transport == DEFAULT_TRANSPORT else f"{name}@{transport}"
             scenario = entry["scenarios"].get(label, {})
             seconds = scenario.get("seconds")
             verdict = scenario.get("verdict", "-")

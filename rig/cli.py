@@ -30,7 +30,7 @@ from rig.scenarios import CATALOG_DIR, Scenario, find, load_catalog
 from rig.settings import Settings, make_settings
 from rig.target import TargetSettings, pin_project_dir, resolve
 from rig.terminal import console, err, progress, run_command
-from rig.transports import TRANSPORTS
+from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS
 
 EXAMPLES = {
     "list": """examples:
@@ -254,7 +254,7 @@ def command_list() -> int:
 def command_run(args: argparse.Namespace) -> int:
     flags = schema.given_flags(args, Settings)
     if args.scenario:
-        transport = flags.pop("transport", "redis")  # a scenario runs on either
+        transport = flags.pop("transport", DEFAULT_TRANSPORT)  # a scenario runs on either
         if flags:
             raise BadInput(
                 f"scenario {args.scenario} fixes its own settings; drop the flags "

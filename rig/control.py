@@ -12,6 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
@@ -83,3 +84,9 @@ class Control:
 
     def close(self) -> None:
         self.client.close()
+
+
+def with_db(url: str, db: int) -> str:
+    """The same Redis server, database `db` (a crew's corner of the control store,
+    and of a Redis broker)."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{db}"))

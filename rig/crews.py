@@ -14,10 +14,9 @@ from typing import Any
 from celery import Celery
 
 from rig.backends.base import Backend, Services, WorkerSpec
-from rig.control import Control
+from rig.control import Control, with_db
 from rig.events import controller_app, pool_processes, wait_answering
 from rig.transports import TRANSPORTS
-from rig.transports.redis import with_db
 
 WORKERS_ONLINE_S = 90.0
 SLOTS = range(1, 16)  # Redis' 16 databases, RabbitMQ's 16 virtual hosts; 0 unused

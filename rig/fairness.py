@@ -26,7 +26,7 @@ from rig.runner import Progress, Runner
 from rig.schema import setting
 from rig.settings import TRANSPORT_NAMES, make_settings
 from rig.target import Target, resolve
-from rig.transports import TRANSPORTS
+from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS
 
 TASKS = {
     "early": "exam_app.users.tasks.early_acknowledge",
@@ -65,7 +65,7 @@ CONFIG_NAMES = tuple(config.name for config in CONFIGS)
 @dataclass(frozen=True)
 class Workload:
     transport: str = setting(
-        "redis",
+        DEFAULT_TRANSPORT,
         "the broker: prefetch is kombu's emulated QoS on Redis, basic.qos on RabbitMQ",
         choices=TRANSPORT_NAMES,
     )
@@ -96,9 +96,12 @@ def describe(workload: Workload) -> str:
     )
 
 
-def select_configs(names: list[str] | None, transport: str = "redis") -> list[FairnessConfig]:
+def select_configs(
+    names: list[str] | None, transport: str = DEFAULT_TRANSPORT
+) -> list[FairnessConfig]:
     """The named configurations (all by default) that apply to the transport:
-    worker_disable_prefetch is Redis-only (celery-semantics: Prefetch)."""
+    worker_disable_prefetch needs kombu's emulated prefetch, Redis' (celery-semantics:
+    Prefetch)."""
     unknown = sorted(set(names or ()) - set(CONFIG_NAMES))
     if unknown:
         raise BadInput(
@@ -106,7 +109,8 @@ def select_configs(names: list[str] | None, transport: str = "redis") -> list[Fa
             f"known: {', '.join(CONFIG_NAMES)}"
         )
     chosen = [config for config in CONFIGS if not names or config.name in names]
-    if transport != "redis" and any(config.disable_prefetch for config in chosen):
+    emulated = TRANSPORTS[transport].EMULATED_PREFETCH
+    if not emulated and any(config.disable_prefetch for config in chosen):
         if names:
             raise BadInput("disable-prefetch is Redis-only (worker_disable_prefetch)")
         chosen = [config for config in chosen if not config.disable_prefetch]
@@ -131,7 +135,9 @@ class FairnessResult:
     def label(self) -> str:
         """The configuration's name, with its transport unless Redis."""
         transport = self.workload.transport
-        return self.config.name if transport == "redis" else f"{self.config.name}@{transport}"
+        if transport == DEFAULT_TRANSPORT:
+            return self.config.name
+        return f"{self.config.name}@{transport}"
 
     @property
     def throughput_per_s(self) -> float:

@@ -86,16 +86,16 @@ class RunContext:
         return started
 
     def _heal_later(self, context: FaultContext, fault: FaultRecord) -> None:
-        """Heal the fault once it has lasted its time from its checkpoint, on a
-        thread of its own, so the plan may land the next fault meanwhile."""
+        """Heal a fault that lasts once its time from its checkpoint is up, on a
+        thread of its own, so the plan may land the next fault meanwhile; heal
+        any other at once (a restart after a kill), before inject returns."""
         heal = fault_part(fault.name, "heal")  # a kill has nothing to undo
         if heal is None:
             return
         lasts = fault_part(fault.name, "lasts")
-        due = fault.checkpoint_at + (lasts(context.settings) if lasts is not None else 0.0)
 
         def heal_when_due() -> None:
-            time.sleep(max(0.0, due - time.time()))
+            time.sleep(max(0.0, fault.checkpoint_at + lasts(context.settings) - time.time()))
             try:
                 healed: Heal | None = heal(context, fault)
             except Exception as error:  # noqa: BLE001 - a failed heal is recorded, not raised
@@ -104,6 +104,11 @@ class RunContext:
             if healed is not None:
                 self.history.add(HEAL, at=healed.healed_at, **healed.as_dict())
 
+        if lasts is None:
+            healed = heal(context, fault)
+            if healed is not None:
+                self.history.add(HEAL, at=healed.healed_at, **healed.as_dict())
+            return
         thread = threading.Thread(target=heal_when_due, name=f"heal-{fault.id}", daemon=True)
         thread.start()
         self._healing.append(thread)

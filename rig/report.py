@@ -23,7 +23,7 @@ from rig.faults.registry import part as fault_part
 from rig.history import FAULT, HEAL, LEDGER, SENT, History
 from rig.runner import Result
 from rig.settings import make_settings
-from rig.transports import TRANSPORTS
+from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # The summary line, in this order: "6 of 8 passed · 1 failed · 1 crashed · 1 skipped".
@@ -257,7 +257,7 @@ def fault_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         {
             "fault": _fault_of(row),
             "scenario": row["scenario"],
-            "transport": row.get("transport", "redis"),
+            "transport": row.get("transport", DEFAULT_TRANSPORT),
             "settings": _settings_of(row),
             "lost": row["counts"]["lost"],
             "run_again": row["counts"]["redelivered"],
@@ -294,7 +294,7 @@ def transport_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[st
     """Each scenario once, with its result on every transport it ran on, side by
     side: executions, lost, duplicate rows, redelivery latency, verdict. Empty
     when only one transport ran."""
-    transports = list(dict.fromkeys(row.get("transport", "redis") for row in rows))
+    transports = list(dict.fromkeys(row.get("transport", DEFAULT_TRANSPORT) for row in rows))
     if len(transports) < 2:
         return transports, []
     by_name: dict[str, dict[str, Any]] = {}
@@ -303,7 +303,7 @@ def transport_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[st
         entry = by_name.setdefault(name, {"scenario": name, "cells": {}})
         counts = row.get("counts") or {}
         latencies = row.get("redelivery_latency_s") or []
-        entry["cells"][row.get("transport", "redis")] = {
+        entry["cells"][row.get("transport", DEFAULT_TRANSPORT)] = {
             "anchor": row["scenario"],
             "verdict": row["verdict"],
             "executions": counts.get("executions"),
@@ -413,7 +413,7 @@ def fairness_svg(results: list[FairnessResult]) -> str:
             f"makespan {m.makespan_s:.1f}s, {result.throughput_per_s:.0f} short tasks/s"
         )
         title = result.config.title
-        if result.workload.transport != "redis":
+        if result.workload.transport != DEFAULT_TRANSPORT:
             title += f", on {result.workload.transport}"
         panels.append(Panel(title, summary, lanes, bars, top))
         top += 22 + 26 * len(lanes) + 18

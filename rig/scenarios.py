@@ -23,7 +23,7 @@ from typing import Any
 from rig.checker import Expected, make_expectation
 from rig.errors import BadInput
 from rig.settings import Settings, settings_from_mapping
-from rig.transports import TRANSPORTS
+from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS
 
 # RIG_CATALOG_DIR points the rig at another catalog (the tests use it for broken files).
 CATALOG_DIR = Path(os.environ.get("RIG_CATALOG_DIR") or Path(__file__).resolve().parent / "chaos")
@@ -37,7 +37,7 @@ class Scenario:
     settings: Settings
     expect: dict[str, Expected] | None  # None: a matrix cell, only observed
     requires: tuple[str, ...] = field(default=())
-    transport: str = "redis"
+    transport: str = DEFAULT_TRANSPORT
     skip: str = ""  # why it cannot apply to its transport (the file's `skip`)
     why: str = ""  # the source or documentation line behind its transport's expectation
     # The same scenario on each transport (the file's per-transport tables applied).
@@ -46,7 +46,9 @@ class Scenario:
     @property
     def label(self) -> str:
         """Its name in results: the file's name, with the transport unless Redis."""
-        return self.name if self.transport == "redis" else f"{self.name}@{self.transport}"
+        if self.transport == DEFAULT_TRANSPORT:
+            return self.name
+        return f"{self.name}@{self.transport}"
 
     def on(self, transport: str) -> Scenario:
         """This scenario on `transport` (it may say `skip`)."""
@@ -129,7 +131,7 @@ def load_catalog(
     return {path.stem: parse_scenario(path, defaults) for path in sorted(directory.glob("*.toml"))}
 
 
-def find(name: str, transport: str = "redis", directory: Path = CATALOG_DIR) -> Scenario:
+def find(name: str, transport: str = DEFAULT_TRANSPORT, directory: Path = CATALOG_DIR) -> Scenario:
     """A catalog scenario on a transport; `name@transport` (a result's label) names both."""
     name, _, suffix = name.partition("@")
     catalog = load_catalog(directory)

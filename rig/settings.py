@@ -21,7 +21,7 @@ from rig.faults import broker_restart, oom, partition, pause, stall, term
 from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
 from rig.target import BUILTIN_TASKS, TargetSettings
-from rig.transports import TRANSPORTS, rabbitmq, redis
+from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS, rabbitmq, redis
 from rig.workloads.registry import WORKLOADS
 
 Acks = Literal["early", "late"]
@@ -44,7 +44,7 @@ class CommonSettings:
     their own (Settings below)."""
 
     transport: str = setting(
-        "redis",
+        DEFAULT_TRANSPORT,
         "the broker: "
         + "; ".join(f"{name}: {module.SUMMARY}" for name, module in TRANSPORTS.items()),
         choices=TRANSPORT_NAMES,

@@ -8,18 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
+from rig.control import with_db
 from rig.history import History
-from rig.transports import TRANSPORTS
-from rig.transports.redis import with_db
 
 
 @dataclass(frozen=True)
 class Services:
-    """Where the rig's own services answer, as the controller reaches them. The
-    Redis broker starts with them; another transport's broker starts when a run
-    first asks for it (Backend.broker_url)."""
+    """Where the rig's own services answer, as the controller reaches them. A
+    transport's broker starts when a run first asks for it (Backend.broker_url)."""
 
-    broker_url: str
     database_url: str  # the server's first database; each target gets one of its own
     database_engine: str  # "postgresql" or "sqlite"
     # The rig's control store (checkpoints, write ledger): a Redis of its own, so
@@ -32,7 +29,7 @@ class WorkerSpec:
     name: str  # the worker's node name is celery@<name>
     environment: dict[str, str]
     queues: tuple[str, ...] = ("celery",)
-    transport: str = "redis"  # which broker (rig.transports)
+    transport: str = ""  # which broker (a name of rig.transports.TRANSPORTS)
     # The crew's corner of its broker (a Redis database, a RabbitMQ virtual host)
     # and of the control store: each crew has its own, so the next scenario's
     # workers can start while this one's still settle.
@@ -64,12 +61,13 @@ def agent_command(command: list[str]) -> list[str]:
 
 
 def agent_environment(
-    spec: WorkerSpec, broker_url: str, control_url: str, database_url: str
+    spec: WorkerSpec, crew_broker_url: str, control_url: str, database_url: str
 ) -> dict[str, str]:
     """Where a worker's agent finds the rig's services (URLs as the worker reaches
-    them), then the spec's own environment (the target and its settings)."""
+    them; the broker's already the crew's corner), then the spec's own environment
+    (the target and its settings)."""
     return {
-        "RIG_BROKER_URL": TRANSPORTS[spec.transport].crew_url(broker_url, spec.broker_db),
+        "RIG_BROKER_URL": crew_broker_url,
         "RIG_CONTROL_URL": with_db(control_url, spec.broker_db),
         "RIG_DATABASE_URL": with_database(database_url, spec.database),
         **spec.environment,

@@ -12,7 +12,6 @@ next start.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -32,6 +31,7 @@ from docker.models.containers import Container
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from rig import compose
+from rig.backends import redis_server
 from rig.backends.base import (
     BackendInfo,
     Exit,
@@ -43,11 +43,12 @@ from rig.backends.base import (
     last_line,
 )
 from rig.backends.extra_image import image_with
+from rig.backends.hosts import BrokerNode
 from rig.backends.pids import alive
 from rig.backends.python_images import worker_image
 from rig.errors import BrokerDown, EnvironmentProblem
 from rig.history import BACKEND, History
-from rig.transports import rabbitmq
+from rig.transports import TRANSPORTS
 
 PROJECT_LABEL = "com.celery-rig.project"
 RUN_LABEL = "com.celery-rig.run"
@@ -80,37 +81,6 @@ sys.exit(1)
 """
 
 
-# The rabbitmq service's command, run by a shell that first writes the node's
-# config (from the environment) and, after a restart meant to lose the data,
-# removes the data directory.
-_RABBITMQ_START = """
-conf=$RABBITMQ_CONFIG_FILE
-mkdir -p "$(dirname "$conf")"
-printf '%s' "$RIG_RABBITMQ_CONFIG" > "$conf"
-printf '%s' "$RIG_RABBITMQ_DEFINITIONS" > "$(dirname "$conf")/definitions.json"
-if [ -e /tmp/rig-wipe ]; then rm -rf /var/lib/rabbitmq/mnesia /tmp/rig-wipe; fi
-exec "$@"
-"""
-
-
-def _snapshot_path(url: str) -> str:
-    """Where Redis writes its snapshot (dir and dbfilename, as it reports them)."""
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    try:
-        config = client.config_get("dir") | client.config_get("dbfilename")
-    finally:
-        client.close()
-    return f"{config['dir']}/{config['dbfilename']}"
-
-
-def _redis_ping(url: str) -> None:
-    client = redis.Redis.from_url(url, socket_timeout=2)
-    try:
-        client.ping()
-    finally:
-        client.close()
-
-
 # What a service not answering yet raises, for each kind of service.
 _NOT_YET = (OSError, redis.RedisError, psycopg.Error, BrokerDown)
 
@@ -141,9 +111,7 @@ class DockerBackend:
         }
         self.services = compose.load_services()
         self.network: Any = None
-        self.redis_url = ""
-        self.rabbitmq_url = self._rabbitmq_inside = ""  # set once a run asks for RabbitMQ
-        self.rabbitmq: Container | None = None
+        self.brokers: dict[str, BrokerNode] = {}  # by transport, started on first use
         self.inside: Services | None = None
         self.transports: dict[str, str] = {}  # worker -> the transport its crew uses
         self.images: dict[str, str] = {}  # a project's requirements file -> its image
@@ -164,74 +132,41 @@ class DockerBackend:
         self._check_images()
         self.network = self.client.networks.create(self.run_id, driver="bridge", labels=self.labels)
         self._watch_events()
-        redis = self._run_service("redis", publish=6379)
-        control = self._run_service("redis", publish=6379, alias="control")
-        postgres = self._run_service("postgres", publish=5432)
+        control = self.run_service("redis", publish=6379, alias="control")
+        postgres = self.run_service("postgres", publish=5432)
         env = compose.environment(self.services["postgres"])
         credentials = f"{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}"
         services = Services(
-            broker_url=f"redis://127.0.0.1:{self._host_port(redis, 6379)}/0",
             database_url=(
-                f"postgres://{credentials}@127.0.0.1:{self._host_port(postgres, 5432)}"
+                f"postgres://{credentials}@127.0.0.1:{self.host_port(postgres, 5432)}"
                 f"/{env['POSTGRES_DB']}"
             ),
             database_engine="postgresql",
-            control_url=f"redis://127.0.0.1:{self._host_port(control, 6379)}/0",
+            control_url=f"redis://127.0.0.1:{self.host_port(control, 6379)}/0",
         )
         # The same services as the workers reach them, on the run's network.
         self.inside = Services(
-            broker_url="redis://redis:6379/0",
             database_url=f"postgres://{credentials}@postgres:5432/{env['POSTGRES_DB']}",
             database_engine="postgresql",
             control_url="redis://control:6379/0",
         )
         # Ready when a real connection from here succeeds: polling that is quicker
         # than waiting for the compose health check's next 1 s tick.
-        self.redis_url = services.broker_url
-        self._wait_answering(redis, lambda: _redis_ping(services.broker_url))
-        self._wait_answering(control, lambda: _redis_ping(services.control_url))
-        self._wait_answering(postgres, lambda: psycopg.connect(services.database_url).close())
+        self.wait_answering(control, lambda: redis_server.ping(services.control_url))
+        self.wait_answering(postgres, lambda: psycopg.connect(services.database_url).close())
         return services
 
-    def broker_url(self, transport: str) -> str:
-        if transport == "redis":
-            return self.redis_url
-        if self.rabbitmq is None:
-            self._start_rabbitmq()
-        return self.rabbitmq_url
+    def _broker(self, transport: str) -> BrokerNode:
+        """The transport's broker node, started on first use (RabbitMQ: seconds)."""
+        if transport not in self.brokers:
+            self.brokers[transport] = TRANSPORTS[transport].on_docker(self)
+        return self.brokers[transport]
 
-    def _start_rabbitmq(self) -> None:
-        spec = self.services["rabbitmq"]
-        self._check_image("rabbitmq")
-        config_file = compose.environment(spec)["RABBITMQ_CONFIG_FILE"]
-        definitions_file = f"{config_file.rsplit('/', 1)[0]}/definitions.json"
-        self.rabbitmq = self._run(
-            "rabbitmq",
-            spec["image"],
-            command=["sh", "-c", _RABBITMQ_START, "sh", *spec["command"]],
-            environment={
-                **compose.environment(spec),
-                "RIG_RABBITMQ_CONFIG": rabbitmq.node_config(str(rabbitmq.PORT), definitions_file),
-                "RIG_RABBITMQ_DEFINITIONS": json.dumps(rabbitmq.definitions()),
-            },
-            ports={f"{rabbitmq.PORT}/tcp": ("127.0.0.1", free_port())},
-        )
-        port = self._host_port(self.rabbitmq, rabbitmq.PORT)
-        credentials = f"{rabbitmq.USER}:{rabbitmq.USER}"
-        self.rabbitmq_url = f"amqp://{credentials}@127.0.0.1:{port}/{rabbitmq.vhost(0)}"
-        self._rabbitmq_inside = f"amqp://{credentials}@rabbitmq:{rabbitmq.PORT}/{rabbitmq.vhost(0)}"
-        self._wait_answering(self.rabbitmq, lambda: rabbitmq.answering(self.rabbitmq_url))
+    def broker_url(self, transport: str) -> str:
+        return self._broker(transport).url
 
     def broker_admin(self, transport: str) -> Callable[[list[str]], str]:
-        def rabbitmqctl(args: list[str]) -> str:
-            assert self.rabbitmq is not None
-            result = self.rabbitmq.exec_run(["rabbitmqctl", *args])
-            output = result.output.decode(errors="replace")
-            if result.exit_code != 0:
-                raise BrokerDown(f"rabbitmqctl {args[0]}: {output.strip()}")
-            return output
-
-        return rabbitmqctl
+        return self._broker(transport).admin
 
     def _remove_leftovers(self) -> None:
         """Remove what an interrupted run left: labelled objects whose owner is gone."""
@@ -255,11 +190,14 @@ class DockerBackend:
             )
 
     def _check_images(self) -> None:
-        for name in ("redis", "postgres"):
-            self._check_image(name)
-        self._check_image(compose.WORKER_TEMPLATE, self.worker_image)
+        for name in ("redis", "postgres"):  # the control store, the database
+            self.check_image(name)
+        self.check_image(compose.WORKER_TEMPLATE, self.worker_image)
 
-    def _check_image(self, service: str, image: str = "") -> None:
+    def service_spec(self, name: str) -> dict[str, Any]:
+        return dict(self.services[name])
+
+    def check_image(self, service: str, image: str = "") -> None:
         image = image or self.services[service]["image"]
         try:
             self.client.images.get(image)
@@ -268,7 +206,9 @@ class DockerBackend:
                 f"image {image} is missing (service {service}): build it with `make images`"
             ) from None
 
-    def _run(self, name: str, image: str, role: str = "service", **options: Any) -> Container:
+    def run_container(
+        self, name: str, image: str, role: str = "service", **options: Any
+    ) -> Container:
         """Start a labelled container on the run's network, reachable there as `name`."""
         return self.client.containers.run(
             image,
@@ -283,9 +223,9 @@ class DockerBackend:
             **options,
         )
 
-    def _run_service(self, name: str, publish: int, alias: str = "") -> Container:
+    def run_service(self, name: str, publish: int, alias: str = "") -> Container:
         spec = self.services[name]
-        return self._run(
+        return self.run_container(
             alias or name,
             spec["image"],
             command=spec.get("command"),
@@ -296,11 +236,11 @@ class DockerBackend:
             ports={f"{publish}/tcp": ("127.0.0.1", free_port())},
         )
 
-    def _host_port(self, container: Container, port: int) -> int:
+    def host_port(self, container: Container, port: int) -> int:
         container.reload()
         return int(container.attrs["NetworkSettings"]["Ports"][f"{port}/tcp"][0]["HostPort"])
 
-    def _wait_answering(
+    def wait_answering(
         self, container: Container, connect: Callable[[], object], timeout_s: float = 60
     ) -> None:
         try:
@@ -365,13 +305,14 @@ class DockerBackend:
         inside = self.inside
         for spec in specs:
             command = [*agent_command(template["command"]), f"--queues={','.join(spec.queues)}"]
-            broker = inside.broker_url if spec.transport == "redis" else self._rabbitmq_inside
+            transport = TRANSPORTS[spec.transport]
+            broker = transport.crew_url(self._broker(spec.transport).inside_url, spec.broker_db)
             environment = agent_environment(spec, broker, inside.control_url, inside.database_url)
             self.transports[spec.name] = spec.transport
             # The user's project at the path it has on the host, read-only, as the
             # working directory `celery -A` imports from; else the image's exam_app.
             project = {spec.project_dir: {"bind": spec.project_dir, "mode": "ro"}}
-            self.workers[spec.name] = self._run(
+            self.workers[spec.name] = self.run_container(
                 spec.name,
                 self.images.get(spec.requirements, self.worker_image),
                 role="worker",
@@ -480,46 +421,14 @@ class DockerBackend:
     def restart_broker(
         self, transport: str, persist: bool, while_down: Callable[[], None]
     ) -> Exit | None:
-        if transport == "rabbitmq":
-            return self._restart_rabbitmq(persist, while_down)
-        container = self.client.containers.get(f"{self.run_id}-redis")
-        snapshot = _snapshot_path(self.redis_url)
-        # No start may load an older snapshot: remove it before a restart without
-        # persistence, and once loaded after one with it.
-        if not persist:
-            container.exec_run(["rm", "-f", snapshot])
-        # Redis exits on SHUTDOWN; SAVE writes the snapshot the next start loads.
-        container.exec_run(["redis-cli", "SHUTDOWN", "SAVE" if persist else "NOSAVE"])
-        if container.wait(timeout=10).get("StatusCode") is None:
-            return None
-        while_down()
-        container.start()
-        self._wait_answering(container, lambda: _redis_ping(self.redis_url))
-        if persist:
-            container.exec_run(["rm", "-f", snapshot])
-        return Exit(time.time(), "redis container " + ("saved, " if persist else "") + "restarted")
-
-    def _restart_rabbitmq(self, persist: bool, while_down: Callable[[], None]) -> Exit | None:
-        """rabbitmqctl stop (queues and persistent messages are on disk), then the
-        container starts again; without persist its start removes the data first."""
-        container = self.rabbitmq
-        assert container is not None
-        if not persist:
-            container.exec_run(["touch", "/tmp/rig-wipe"])
-        container.exec_run(["rabbitmqctl", "stop"])
-        if container.wait(timeout=30).get("StatusCode") is None:
-            return None
-        while_down()
-        container.start()
-        self._wait_answering(container, lambda: rabbitmq.answering(self.rabbitmq_url))
-        return Exit(time.time(), "rabbitmq container stopped and started again")
+        return self._broker(transport).restart(persist, while_down)
 
     def partition(self, name: str, peer: str, cut: bool) -> Exit | None:
         """Drop the worker's packets to and from the peer, inside the container's
         network namespace (its own iptables, not the host's)."""
         worker = self.workers[name]
         worker.reload()
-        broker = self.transports.get(name, "redis")
+        broker = self.brokers[self.transports[name]].service
         peer_ip = self._address({"broker": broker, "database": "postgres"}[peer])
         rule = "-I" if cut else "-D"
         for chain, direction in (("OUTPUT", "-d"), ("INPUT", "-s")):
@@ -567,7 +476,9 @@ class DockerBackend:
     def close(self) -> None:
         self._remove_containers()
         self.workers.clear()
-        self.rabbitmq = None
+        for node in self.brokers.values():
+            node.close()
+        self.brokers.clear()
         if self._events is not None:
             self._events.close()
             self._events = None

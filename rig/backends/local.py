@@ -1,6 +1,8 @@
 """The local backend: the same services as plain processes on this machine.
 
-Redis is a real redis-server on a free loopback port; the database is a
+Each broker runs as its transport says (rig.transports.<name>.local: a
+redis-server, a rabbitmq-server on free loopback ports); the control store is
+a redis-server of its own; the database is a
 private PostgreSQL server (rig.backends.postgres_node), or SQLite in the
 run's directory where PostgreSQL is not installed, or the server
 RIG_DATABASE_SERVER names;
@@ -29,10 +31,8 @@ from pathlib import Path
 from signal import Signals
 from urllib.parse import urlsplit
 
-import redis
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
-
 from rig import compose
+from rig.backends import redis_server
 from rig.backends.base import (
     BackendInfo,
     Exit,
@@ -40,16 +40,16 @@ from rig.backends.base import (
     WorkerSpec,
     agent_command,
     agent_environment,
-    free_port,
     last_line,
 )
+from rig.backends.hosts import BrokerNode
 from rig.backends.pids import alive, same_process, start_time, stopped, zombie
 from rig.backends.postgres_node import LocalPostgres
 from rig.backends.postgres_node import binaries as postgres_binaries
-from rig.backends.rabbitmq_node import LocalNode
 from rig.errors import BadInput, EnvironmentProblem
 from rig.history import BACKEND, History
 from rig.target import python_path
+from rig.transports import TRANSPORTS
 
 RUNS_DIR = Path(tempfile.gettempdir()) / "celery-rig"
 # A PostgreSQL server the user wants the rig to use instead of a private one; the
@@ -95,10 +95,8 @@ class LocalBackend:
         self.specs: dict[str, WorkerSpec] = {}
         self.history: History | None = None
         self.observed: set[str] = set()
-        self.redis: subprocess.Popen[bytes] | None = None
-        self.redis_command: list[str] = []
         self.control: subprocess.Popen[bytes] | None = None
-        self.rabbitmq: LocalNode | None = None  # started when a run first asks for it
+        self.brokers: dict[str, BrokerNode] = {}  # by transport, started on first use
         self.postgres: LocalPostgres | None = None
         self.services: Services | None = None
 
@@ -107,22 +105,19 @@ class LocalBackend:
         cleaned = remove_stale_runs()
         if cleaned:
             self.info.notes.append(f"removed leftovers of interrupted run(s): {', '.join(cleaned)}")
-        redis_server = shutil.which("redis-server")
-        if redis_server is None:
+        server = shutil.which("redis-server")  # the control store
+        if server is None:
             raise EnvironmentProblem(
                 "redis-server not found: run `make setup` (it installs Debian's redis-server)"
             )
         self.dir.mkdir(parents=True)
         (self.dir / "owner").write_text(str(os.getpid()))
-        broker_url, self.redis_command = self._redis_server(redis_server, "broker")
-        self.redis = self._spawn("redis", self.redis_command, {})
-        control_url, control_command = self._redis_server(redis_server, "control")
-        self.control = self._spawn("control", control_command, {})
-        self._wait_redis(broker_url, "redis")
-        self._wait_redis(control_url, "control")
+        control_url, control_command = redis_server.command(server, self.dir, "control")
+        self.control = self.spawn("control", control_command, {})
+        redis_server.wait_answering(control_url, self.dir / "control.log")
         database_url = self._database_server()
         engine = "sqlite" if database_url.startswith("sqlite") else "postgresql"
-        self.services = Services(broker_url, database_url, engine, control_url)
+        self.services = Services(database_url, engine, control_url)
         return self.services
 
     def _database_server(self) -> str:
@@ -141,23 +136,11 @@ class LocalBackend:
                 "postgresql; PostgreSQL-only migrations and scenarios need it)"
             )
             return f"sqlite:///{self.dir / 'rig.sqlite3'}"
-        self.postgres = LocalPostgres(self.dir, self._spawn, bin_dir)
+        self.postgres = LocalPostgres(self.dir, self.spawn, bin_dir)
         self.postgres.start()
         return self.postgres.url
 
-    def _redis_server(self, redis_server: str, name: str) -> tuple[str, list[str]]:
-        """A redis-server on a free loopback port: its URL and its command."""
-        port = free_port()
-        # No automatic persistence; a broker restart may still SHUTDOWN SAVE a
-        # snapshot into --dir, which the next start loads.
-        command = [
-            *(redis_server, "--port", str(port), "--bind", "127.0.0.1"),
-            *("--save", "", "--appendonly", "no", "--dir", str(self.dir)),
-            *("--dbfilename", f"{name}.rdb"),
-        ]
-        return f"redis://127.0.0.1:{port}/0", command
-
-    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.dir / f"{name}.log").open("ab")
         process = subprocess.Popen(
             command,
@@ -174,38 +157,17 @@ class LocalBackend:
             pids.write(f"{process.pid} {start_time(process.pid)}\n")
         return process
 
-    def _wait_redis(self, url: str, name: str) -> None:
-        client = redis.Redis.from_url(url, socket_timeout=1)
-        try:
-            retry(
-                stop=stop_after_delay(15),
-                wait=wait_fixed(0.1),
-                retry=retry_if_exception_type(redis.ConnectionError),
-                reraise=True,
-            )(client.ping)()
-        except redis.ConnectionError:
-            log = (self.dir / f"{name}.log").read_text()[-2000:]
-            raise EnvironmentProblem(f"redis-server did not answer on {url}:\n{log}") from None
-        finally:
-            client.close()
+    def _broker(self, transport: str) -> BrokerNode:
+        """The transport's broker node, started on first use (RabbitMQ: seconds)."""
+        if transport not in self.brokers:
+            self.brokers[transport] = TRANSPORTS[transport].on_local(self)
+        return self.brokers[transport]
 
     def broker_url(self, transport: str) -> str:
-        assert self.services is not None
-        if transport == "redis":
-            return self.services.broker_url
-        if self.rabbitmq is None:
-            node = LocalNode(self.dir, self._spawn)
-            self.rabbitmq = node  # before it starts, so close() removes a half-started node
-            node.start()
-        return self.rabbitmq.url
+        return self._broker(transport).url
 
     def broker_admin(self, transport: str) -> Callable[[list[str]], str]:
-        def rabbitmqctl(args: list[str]) -> str:
-            if transport != "rabbitmq" or self.rabbitmq is None:
-                raise BadInput(f"the {transport} broker has no admin tool the rig uses")
-            return self.rabbitmq.ctl(args)
-
-        return rabbitmqctl
+        return self._broker(transport).admin
 
     def observe(self, history: History, workers: list[str]) -> None:
         self.history, self.observed = history, set(workers)
@@ -232,12 +194,12 @@ class LocalBackend:
     def _start_worker(self, spec: WorkerSpec) -> None:
         assert self.services is not None
         services = self.services
-        environment = agent_environment(
-            spec, self.broker_url(spec.transport), services.control_url, services.database_url
-        )
+        transport = TRANSPORTS[spec.transport]
+        broker = transport.crew_url(self._broker(spec.transport).inside_url, spec.broker_db)
+        environment = agent_environment(spec, broker, services.control_url, services.database_url)
         # The rig's wrapper, then the user's project (the agent puts it first on sys.path).
         environment["PYTHONPATH"] = python_path()
-        process = self._spawn(spec.name, self._command(spec), environment)
+        process = self.spawn(spec.name, self._command(spec), environment)
         self.processes[spec.name] = process
         threading.Thread(target=self._watch, args=(spec.name, process), daemon=True).start()
 
@@ -259,9 +221,9 @@ class LocalBackend:
         for name in list(self.processes) if names is None else names:
             process = self.processes.pop(name, None)
             if process is not None:
-                self._kill_group(process)
+                self.kill_group(process)
 
-    def _kill_group(self, process: subprocess.Popen[bytes]) -> None:
+    def kill_group(self, process: subprocess.Popen[bytes]) -> None:
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -318,32 +280,7 @@ class LocalBackend:
     def restart_broker(
         self, transport: str, persist: bool, while_down: Callable[[], None]
     ) -> Exit | None:
-        if transport == "rabbitmq":
-            assert self.rabbitmq is not None
-            self.rabbitmq.restart(persist, while_down)
-            return Exit(time.time(), "rabbitmq-server stopped and started again")
-        assert self.services is not None
-        url = self.services.broker_url
-        snapshot = self.dir / "broker.rdb"  # redis-server runs with --dir self.dir
-        # No start may load an older snapshot: remove it before a restart without
-        # persistence, and once loaded after one with it.
-        if not persist:
-            snapshot.unlink(missing_ok=True)
-        assert self.redis is not None
-        try:
-            redis.Redis.from_url(url, socket_timeout=5).shutdown(save=persist, nosave=not persist)
-        except redis.ConnectionError:
-            pass  # it closes the connection as it goes
-        try:
-            self.redis.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            return None
-        while_down()
-        self.redis = self._spawn("redis", self.redis_command, {})
-        self._wait_redis(url, "redis")
-        if persist:
-            snapshot.unlink(missing_ok=True)
-        return Exit(time.time(), "redis-server " + ("saved, " if persist else "") + "restarted")
+        return self._broker(transport).restart(persist, while_down)
 
     def restart_worker(self, name: str) -> None:
         self._start_worker(self.specs[name])
@@ -358,10 +295,12 @@ class LocalBackend:
     # --- stop ------------------------------------------------------------
     def close(self) -> None:
         self.stop_workers()
-        rabbitmq = self.rabbitmq.processes() if self.rabbitmq is not None else []
+        for node in self.brokers.values():
+            node.close()
+        self.brokers.clear()
         postgres = self.postgres.server if self.postgres is not None else None
-        for server in (self.redis, self.control, *rabbitmq, postgres):
+        for server in (self.control, postgres):
             if server is not None:
-                self._kill_group(server)
-        self.redis = self.control = self.rabbitmq = self.postgres = None
+                self.kill_group(server)
+        self.control = self.postgres = None
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,6 +1,6 @@
-"""Transports: the brokers a run can use, one module each, as faults are.
-
-A transport module declares NAME, SUMMARY and
+"""Transports: the brokers a run can use, one package each, as faults are
+modules. A transport package (rig/transports/<name>/) declares NAME, SUMMARY,
+Parameters (its settings, part of rig.settings.Settings) and
 
     crew_url(url, slot)        a crew's own corner of the broker (a Redis
                                database, a RabbitMQ virtual host)
@@ -10,16 +10,21 @@ A transport module declares NAME, SUMMARY and
     unsupported(settings)      a setting it cannot honour, and why (or None)
     redelivery_wait_s(settings) how long a redelivery may take beyond the
                                settle wait (an old kombu's fixed sweep)
+    describe(settings)         the report's phrase for what it was given
     Broker(url, admin)         reset(setup), pending_messages(),
                                ready_messages(), consumers_waiting(),
                                take_back(), put_back(taken), dead_lettered(),
                                close(): the runner's side, to start a crew
                                clean, tell when a run drained, and see a
                                message handed to a waiting worker
+    on_docker(host), on_local(host)
+                               its broker started on a backend, a BrokerNode
+                               (rig.backends.hosts): its URLs, its admin tool
+                               (`admin` above), its restart
 
-`admin` runs the broker's admin tool where the broker runs (the backend
-knows where). Adding a broker is adding a module here and its service to the
-backends (Backend.broker_url, broker_admin, restart_broker).
+A backend keeps only primitives (spawn, exec, signal, network); adding a
+broker is adding a package here and a line below (and its Parameters to
+rig.settings.Settings).
 """
 
 from __future__ import annotations
@@ -29,3 +34,5 @@ from types import ModuleType
 from rig.transports import rabbitmq, redis
 
 TRANSPORTS: dict[str, ModuleType] = {module.NAME: module for module in (redis, rabbitmq)}
+# A scenario's label names its transport unless it is this one (s, s@rabbitmq).
+DEFAULT_TRANSPORT = next(iter(TRANSPORTS))

@@ -18,6 +18,8 @@ from rig.report import transport_table
 from rig.scenarios import find, load_catalog, parse_scenario
 from rig.settings import make_settings
 from rig.transports import TRANSPORTS, rabbitmq
+from rig.transports.rabbitmq import node
+from tests.helpers import ROOT
 
 
 def _scenario(tmp_path: Path, extra: str) -> Path:
@@ -57,17 +59,17 @@ def test_a_crew_gets_its_own_corner_of_each_broker() -> None:
     assert TRANSPORTS["redis"].crew_url("redis://127.0.0.1:6379/0", 3) == "redis://127.0.0.1:6379/3"
     url = rabbitmq.crew_url("amqp://guest:guest@127.0.0.1:5672/rig0", 3)
     assert url == "amqp://guest:guest@127.0.0.1:5672/rig3"
-    assert {v["name"] for v in rabbitmq.definitions()["vhosts"]} == {
-        f"rig{slot}" for slot in range(rabbitmq.SLOTS)
+    assert {v["name"] for v in node.definitions()["vhosts"]} == {
+        f"rig{slot}" for slot in range(node.SLOTS)
     }
 
 
 def test_the_node_stores_the_users_password_as_rabbitmq_hashes_it() -> None:
-    (user,) = rabbitmq.definitions()["users"]
+    (user,) = node.definitions()["users"]
     raw = base64.b64decode(user["password_hash"])
     salt, digest = raw[:4], raw[4:]
-    assert digest == hashlib.sha256(salt + rabbitmq.USER.encode()).digest()
-    config = rabbitmq.node_config("127.0.0.1:5999", "/x/definitions.json")
+    assert digest == hashlib.sha256(salt + node.USER.encode()).digest()
+    config = node.node_config("127.0.0.1:5999", "/x/definitions.json")
     assert "listeners.tcp.default = 127.0.0.1:5999" in config
     assert "load_definitions = /x/definitions.json" in config
 
@@ -170,3 +172,28 @@ def test_a_variant_finds_its_siblings(tmp_path: Path) -> None:
     scenario = parse_scenario(_scenario(tmp_path, "[rabbitmq]\nexpect = { executions = 1 }\n"))
     back = scenario.on("rabbitmq").on("redis")
     assert (back.transport, back.expect["executions"]) == ("redis", 2)
+
+
+def test_no_module_outside_a_transports_package_branches_on_its_name() -> None:
+    """Adding a broker is a package under rig/transports and a registry line: no
+    other module imports a transport's own module (but settings, for its
+    Parameters) or compares a transport with a broker's name."""
+    import ast
+
+    names = set(TRANSPORTS)
+    offenders = []
+    for path in sorted((ROOT / "rig").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        if relative.startswith("rig/transports/"):
+            continue
+        for part in ast.walk(ast.parse(path.read_text())):
+            if isinstance(part, ast.ImportFrom) and relative != "rig/settings.py":
+                module = part.module or ""
+                imported = {f"{module}.{alias.name}" for alias in part.names} | {module}
+                if any(f"rig.transports.{name}" in imported for name in names):
+                    offenders.append(f"{relative}:{part.lineno} imports a transport")
+            if isinstance(part, ast.Compare):
+                constants = [c.value for c in ast.walk(part) if isinstance(c, ast.Constant)]
+                if names & set(constants):
+                    offenders.append(f"{relative}:{part.lineno} compares with a broker's name")
+    assert offenders == []

@@ -15,10 +15,7 @@ the node is: a local process, or inside its container).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -26,17 +23,22 @@ from urllib.parse import urlsplit, urlunsplit
 
 import amqp
 
+from rig.backends.hosts import BrokerNode, DockerHost, LocalHost
 from rig.errors import BrokerDown
 from rig.schema import setting
+from rig.transports.rabbitmq import docker, local
+from rig.transports.rabbitmq.node import (
+    DEFAULT_CONSUMER_TIMEOUT_MS,
+    close_politely,
+    connect,
+    vhost,
+)
 
 NAME = "rabbitmq"
 SUMMARY = "RabbitMQ, kombu's pyamqp transport (requeue on connection loss, consumer_timeout)"
-PORT = 5672
-SLOTS = 16  # virtual hosts rig0 … rig15, one per crew, as Redis has 16 databases
 QUEUES = ("celery", "long")
+EMULATED_PREFETCH = False  # basic.qos: worker_disable_prefetch does not apply
 DEAD_LETTER = "rig.dead-letter"  # an exchange and a queue, where a delivery-limit sends
-DEFAULT_CONSUMER_TIMEOUT_MS = 1_800_000  # RabbitMQ 3.10's default: 30 minutes
-USER = "guest"
 CHANNEL_TICK_MS = 1000
 
 # A function the backend gives: run `rabbitmqctl ARGS` against the rig's node, return stdout.
@@ -81,54 +83,12 @@ def describe(settings: Any) -> str:
     return ", ".join(part for part in given if part)
 
 
-def vhost(slot: int) -> str:
-    return f"rig{slot}"
+def on_docker(host: DockerHost) -> BrokerNode:
+    return docker.DockerNode(host)
 
 
-def definitions() -> dict[str, Any]:
-    """Imported at boot: the rig's user and the crews' virtual hosts, each open to
-    it (a node that imports definitions creates no default user)."""
-    hosts = [vhost(slot) for slot in range(SLOTS)]
-    return {
-        "users": [
-            {
-                "name": USER,
-                "password_hash": password_hash(USER),
-                "hashing_algorithm": "rabbit_password_hashing_sha256",
-                "tags": ["administrator"],
-            }
-        ],
-        "vhosts": [{"name": name} for name in hosts],
-        "permissions": [
-            {"user": USER, "vhost": name, "configure": ".*", "write": ".*", "read": ".*"}
-            for name in hosts
-        ],
-    }
-
-
-def password_hash(password: str) -> str:
-    """RabbitMQ's stored form: base64(salt + sha256(salt + password)), 4-byte salt."""
-    salt = os.urandom(4)
-    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
-
-
-def node_config(listener: str, definitions_file: str) -> str:
-    """rabbitmq.conf for the rig's node: `listener` is "127.0.0.1:PORT" locally,
-    "5672" in a container; the default user may log in from anywhere (the port
-    is published on 127.0.0.1 only)."""
-    return "\n".join(
-        [
-            f"listeners.tcp.default = {listener}",
-            "loopback_users = none",
-            f"load_definitions = {definitions_file}",
-            "log.console = true",
-            "log.console.level = warning",
-            "log.file = false",
-            # Where a scenario sets consumer_timeout, the rig changes it at run time.
-            f"consumer_timeout = {DEFAULT_CONSUMER_TIMEOUT_MS}",
-            "",
-        ]
-    )
+def on_local(host: LocalHost) -> BrokerNode:
+    return local.LocalNode(host)
 
 
 def crew_url(url: str, slot: int) -> str:
@@ -186,7 +146,7 @@ class Broker:
             channel.queue_declare(DEAD_LETTER, durable=True, auto_delete=False)
             channel.queue_bind(DEAD_LETTER, DEAD_LETTER)
         finally:
-            _close(connection)
+            close_politely(connection)
         self._apply_policy(setup["delivery_limit"])
         self._set_consumer_timeout(setup["consumer_timeout_ms"])
 
@@ -255,7 +215,7 @@ class Broker:
         except (OSError, amqp.exceptions.AMQPError) as error:
             raise BrokerDown(str(error)) from None
         finally:
-            _close(connection)
+            close_politely(connection)
 
     def ready_messages(self) -> int:
         """Messages waiting in the queues (not yet delivered to a consumer)."""
@@ -281,7 +241,7 @@ class Broker:
                     return queue, message
             return None
         finally:
-            _close(connection)
+            close_politely(connection)
 
     def put_back(self, taken: Any) -> None:
         queue, message = taken
@@ -289,7 +249,7 @@ class Broker:
         try:
             connection.channel().basic_publish(message, exchange="", routing_key=queue)
         finally:
-            _close(connection)
+            close_politely(connection)
 
     def dead_lettered(self) -> int:
         """Messages a delivery-limit sent to the dead-letter queue."""
@@ -299,38 +259,7 @@ class Broker:
         except amqp.exceptions.NotFound:
             return 0
         finally:
-            _close(connection)
+            close_politely(connection)
 
     def close(self) -> None:
         """Nothing held: every call connects afresh (a restart kills old connections)."""
-
-
-def connect(url: str) -> amqp.Connection:
-    """An AMQP connection to the URL's node and virtual host, or BrokerDown."""
-    parts = urlsplit(url)
-    connection = amqp.Connection(
-        f"{parts.hostname}:{parts.port or PORT}",
-        userid=parts.username or USER,
-        password=parts.password or USER,
-        virtual_host=parts.path.lstrip("/"),
-        connect_timeout=5,
-    )
-    try:
-        connection.connect()
-    except (OSError, amqp.exceptions.AMQPError) as error:
-        raise BrokerDown(str(error)) from None
-    return connection
-
-
-def answering(url: str) -> None:
-    """Raise BrokerDown unless the node accepts an AMQP connection to this URL's
-    virtual host (the rig's readiness check: a real connection, not a sleep)."""
-    _close(connect(url))
-
-
-def _close(connection: amqp.Connection) -> None:
-    """Close politely (the node logs an abrupt close as a warning); drop it if that fails."""
-    try:
-        connection.close()
-    except (OSError, amqp.exceptions.AMQPError):
-        connection.collect()

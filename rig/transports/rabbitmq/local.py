@@ -15,19 +15,20 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rig.backends.base import free_port
+from rig.backends.base import Exit, free_port
+from rig.backends.hosts import LocalHost
 from rig.errors import BrokerDown, EnvironmentProblem
-from rig.transports import rabbitmq
+from rig.transports.rabbitmq import node
 from rig.waiting import until_nothing_missing
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # Debian's, without the su wrapper
 CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 READY_S = 60.0
 EPMD_READY_S = 10.0
-Spawn = Callable[[str, list[str], dict[str, str]], "subprocess.Popen[bytes]"]
 
 
 def _listening(port: int) -> bool:
@@ -37,15 +38,15 @@ def _listening(port: int) -> bool:
 
 
 class LocalNode:
-    def __init__(self, run_dir: Path, spawn: Spawn) -> None:
-        self.dir = run_dir / "rabbitmq"
-        self.spawn = spawn
+    def __init__(self, host: LocalHost) -> None:
+        self.host = host
+        self.dir = host.dir / "rabbitmq"
+        self.service = "rabbitmq"
         self.port = free_port()
-        self.url = (
-            f"amqp://{rabbitmq.USER}:{rabbitmq.USER}@127.0.0.1:{self.port}/{rabbitmq.vhost(0)}"
-        )
+        self.url = f"amqp://{node.USER}:{node.USER}@127.0.0.1:{self.port}/{node.vhost(0)}"
+        self.inside_url = self.url
         self.environment = {
-            "RABBITMQ_NODENAME": f"rig-{run_dir.name}@localhost",
+            "RABBITMQ_NODENAME": f"rig-{host.dir.name}@localhost",
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(free_port()),
@@ -59,20 +60,25 @@ class LocalNode:
         }
         self.server: subprocess.Popen[bytes] | None = None
         self.epmd: subprocess.Popen[bytes] | None = None
+        try:
+            self._start()
+        except BaseException:
+            self.close()  # a half-started node leaves nothing running
+            raise
 
-    def start(self) -> None:
+    def _start(self) -> None:
         """Start the node; it is ready once it accepts a real AMQP connection."""
         if not Path(SERVER).exists() or shutil.which("epmd") is None:
             raise EnvironmentProblem(
                 "rabbitmq-server not found: run `make setup` (it installs Debian's rabbitmq-server)"
             )
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "definitions.json").write_text(json.dumps(rabbitmq.definitions()))
+        (self.dir / "definitions.json").write_text(json.dumps(node.definitions()))
         (self.dir / "rabbitmq.conf").write_text(
-            rabbitmq.node_config(f"127.0.0.1:{self.port}", str(self.dir / "definitions.json"))
+            node.node_config(f"127.0.0.1:{self.port}", str(self.dir / "definitions.json"))
         )
         (self.dir / "enabled_plugins").write_text("[].\n")
-        self.epmd = self.spawn(
+        self.epmd = self.host.spawn(
             "epmd", ["epmd", "-port", self.environment["ERL_EPMD_PORT"]], self.environment
         )
         # Listening before erl looks for it, or erl starts a daemon of its own,
@@ -88,7 +94,7 @@ class LocalNode:
         self._start_server()
 
     def _start_server(self) -> None:
-        self.server = self.spawn("rabbitmq", [SERVER], self.environment)
+        self.server = self.host.spawn("rabbitmq", [SERVER], self.environment)
         missing = until_nothing_missing(self._not_answering, READY_S, interval_s=0.1)
         if missing:
             raise EnvironmentProblem(f"{missing} after {READY_S:.0f} s: {self._log_tail()}")
@@ -100,7 +106,7 @@ class LocalNode:
         if self.server.poll() is not None:
             raise EnvironmentProblem(f"rabbitmq-server exited: {self._log_tail()}")
         try:
-            rabbitmq.answering(self.url)
+            node.answering(self.url)
         except BrokerDown as error:
             return f"rabbitmq-server does not answer on {self.url} ({error})"
         return ""
@@ -109,7 +115,7 @@ class LocalNode:
         log = self.dir.parent / "rabbitmq.log"
         return log.read_text(errors="replace")[-1500:] if log.exists() else "no log"
 
-    def ctl(self, args: list[str]) -> str:
+    def admin(self, args: list[str]) -> str:
         """rabbitmqctl against this node; its stdout."""
         done = subprocess.run(
             [CTL, "-n", self.environment["RABBITMQ_NODENAME"], *args],
@@ -122,22 +128,23 @@ class LocalNode:
             raise BrokerDown(f"rabbitmqctl {args[0]}: {(done.stderr or done.stdout).strip()}")
         return done.stdout
 
-    def restart(self, keep_data: bool, while_down: Callable[[], None]) -> None:
+    def restart(self, persist: bool, while_down: Callable[[], None]) -> Exit | None:
         """Stop the node (rabbitmqctl stop: queues and durable messages are written
         out), call while_down, and start it again on the same ports; without
-        keep_data its data directory goes first, as a node replaced with fresh
+        persist its data directory goes first, as a node replaced with fresh
         storage."""
         self.stop()
-        if not keep_data:
+        if not persist:
             shutil.rmtree(self.dir / "mnesia", ignore_errors=True)
         while_down()
         self._start_server()
+        return Exit(time.time(), "rabbitmq-server stopped and started again")
 
     def stop(self) -> None:
         if self.server is None:
             return
         try:
-            self.ctl(["stop"])
+            self.admin(["stop"])
         except (BrokerDown, subprocess.TimeoutExpired):
             self.server.kill()
         try:
@@ -146,6 +153,9 @@ class LocalNode:
             self.server.kill()
         self.server = None
 
-    def processes(self) -> list[subprocess.Popen[bytes]]:
-        """The node's process groups (server, epmd), for the backend to kill."""
-        return [process for process in (self.server, self.epmd) if process is not None]
+    def close(self) -> None:
+        """Kill the node's process groups (server, epmd)."""
+        for process in (self.server, self.epmd):
+            if process is not None:
+                self.host.kill_group(process)
+        self.server = self.epmd = None

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import kombu
 import redis
 
+from rig.backends.hosts import BrokerNode, DockerHost, LocalHost
+from rig.control import with_db
 from rig.errors import BrokerDown
 from rig.schema import setting
+from rig.transports.redis import docker, local
 
 NAME = "redis"
 SUMMARY = "Redis, kombu's redis transport (a visibility timeout, no consumer liveness)"
 QUEUES = ("celery", "long")
+# kombu emulates prefetch for Redis, so worker_disable_prefetch applies (rig.fairness).
+EMULATED_PREFETCH = True
 # kombu's Redis transport keeps delivered-but-unacked messages here.
 UNACKED_INDEX = "unacked_index"
 # How often a surviving worker sweeps for unacked messages older than the
@@ -47,10 +51,12 @@ def describe(settings: Any) -> str:
     return ""
 
 
-def with_db(url: str, db: int) -> str:
-    """The same Redis server, database `db`."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{db}"))
+def on_docker(host: DockerHost) -> BrokerNode:
+    return docker.DockerNode(host)
+
+
+def on_local(host: LocalHost) -> BrokerNode:
+    return local.LocalNode(host)
 
 
 def crew_url(url: str, slot: int) -> str:

@@ -1,0 +1,70 @@
+"""What a transport's broker node gets from the backend it runs on: the
+primitives to start, reach and restart a service, and nothing about brokers.
+A transport package holds how its broker runs on each (rig.transports.<name>
+.docker and .local); the backend keeps one BrokerNode per transport asked for."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from rig.backends.base import Exit
+
+
+class BrokerNode(Protocol):
+    """A transport's broker, started on a backend."""
+
+    url: str  # as the controller reaches it
+    inside_url: str  # as the workers reach it
+    service: str  # its name on the backend's network (what a partition cuts)
+
+    def admin(self, args: list[str]) -> str:
+        """Run the broker's admin tool (rabbitmqctl) where it runs; its stdout."""
+        ...
+
+    def restart(self, persist: bool, while_down: Callable[[], None]) -> Exit | None:
+        """Stop it, call while_down, start it again on the same address; keep its
+        data when persist. Confirmed when it answers again (None if it never stopped)."""
+        ...
+
+    def close(self) -> None:
+        """Stop what the backend will not remove by itself."""
+        ...
+
+
+class DockerHost(Protocol):
+    """The Docker backend's primitives (rig.backends.docker)."""
+
+    def service_spec(self, name: str) -> dict[str, Any]:
+        """The compose file's service `name`."""
+        ...
+
+    def check_image(self, service: str, image: str = "") -> None: ...
+
+    def run_container(self, name: str, image: str, role: str = "service", **options: Any) -> Any:
+        """A labelled container on the run's network, reachable there as `name`."""
+        ...
+
+    def run_service(self, name: str, publish: int, alias: str = "") -> Any:
+        """The compose service as a container, `publish` on a free loopback port."""
+        ...
+
+    def host_port(self, container: Any, port: int) -> int: ...
+
+    def wait_answering(
+        self, container: Any, connect: Callable[[], object], timeout_s: float = 60
+    ) -> None: ...
+
+
+class LocalHost(Protocol):
+    """The local backend's primitives (rig.backends.local)."""
+
+    dir: Path  # the run's directory: logs, data, pid file
+
+    def spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """A process in its own group, logged to <dir>/<name>.log, its pid recorded."""
+        ...
+
+    def kill_group(self, process: subprocess.Popen[bytes]) -> None: ...

@@ -1,0 +1,78 @@
+"""The RabbitMQ broker as a container of the run (the compose file's rabbitmq
+service), with the rig's config and definitions written at each start."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rig import compose
+from rig.backends.base import Exit, free_port
+from rig.backends.hosts import DockerHost
+from rig.errors import BrokerDown
+from rig.transports.rabbitmq import node
+
+SERVICE = "rabbitmq"
+
+# The service's command, run by a shell that first writes the node's config
+# (from the environment) and, after a restart meant to lose the data, removes
+# the data directory.
+_START = """
+conf=$RABBITMQ_CONFIG_FILE
+mkdir -p "$(dirname "$conf")"
+printf '%s' "$RIG_RABBITMQ_CONFIG" > "$conf"
+printf '%s' "$RIG_RABBITMQ_DEFINITIONS" > "$(dirname "$conf")/definitions.json"
+if [ -e /tmp/rig-wipe ]; then rm -rf /var/lib/rabbitmq/mnesia /tmp/rig-wipe; fi
+exec "$@"
+"""
+
+
+class DockerNode:
+    def __init__(self, host: DockerHost) -> None:
+        spec = host.service_spec(SERVICE)
+        host.check_image(SERVICE)
+        config_file = compose.environment(spec)["RABBITMQ_CONFIG_FILE"]
+        definitions_file = f"{config_file.rsplit('/', 1)[0]}/definitions.json"
+        self.host = host
+        self.service = SERVICE
+        self.container: Any = host.run_container(
+            SERVICE,
+            spec["image"],
+            command=["sh", "-c", _START, "sh", *spec["command"]],
+            environment={
+                **compose.environment(spec),
+                "RIG_RABBITMQ_CONFIG": node.node_config(str(node.PORT), definitions_file),
+                "RIG_RABBITMQ_DEFINITIONS": json.dumps(node.definitions()),
+            },
+            ports={f"{node.PORT}/tcp": ("127.0.0.1", free_port())},
+        )
+        port = host.host_port(self.container, node.PORT)
+        credentials = f"{node.USER}:{node.USER}"
+        self.url = f"amqp://{credentials}@127.0.0.1:{port}/{node.vhost(0)}"
+        self.inside_url = f"amqp://{credentials}@{SERVICE}:{node.PORT}/{node.vhost(0)}"
+        host.wait_answering(self.container, lambda: node.answering(self.url))
+
+    def admin(self, args: list[str]) -> str:
+        result = self.container.exec_run(["rabbitmqctl", *args])
+        output = str(result.output.decode(errors="replace"))
+        if result.exit_code != 0:
+            raise BrokerDown(f"rabbitmqctl {args[0]}: {output.strip()}")
+        return output
+
+    def restart(self, persist: bool, while_down: Callable[[], None]) -> Exit | None:
+        """rabbitmqctl stop (queues and persistent messages are on disk), then the
+        container starts again; without persist its start removes the data first."""
+        if not persist:
+            self.container.exec_run(["touch", "/tmp/rig-wipe"])
+        self.container.exec_run(["rabbitmqctl", "stop"])
+        if self.container.wait(timeout=30).get("StatusCode") is None:
+            return None
+        while_down()
+        self.container.start()
+        self.host.wait_answering(self.container, lambda: node.answering(self.url))
+        return Exit(time.time(), "rabbitmq container stopped and started again")
+
+    def close(self) -> None:
+        """The backend removes the run's containers."""

@@ -1,0 +1,100 @@
+"""The rig's RabbitMQ node, wherever it runs: its boot definitions (user and
+the crews' virtual hosts), its config, and how the rig connects to it."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+import amqp
+
+from rig.errors import BrokerDown
+
+PORT = 5672
+SLOTS = 16  # virtual hosts rig0 … rig15, one per crew, as Redis has 16 databases
+DEFAULT_CONSUMER_TIMEOUT_MS = 1_800_000  # RabbitMQ 3.10's default: 30 minutes
+USER = "guest"
+
+
+def vhost(slot: int) -> str:
+    return f"rig{slot}"
+
+
+def definitions() -> dict[str, Any]:
+    """Imported at boot: the rig's user and the crews' virtual hosts, each open to
+    it (a node that imports definitions creates no default user)."""
+    hosts = [vhost(slot) for slot in range(SLOTS)]
+    return {
+        "users": [
+            {
+                "name": USER,
+                "password_hash": password_hash(USER),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": ["administrator"],
+            }
+        ],
+        "vhosts": [{"name": name} for name in hosts],
+        "permissions": [
+            {"user": USER, "vhost": name, "configure": ".*", "write": ".*", "read": ".*"}
+            for name in hosts
+        ],
+    }
+
+
+def password_hash(password: str) -> str:
+    """RabbitMQ's stored form: base64(salt + sha256(salt + password)), 4-byte salt."""
+    salt = os.urandom(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def node_config(listener: str, definitions_file: str) -> str:
+    """rabbitmq.conf for the rig's node: `listener` is "127.0.0.1:PORT" locally,
+    "5672" in a container; the default user may log in from anywhere (the port
+    is published on 127.0.0.1 only)."""
+    return "\n".join(
+        [
+            f"listeners.tcp.default = {listener}",
+            "loopback_users = none",
+            f"load_definitions = {definitions_file}",
+            "log.console = true",
+            "log.console.level = warning",
+            "log.file = false",
+            # Where a scenario sets consumer_timeout, the rig changes it at run time.
+            f"consumer_timeout = {DEFAULT_CONSUMER_TIMEOUT_MS}",
+            "",
+        ]
+    )
+
+
+def connect(url: str) -> amqp.Connection:
+    """An AMQP connection to the URL's node and virtual host, or BrokerDown."""
+    parts = urlsplit(url)
+    connection = amqp.Connection(
+        f"{parts.hostname}:{parts.port or PORT}",
+        userid=parts.username or USER,
+        password=parts.password or USER,
+        virtual_host=parts.path.lstrip("/"),
+        connect_timeout=5,
+    )
+    try:
+        connection.connect()
+    except (OSError, amqp.exceptions.AMQPError) as error:
+        raise BrokerDown(str(error)) from None
+    return connection
+
+
+def answering(url: str) -> None:
+    """Raise BrokerDown unless the node accepts an AMQP connection to this URL's
+    virtual host (the rig's readiness check: a real connection, not a sleep)."""
+    close_politely(connect(url))
+
+
+def close_politely(connection: amqp.Connection) -> None:
+    """Close politely (the node logs an abrupt close as a warning); drop it if that fails."""
+    try:
+        connection.close()
+    except (OSError, amqp.exceptions.AMQPError):
+        connection.collect()

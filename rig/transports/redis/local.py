@@ -1,0 +1,63 @@
+"""The Redis broker as a redis-server process of the run (Debian's)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+
+import redis
+
+from rig.backends import redis_server
+from rig.backends.base import Exit
+from rig.backends.hosts import LocalHost
+from rig.errors import BadInput, EnvironmentProblem
+
+NAME = "redis"  # its log, <run dir>/redis.log, and its snapshot, broker.rdb
+
+
+class LocalNode:
+    def __init__(self, host: LocalHost) -> None:
+        server = shutil.which("redis-server")
+        if server is None:
+            raise EnvironmentProblem(
+                "redis-server not found: run `make setup` (it installs Debian's redis-server)"
+            )
+        self.host = host
+        self.service = NAME
+        self.url, self.command = redis_server.command(server, host.dir, "broker")
+        self.inside_url = self.url
+        self.snapshot = host.dir / "broker.rdb"
+        self.process: subprocess.Popen[bytes] | None = host.spawn(NAME, self.command, {})
+        redis_server.wait_answering(self.url, host.dir / f"{NAME}.log")
+
+    def admin(self, args: list[str]) -> str:
+        raise BadInput("the redis broker has no admin tool the rig uses")
+
+    def restart(self, persist: bool, while_down: Callable[[], None]) -> Exit | None:
+        # No start may load an older snapshot: remove it before a restart without
+        # persistence, and once loaded after one with it.
+        if not persist:
+            self.snapshot.unlink(missing_ok=True)
+        assert self.process is not None
+        try:
+            client = redis.Redis.from_url(self.url, socket_timeout=5)
+            client.shutdown(save=persist, nosave=not persist)
+        except redis.ConnectionError:
+            pass  # it closes the connection as it goes
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            return None
+        while_down()
+        self.process = self.host.spawn(NAME, self.command, {})
+        redis_server.wait_answering(self.url, self.host.dir / f"{NAME}.log")
+        if persist:
+            self.snapshot.unlink(missing_ok=True)
+        return Exit(time.time(), "redis-server " + ("saved, " if persist else "") + "restarted")
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.host.kill_group(self.process)
+            self.process = None
