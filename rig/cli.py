@@ -483,7 +483,8 @@ def command_check(args: argparse.Namespace) -> int:
 
 
 def command_clean() -> int:
-    from rig.backends.local import DATABASE_SERVER_ENV, remove_stale_runs
+    from rig.backends.local import DATABASE_SERVER_ENV
+    from rig.backends.run_dir import remove_stale_runs
 
     cleaned = remove_stale_runs()
     console.print(f"local: removed {len(cleaned)} interrupted run(s)")
@@ -499,7 +500,7 @@ def command_clean() -> int:
         from rig.backends.docker import DockerBackend
 
         backend = DockerBackend("clean")
-        backend._remove_leftovers()
+        backend.remove_leftovers()
         console.print("docker: " + ("; ".join(backend.info.notes) or "nothing left over"))
     return 0
 

@@ -40,6 +40,7 @@ from rig.terminal import program
 # again; the others change the whole run (a memory limit, a time limit).
 EXPLORABLE = ("container", "pool-child", "term", "deploy", "quit", "pause", "partition")
 LAND_WAIT_S = 5.0  # how long a step waits for an execution to reach its point
+SENDS_PAST_LAST_STEP_S = 1.5  # tasks still go out this long after the last step begins
 SINGLE_STEP_TRIES = 3
 # What explore changes from a scenario's defaults: a workload, a fleet that restarts.
 DEFAULTS = {"tasks": 200, "workers": 3, "task_seconds": 0.1, "grace": 2.0, "pause_seconds": 3.0}
@@ -128,8 +129,12 @@ class ScheduleRun:
         )
 
     def _send_all(self, run: RunContext, started: float) -> None:
-        # Spread over most of the run, so late steps still find executions.
-        gap = 0.8 * self.duration / max(1, self.settings.tasks)
+        # Spread past the last step, so every step finds executions to land on
+        # (sends that ended before the late steps left them nothing to hit on a
+        # machine that drains fast: the late steps' landing depended on its speed).
+        last_step_s = self.steps[-1].at_s if self.steps else 0.0
+        span = min(self.duration, max(0.8 * self.duration, last_step_s + SENDS_PAST_LAST_STEP_S))
+        gap = span / max(1, self.settings.tasks)
         try:
             for index in range(self.settings.tasks):
                 time.sleep(max(0.0, started + index * gap - time.time()))

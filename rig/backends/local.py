@@ -9,25 +9,20 @@ RIG_DATABASE_SERVER names;
 workers are `celery worker` processes built from the compose file's worker
 command. "Kill the container" becomes SIGKILL of a worker's process group.
 
-Everything lives under one directory per run, RUNS_DIR/<run id>, with an
-`owner` file (the controller's pid) and a `pids` file (every process group
-started, as pid and start time). A run whose owner is gone was interrupted: the next start kills
-its processes and removes its directory.
+Everything lives under one directory per run (rig.backends.run_dir), whose
+processes an interrupted run's next start kills.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from signal import Signals
 from urllib.parse import urlsplit
 
@@ -43,39 +38,18 @@ from rig.backends.base import (
     last_line,
 )
 from rig.backends.hosts import BrokerNode
-from rig.backends.pids import alive, same_process, start_time, stopped, zombie
+from rig.backends.pids import alive, stopped, zombie
 from rig.backends.postgres_node import LocalPostgres
 from rig.backends.postgres_node import binaries as postgres_binaries
+from rig.backends.run_dir import RunDirectory, remove_stale_runs
 from rig.errors import BadInput, EnvironmentProblem
 from rig.history import BACKEND, History
 from rig.target import python_path
 from rig.transports import TRANSPORTS
 
-RUNS_DIR = Path(tempfile.gettempdir()) / "celery-rig"
 # A PostgreSQL server the user wants the rig to use instead of a private one; the
 # rig creates its databases there and drops them at the end (see rig.store).
 DATABASE_SERVER_ENV = "RIG_DATABASE_SERVER"
-
-
-def remove_stale_runs(runs_dir: Path = RUNS_DIR) -> list[str]:
-    """Kill the processes of interrupted runs and remove their directories."""
-    cleaned = []
-    for run_dir in sorted(runs_dir.glob("run-*")):
-        owner_file = run_dir / "owner"
-        owner = int(owner_file.read_text()) if owner_file.exists() else 0
-        if owner == os.getpid() or (owner and alive(owner)):
-            continue
-        pids_file = run_dir / "pids"
-        for line in pids_file.read_text().splitlines() if pids_file.exists() else []:
-            pid, started = (int(field) for field in line.split())
-            if same_process(pid, started):
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        shutil.rmtree(run_dir, ignore_errors=True)
-        cleaned.append(run_dir.name)
-    return cleaned
 
 
 class LocalBackend:
@@ -90,7 +64,8 @@ class LocalBackend:
     def __init__(self, reason: str) -> None:
         self.info = BackendInfo("local", reason)
         self.run_id = f"run-{uuid.uuid4().hex[:8]}"
-        self.dir = RUNS_DIR / self.run_id
+        self.host = RunDirectory(self.run_id)
+        self.dir = self.host.dir
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.specs: dict[str, WorkerSpec] = {}
         self.history: History | None = None
@@ -110,10 +85,9 @@ class LocalBackend:
             raise EnvironmentProblem(
                 "redis-server not found: run `make setup` (it installs Debian's redis-server)"
             )
-        self.dir.mkdir(parents=True)
-        (self.dir / "owner").write_text(str(os.getpid()))
+        self.host.create()
         control_url, control_command = redis_server.command(server, self.dir, "control")
-        self.control = self.spawn("control", control_command, {})
+        self.control = self.host.spawn("control", control_command, {})
         redis_server.wait_answering(control_url, self.dir / "control.log")
         database_url = self._database_server()
         engine = "sqlite" if database_url.startswith("sqlite") else "postgresql"
@@ -136,31 +110,14 @@ class LocalBackend:
                 "postgresql; PostgreSQL-only migrations and scenarios need it)"
             )
             return f"sqlite:///{self.dir / 'rig.sqlite3'}"
-        self.postgres = LocalPostgres(self.dir, self.spawn, bin_dir)
+        self.postgres = LocalPostgres(self.dir, self.host.spawn, bin_dir)
         self.postgres.start()
         return self.postgres.url
-
-    def spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (self.dir / f"{name}.log").open("ab")
-        process = subprocess.Popen(
-            command,
-            cwd=self.dir,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            # Its own process group, so a kill takes the worker and its pool children.
-            start_new_session=True,
-        )
-        log.close()
-        with (self.dir / "pids").open("a") as pids:
-            pids.write(f"{process.pid} {start_time(process.pid)}\n")
-        return process
 
     def _broker(self, transport: str) -> BrokerNode:
         """The transport's broker node, started on first use (RabbitMQ: seconds)."""
         if transport not in self.brokers:
-            self.brokers[transport] = TRANSPORTS[transport].on_local(self)
+            self.brokers[transport] = TRANSPORTS[transport].on_local(self.host)
         return self.brokers[transport]
 
     def broker_url(self, transport: str) -> str:
@@ -199,7 +156,7 @@ class LocalBackend:
         environment = agent_environment(spec, broker, services.control_url, services.database_url)
         # The rig's wrapper, then the user's project (the agent puts it first on sys.path).
         environment["PYTHONPATH"] = python_path()
-        process = self.spawn(spec.name, self._command(spec), environment)
+        process = self.host.spawn(spec.name, self._command(spec), environment)
         self.processes[spec.name] = process
         threading.Thread(target=self._watch, args=(spec.name, process), daemon=True).start()
 
@@ -221,17 +178,7 @@ class LocalBackend:
         for name in list(self.processes) if names is None else names:
             process = self.processes.pop(name, None)
             if process is not None:
-                self.kill_group(process)
-
-    def kill_group(self, process: subprocess.Popen[bytes]) -> None:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+                self.host.kill_group(process)
 
     def unavailable(self) -> dict[str, str]:
         return {}
@@ -301,6 +248,6 @@ class LocalBackend:
         postgres = self.postgres.server if self.postgres is not None else None
         for server in (self.control, postgres):
             if server is not None:
-                self.kill_group(server)
+                self.host.kill_group(server)
         self.control = self.postgres = None
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.host.remove()

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
-from rig.backends.local import RUNS_DIR
 from rig.backends.pids import same_process, zombie
+from rig.backends.run_dir import RUNS_DIR
 from tests.helpers import ROOT
 
 SCENARIO = "late_ack_kill_after_commit_create"  # parks a task, so a run is mid-scenario for a while
@@ -50,7 +50,7 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 90) ->
 def docker_objects(owner: int) -> list[str]:
     import docker
 
-    from rig.backends.docker import OWNER_LABEL, PROJECT_LABEL
+    from rig.backends.docker_engine import OWNER_LABEL, PROJECT_LABEL
 
     client = docker.from_env()
     labels = {"label": [PROJECT_LABEL, f"{OWNER_LABEL}={owner}"]}
@@ -65,7 +65,7 @@ def docker_objects(owner: int) -> list[str]:
 def docker_workers_running(owner: int) -> bool:
     import docker
 
-    from rig.backends.docker import OWNER_LABEL, ROLE_LABEL
+    from rig.backends.docker_engine import OWNER_LABEL, ROLE_LABEL
 
     labels = {"label": [f"{ROLE_LABEL}=worker", f"{OWNER_LABEL}={owner}"]}
     return bool(docker.from_env().containers.list(filters=labels, ignore_removed=True))

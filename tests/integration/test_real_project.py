@@ -29,8 +29,8 @@ import tenacity
 from celery import Celery
 
 from rig.backends.base import free_port
-from rig.backends.local import RUNS_DIR
 from rig.backends.postgres_node import LocalPostgres, binaries
+from rig.backends.run_dir import RUNS_DIR
 from tests.conftest import _docker_or_skip
 from tests.helpers import ROOT
 

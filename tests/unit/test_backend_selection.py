@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rig.backends.local import remove_stale_runs
 from rig.backends.pids import start_time
+from rig.backends.run_dir import remove_stale_runs
 from rig.backends.select import decide
 from rig.errors import BadInput
 

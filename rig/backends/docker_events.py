@@ -1,0 +1,78 @@
+"""The engine's events for the run's containers: a worker's death, seen when
+the engine reports it (a kill is confirmed by its `die` event, not by a
+poll), and every die, start and oom of the workers a history observes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import docker
+
+from rig.backends.base import Exit
+from rig.history import BACKEND, History
+
+
+class DeathWatch:
+    def __init__(self, client: docker.DockerClient, run_label: str) -> None:
+        self.client = client
+        self.run_label = run_label  # "com.celery-rig.run=<run id>"
+        self.history: History | None = None
+        self.observed: set[str] = set()
+        self._deaths: dict[str, threading.Event] = {}
+        self._death_info: dict[str, tuple[float, str]] = {}
+        self._events: Any = None
+
+    def start(self, container_prefix: str) -> None:
+        """Follow the events; a container's worker name is its name less the prefix."""
+        self._events = self.client.events(
+            decode=True, filters={"label": self.run_label, "event": ["die", "start", "oom"]}
+        )
+
+        def pump() -> None:
+            try:
+                for event in self._events:
+                    self._on_event(event, container_prefix)
+            except Exception:  # noqa: BLE001 - the stream ends when close() closes it
+                return
+
+        threading.Thread(target=pump, name="docker-events", daemon=True).start()
+
+    def _on_event(self, event: dict[str, Any], container_prefix: str) -> None:
+        attributes = event.get("Actor", {}).get("Attributes", {})
+        at = event.get("timeNano", time.time_ns()) / 1e9
+        container_id = event.get("id", "")
+        if event.get("Action") == "die":
+            self._death_info[container_id] = (at, attributes.get("exitCode", "?"))
+            self._death(container_id).set()
+        worker = attributes.get("name", "").removeprefix(container_prefix)
+        if self.history is not None and worker in self.observed:
+            self.history.add(
+                BACKEND,
+                at=at,
+                action=event.get("Action"),
+                worker=worker,
+                exit_code=attributes.get("exitCode"),
+            )
+
+    def observe(self, history: History, workers: list[str]) -> None:
+        self.history, self.observed = history, set(workers)
+
+    def expect(self, container_id: str) -> None:
+        """A signal is about to go to this container: wait_death waits for the next die."""
+        self._death(container_id).clear()
+
+    def wait_death(self, container_id: str, timeout_s: float) -> Exit | None:
+        if not self._death(container_id).wait(timeout_s):
+            return None
+        at, exit_code = self._death_info[container_id]
+        return Exit(at, f"die event, exit code {exit_code}")
+
+    def _death(self, container_id: str) -> threading.Event:
+        return self._deaths.setdefault(container_id, threading.Event())
+
+    def close(self) -> None:
+        if self._events is not None:
+            self._events.close()
+            self._events = None

@@ -1,0 +1,82 @@
+"""A local run's directory, RUNS_DIR/<run id>, and the processes started in it:
+the primitives a transport's broker node gets on the local backend
+(rig.backends.hosts.LocalHost).
+
+The directory holds an `owner` file (the controller's pid) and a `pids` file
+(every process group started, as pid and start time). A run whose owner is
+gone was interrupted: the next start kills its processes and removes its
+directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+from rig.backends.pids import alive, same_process, start_time
+
+RUNS_DIR = Path(tempfile.gettempdir()) / "celery-rig"
+
+
+def remove_stale_runs(runs_dir: Path = RUNS_DIR) -> list[str]:
+    """Kill the processes of interrupted runs and remove their directories."""
+    cleaned = []
+    for run_dir in sorted(runs_dir.glob("run-*")):
+        owner_file = run_dir / "owner"
+        owner = int(owner_file.read_text()) if owner_file.exists() else 0
+        if owner == os.getpid() or (owner and alive(owner)):
+            continue
+        pids_file = run_dir / "pids"
+        for line in pids_file.read_text().splitlines() if pids_file.exists() else []:
+            pid, started = (int(field) for field in line.split())
+            if same_process(pid, started):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        shutil.rmtree(run_dir, ignore_errors=True)
+        cleaned.append(run_dir.name)
+    return cleaned
+
+
+class RunDirectory:
+    def __init__(self, run_id: str) -> None:
+        self.dir = RUNS_DIR / run_id
+
+    def create(self) -> None:
+        self.dir.mkdir(parents=True)
+        (self.dir / "owner").write_text(str(os.getpid()))
+
+    def spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.dir / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            command,
+            cwd=self.dir,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Its own process group, so a kill takes the worker and its pool children.
+            start_new_session=True,
+        )
+        log.close()
+        with (self.dir / "pids").open("a") as pids:
+            pids.write(f"{process.pid} {start_time(process.pid)}\n")
+        return process
+
+    def kill_group(self, process: subprocess.Popen[bytes]) -> None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
