@@ -14,6 +14,7 @@ from rig.backends.base import lacks as backend_lacks
 from rig.backends.select import choose
 from rig.faults.registry import part as fault_part
 from rig.isolation import CELERY_ENVIRONMENT
+from rig.lanes import run_in_lanes
 from rig.runner import Progress, Result, Runner
 from rig.scenarios import Scenario
 from rig.settings import Settings
@@ -91,11 +92,18 @@ def run_scenarios(
     scenarios: list[Scenario],
     say: Progress,
     on_result: Callable[[dict[str, Any]], None] = lambda _row: None,
+    jobs: int = 1,
 ) -> tuple[list[Result], list[dict[str, Any]]]:
-    """Run them in order, each next crew starting while the previous run settles;
-    `on_result` sees each row (a result's JSON, or a skipped row) as it comes."""
+    """Run them in order, each next crew starting while the previous run settles,
+    or `jobs` at a time (rig.lanes); `on_result` sees each row (a result's JSON,
+    or a skipped row) as it comes."""
     reasons = [skip_reason(scenario, runner) for scenario in scenarios]
     runnable = [s for s, reason in zip(scenarios, reasons, strict=True) if reason is None]
+    if jobs > 1:
+        rows = [skipped_row(s, r) for s, r in zip(scenarios, reasons, strict=True) if r]
+        for row in rows:
+            on_result(row)
+        return run_in_lanes(runner, runnable, jobs, say, on_result), rows
     # What runs after each runnable scenario: its crew starts while this one settles.
     then = dict(zip((s.label for s in runnable), (s.settings for s in runnable[1:]), strict=False))
     results: list[Result] = []

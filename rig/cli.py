@@ -32,6 +32,10 @@ from rig.target import TargetSettings, pin_project_dir, resolve
 from rig.terminal import console, err, progress, run_command
 from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS
 
+# Scenarios at once in `chaos` and `soak`: one, until a soak at more gives no
+# wrong verdict on a 2-core machine (make bench measures the catalog at both).
+DEFAULT_JOBS = 1
+
 EXAMPLES = {
     "list": """examples:
   python -m rig list
@@ -138,6 +142,23 @@ def _transports(args: argparse.Namespace) -> list[str]:
     return list(TRANSPORTS) if args.transport == "all" else [args.transport]
 
 
+def _jobs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+def _add_jobs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=DEFAULT_JOBS,
+        metavar="N",
+        help="scenarios at once, each on crews and a database of its own; a broker "
+        f"restart has its broker alone (default: {DEFAULT_JOBS}, measured in `make bench`)",
+    )
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
@@ -180,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_flags(chaos, TargetSettings, "your project (for every scenario file that omits it)")
     _add_transports(chaos)
     _add_reports(chaos)
+    _add_jobs(chaos)
     chaos.add_argument(
         "--no-fairness", action="store_true", help="skip the prefetch fairness section"
     )
@@ -202,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--json", type=Path, metavar="PATH", help="write the tally as JSON here")
     soak.add_argument("--only", nargs="+", metavar="SCENARIO", help="soak only these scenarios")
     _add_transports(soak)
+    _add_jobs(soak)
     _add_common(soak)
 
     explore = _command(commands, "explore", "random fault schedules, a property, shrinking")
@@ -314,7 +337,7 @@ def command_chaos(args: argparse.Namespace) -> int:
             failed = row["verdict"] in ("fail", "unknown", "error")
             printer(row, _replay(row, backend, catalog=ours) if failed else None)
 
-        results, skipped = run_scenarios(runner, scenarios, say, show)
+        results, skipped = run_scenarios(runner, scenarios, say, show, args.jobs)
         info = runner.backend.info
         if not (args.only or args.no_fairness or not ours):  # fairness is about exam_app
             fair = _fairness_on(runner, _transports(args), update)
@@ -394,7 +417,7 @@ def command_soak(args: argparse.Namespace) -> int:
         for run in range(1, args.runs + 1):
             started = time.time()
             say = lambda message, run=run: update(f"soak run {run}/{args.runs}: {message}")  # noqa: E731
-            results, skipped = run_scenarios(runner, scenarios, say)
+            results, skipped = run_scenarios(runner, scenarios, say, jobs=args.jobs)
             seconds.append(time.time() - started)
             for result in results:
                 verdicts[result.name][result.outcome.verdict] += 1

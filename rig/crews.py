@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,6 +21,9 @@ from rig.transports import TRANSPORTS
 
 WORKERS_ONLINE_S = 90.0
 SLOTS = range(1, 16)  # Redis' 16 databases, RabbitMQ's 16 virtual hosts; 0 unused
+# Crews are numbered across every pool: their workers' names (w1-3) stay unique
+# when pools run side by side (rig.lanes).
+_NUMBERS = itertools.count(1)
 
 
 @dataclass
@@ -59,11 +63,10 @@ class CrewPool:
     """Starts crews in the background, keeps the next one ready, and removes
     those whose run is over without making the next run wait."""
 
-    def __init__(self, backend: Backend, services: Services) -> None:
+    def __init__(self, backend: Backend, services: Services, slots: Sequence[int] = SLOTS) -> None:
         self.backend = backend
         self.services = services
-        self._slots = itertools.cycle(SLOTS)
-        self._numbers = itertools.count(1)
+        self._slots = itertools.cycle(slots)  # another pool at the same time has others
         self._next: Crew | None = None
         self._leaving: list[threading.Thread] = []
         # Crews whose run is over, removed once the next run's fault has landed:
@@ -72,7 +75,7 @@ class CrewPool:
 
     def start(self, specs: list[WorkerSpec]) -> Crew:
         """Start a crew in the background; its `ready` thread ends once all answer a ping."""
-        db, number = next(self._slots), next(self._numbers)
+        db, number = next(self._slots), next(_NUMBERS)
         named = [replace(s, name=f"{s.name}-{number}", broker_db=db) for s in specs]
         name, setup = specs[0].transport, specs[0].broker_setup
         transport = TRANSPORTS[name]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
@@ -19,7 +19,7 @@ import redis
 from rig import checker
 from rig.backends.base import Backend, Services, WorkerSpec
 from rig.checker import Expected, Outcome
-from rig.crews import Crew, CrewFailed, CrewPool
+from rig.crews import SLOTS, Crew, CrewFailed, CrewPool
 from rig.errors import BrokerDown, RigError
 from rig.events import EventListener
 from rig.faults.registry import part as fault_part
@@ -89,13 +89,22 @@ def _latency(fault: dict[str, Any]) -> float | None:
 
 
 class Runner:
-    """Runs scenarios one after another on one started backend."""
+    """Runs scenarios one after another on one started backend; lane `lane` of
+    `lanes` runs beside the others (rig.catalog), on crew slots and a database
+    of its own."""
 
-    def __init__(self, backend: Backend, services: Services) -> None:
+    def __init__(self, backend: Backend, services: Services, lane: int = 0, lanes: int = 1) -> None:
         self.backend = backend
         self.services = services
-        self.crews = CrewPool(backend, services)
+        self.lane = lane
+        self.crews = CrewPool(backend, services, SLOTS[lane::lanes])
         self.provision = Provisioner(backend, services)
+
+    def lanes(self, lanes: int) -> list[Runner]:
+        """Runners side by side on this one's backend, each on crew slots and a
+        database of its own; this one's crews leave first, so none shares a slot."""
+        self.crews.close()
+        return [Runner(self.backend, self.services, lane, lanes) for lane in range(lanes)]
 
     def run(
         self,
@@ -117,7 +126,7 @@ class Runner:
         store: Store | None = None
         target: Target | None = None
         try:
-            target = resolve(settings)
+            target = replace(resolve(settings), lane=self.lane)
             for note in target.notes:
                 history.add(NOTE, text=note)
             store = self.provision.store(target, progress)
@@ -164,7 +173,7 @@ class Runner:
         """Start the next run's crew; a next target that does not resolve is that
         run's error, not this one's."""
         try:
-            self.crews.prepare(worker_specs(then, resolve(then)))
+            self.crews.prepare(worker_specs(then, replace(resolve(then), lane=self.lane)))
         except RigError:
             pass
 

@@ -191,12 +191,13 @@ class Target:
     variables: tuple[tuple[str, str], ...] = ()  # --env and --env-file, for the app to load
     django: bool = True
     notes: tuple[str, ...] = field(default=())
+    lane: int = 0  # scenarios in parallel: each lane has a database of its own
 
     @property
     def database(self) -> str:
-        """The target's own database on the rig's server: one per project."""
+        """The target's own database on the rig's server: one per project and lane."""
         digest = hashlib.sha1(f"{self.app}\0{self.project_dir}".encode()).hexdigest()[:10]
-        return f"rig_{digest}"
+        return f"rig_{digest}" + (f"_l{self.lane}" if self.lane else "")
 
     def call(self, index: int) -> tuple[str, list[Any], dict[str, Any]]:
         """The business key of the index-th task, and its arguments."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -93,6 +94,26 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+class Observers:
+    """Which history each worker's deaths and exits go to: the run's that
+    observes it, several runs at once when scenarios run in parallel."""
+
+    def __init__(self) -> None:
+        self._by_worker: dict[str, History] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, history: History, workers: list[str]) -> None:
+        """These workers report to this history from now on; its other workers stop."""
+        with self._lock:
+            for worker in [w for w, h in self._by_worker.items() if h is history]:
+                del self._by_worker[worker]
+            self._by_worker.update(dict.fromkeys(workers, history))
+
+    def history_of(self, worker: str) -> History | None:
+        with self._lock:
+            return self._by_worker.get(worker)
 
 
 @dataclass

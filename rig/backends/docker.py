@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -87,6 +88,7 @@ class DockerBackend:
         self.engine = DockerEngine(client, self.run_id)
         self.deaths = DeathWatch(client, f"{RUN_LABEL}={self.run_id}")
         self.brokers: dict[str, BrokerNode] = {}  # by transport, started on first use
+        self._starting = threading.Lock()
         self.inside: Services | None = None  # the services as the workers reach them
         self.transports: dict[str, str] = {}  # worker -> the transport its crew uses
         self.images: dict[str, str] = {}  # a project's requirements file -> its image
@@ -132,8 +134,9 @@ class DockerBackend:
 
     def _broker(self, transport: str) -> BrokerNode:
         """The transport's broker node, started on first use (RabbitMQ: seconds)."""
-        if transport not in self.brokers:
-            self.brokers[transport] = TRANSPORTS[transport].on_docker(self.engine)
+        with self._starting:  # runs in parallel may ask for it at once
+            if transport not in self.brokers:
+                self.brokers[transport] = TRANSPORTS[transport].on_docker(self.engine)
         return self.brokers[transport]
 
     def broker_url(self, transport: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import docker
 
-from rig.backends.base import Exit
+from rig.backends.base import Exit, Observers
 from rig.history import BACKEND, History
 
 
@@ -18,8 +18,7 @@ class DeathWatch:
     def __init__(self, client: docker.DockerClient, run_label: str) -> None:
         self.client = client
         self.run_label = run_label  # "com.celery-rig.run=<run id>"
-        self.history: History | None = None
-        self.observed: set[str] = set()
+        self.observers = Observers()
         self._deaths: dict[str, threading.Event] = {}
         self._death_info: dict[str, tuple[float, str]] = {}
         self._events: Any = None
@@ -47,8 +46,9 @@ class DeathWatch:
             self._death_info[container_id] = (at, attributes.get("exitCode", "?"))
             self._death(container_id).set()
         worker = attributes.get("name", "").removeprefix(container_prefix)
-        if self.history is not None and worker in self.observed:
-            self.history.add(
+        history = self.observers.history_of(worker)
+        if history is not None:
+            history.add(
                 BACKEND,
                 at=at,
                 action=event.get("Action"),
@@ -57,7 +57,7 @@ class DeathWatch:
             )
 
     def observe(self, history: History, workers: list[str]) -> None:
-        self.history, self.observed = history, set(workers)
+        self.observers.observe(history, workers)
 
     def expect(self, container_id: str) -> None:
         """A signal is about to go to this container: wait_death waits for the next die."""

@@ -31,6 +31,7 @@ from rig.backends import redis_server
 from rig.backends.base import (
     BackendInfo,
     Exit,
+    Observers,
     Services,
     WorkerSpec,
     agent_command,
@@ -68,10 +69,10 @@ class LocalBackend:
         self.dir = self.host.dir
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.specs: dict[str, WorkerSpec] = {}
-        self.history: History | None = None
-        self.observed: set[str] = set()
+        self.observers = Observers()
         self.control: subprocess.Popen[bytes] | None = None
         self.brokers: dict[str, BrokerNode] = {}  # by transport, started on first use
+        self._starting = threading.Lock()
         self.postgres: LocalPostgres | None = None
         self.services: Services | None = None
 
@@ -116,8 +117,9 @@ class LocalBackend:
 
     def _broker(self, transport: str) -> BrokerNode:
         """The transport's broker node, started on first use (RabbitMQ: seconds)."""
-        if transport not in self.brokers:
-            self.brokers[transport] = TRANSPORTS[transport].on_local(self.host)
+        with self._starting:  # runs in parallel may ask for it at once
+            if transport not in self.brokers:
+                self.brokers[transport] = TRANSPORTS[transport].on_local(self.host)
         return self.brokers[transport]
 
     def broker_url(self, transport: str) -> str:
@@ -127,7 +129,7 @@ class LocalBackend:
         return self._broker(transport).admin
 
     def observe(self, history: History, workers: list[str]) -> None:
-        self.history, self.observed = history, set(workers)
+        self.observers.observe(history, workers)
 
     # --- workers ---------------------------------------------------------
     def _command(self, spec: WorkerSpec) -> list[str]:
@@ -163,8 +165,9 @@ class LocalBackend:
     def _watch(self, name: str, process: subprocess.Popen[bytes]) -> None:
         """Record the worker's exit in the history, as Docker's die event would be."""
         code = process.wait()
-        if self.history is not None and name in self.observed:
-            self.history.add(BACKEND, action="exit", worker=name, exit_code=code)
+        history = self.observers.history_of(name)
+        if history is not None:
+            history.add(BACKEND, action="exit", worker=name, exit_code=code)
 
     def failed_start(self, names: list[str]) -> str:
         for name in names:

@@ -29,6 +29,7 @@ from rig.schema import setting
 
 NAME = "broker-restart"
 SUMMARY = "the broker restarts, keeping its data with --broker-persistence"
+STOPS_BROKER = True  # scenarios in parallel (rig.lanes): it has its transport's broker alone
 NEEDS = ("restart-broker",)
 
 
