@@ -27,7 +27,7 @@ shell:            ## a Django shell inside the running web container
 	@$(COMPOSE) exec web python manage.py shell
 
 reproduce: setup  ## the seed's experiment against the running stack (make up first)
-	@$(PY) -m rig.reproduce
+	@$(PY) -m tools.reproduce
 
 chaos: setup      ## the whole scenario catalog, with a report in reports/
 	@$(IMAGES_IF_DOCKER)
@@ -39,7 +39,7 @@ fairness: setup   ## prefetch fairness comparison
 
 bench: setup      ## time to verdict, catalog time, kill latency
 	@$(IMAGES_IF_DOCKER)
-	@$(PY) -m rig.bench
+	@$(PY) -m tools.bench
 
 soak: setup       ## the catalog RUNS times (default 20), counting wrong verdicts
 	@$(IMAGES_IF_DOCKER)

@@ -10,7 +10,7 @@ crew starts while this one settles (rig.crews).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -89,22 +89,26 @@ def _latency(fault: dict[str, Any]) -> float | None:
 
 
 class Runner:
-    """Runs scenarios one after another on one started backend; lane `lane` of
-    `lanes` runs beside the others (rig.catalog), on crew slots and a database
-    of its own."""
+    """Runs scenarios one after another on one started backend. A lane (1, 2,
+    ...) runs beside others (rig.lanes), on crew slots and a database of its own."""
 
-    def __init__(self, backend: Backend, services: Services, lane: int = 0, lanes: int = 1) -> None:
+    def __init__(
+        self, backend: Backend, services: Services, lane: int = 0, slots: Sequence[int] = SLOTS
+    ) -> None:
         self.backend = backend
         self.services = services
         self.lane = lane
-        self.crews = CrewPool(backend, services, SLOTS[lane::lanes])
+        self.crews = CrewPool(backend, services, slots)
         self.provision = Provisioner(backend, services)
 
-    def lanes(self, lanes: int) -> list[Runner]:
+    def lanes(self, count: int) -> list[Runner]:
         """Runners side by side on this one's backend, each on crew slots and a
         database of its own; this one's crews leave first, so none shares a slot."""
         self.crews.close()
-        return [Runner(self.backend, self.services, lane, lanes) for lane in range(lanes)]
+        return [
+            Runner(self.backend, self.services, lane + 1, SLOTS[lane::count])
+            for lane in range(count)
+        ]
 
     def run(
         self,

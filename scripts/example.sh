@@ -12,6 +12,17 @@ rm -rf build/dist build/lib build/bdist.* "$venv"
 step "building the wheel"
 .venv/bin/pip wheel --quiet --disable-pip-version-check --no-deps -w build/dist .
 rm -rf ./*.egg-info
+# What a user installs is what a user runs: the checkout's own tools stay out,
+# the catalog and the report's templates go in.
+.venv/bin/python - build/dist/*.whl <<'PY'
+import re, sys, zipfile
+names = zipfile.ZipFile(sys.argv[1]).namelist()
+stray = [n for n in names if re.match(r"(tools|tests|examples|scripts)/", n)]
+needed = [p for p in (r"rig/chaos/.+\.toml", r"rig/templates/report\.html\.j2", r"rig/docker-compose\.yml")
+          if not any(re.fullmatch(p, n) for n in names)]
+if stray or needed:
+    sys.exit(f"[example] the wheel holds checkout-only files {stray} or lacks {needed}")
+PY
 step "a fresh virtualenv with the wheel and examples/shop/requirements.txt"
 python3 -m venv "$venv"
 # The images' wheelhouse, where `make images` left one, saves downloads.

@@ -61,7 +61,8 @@ class DockerEngine:
             self.client.images.get(image)
         except docker.errors.ImageNotFound:
             raise EnvironmentProblem(
-                f"image {image} is missing (service {service}): build it with `make images`"
+                f"image {image} is missing (service {service}): build it with `make images` "
+                "in the rig's checkout (no registry needed)"
             ) from None
 
     def run_container(

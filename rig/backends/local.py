@@ -84,7 +84,8 @@ class LocalBackend:
         server = shutil.which("redis-server")  # the control store
         if server is None:
             raise EnvironmentProblem(
-                "redis-server not found: run `make setup` (it installs Debian's redis-server)"
+                "redis-server not found: install Debian's redis-server (`make setup` does, in the "
+                "rig's checkout)"
             )
         self.host.create()
         control_url, control_command = redis_server.command(server, self.dir, "control")

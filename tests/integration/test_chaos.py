@@ -1,5 +1,7 @@
 """The catalog on the real stack, on both backends and both transports; one
-marker per scenario, one per transport.
+marker per scenario, one per transport. The scenarios selected on a backend
+run together the first time one is asked for, RIG_TEST_JOBS at a time (the
+CLI's --jobs); each test then checks its own result.
 
 pytest -m chaos                                  # all of them
 pytest -m late_ack_kill_after_commit_create       # one, everywhere
@@ -8,17 +10,37 @@ pytest -m "chaos and rabbitmq"                   # the catalog on RabbitMQ
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from rig.catalog import replay_command, skip_reason
+from rig.catalog import replay_command, run_scenarios, skip_reason
 from rig.checker import Counts, matches
-from rig.runner import Runner
+from rig.runner import Result, Runner
 from rig.scenarios import load_catalog
 from rig.transports import TRANSPORTS
 from tests.conftest import matrix_settings
 
 CATALOG = load_catalog()
 BACKENDS = ("docker", "local")
+JOBS = int(os.environ.get("RIG_TEST_JOBS", "2"))
+_RESULTS: dict[str, dict[str, Result]] = {}  # backend -> scenario label -> its result
+
+
+def _results_on(runner: Runner, session: pytest.Session) -> dict[str, Result]:
+    """Every selected scenario of this backend, run once, JOBS at a time."""
+    backend = runner.backend.info.name
+    if backend not in _RESULTS:
+        selected = [
+            CATALOG[item.callspec.params["name"]].on(item.callspec.params["transport"])
+            for item in session.items
+            if getattr(item, "originalname", "") == "test_scenario"
+            and item.callspec.params["runner"] == backend
+        ]
+        runnable = [s for s in selected if skip_reason(s, runner) is None]
+        results, _ = run_scenarios(runner, runnable, print, jobs=JOBS)
+        _RESULTS[backend] = {result.name: result for result in results}
+    return _RESULTS[backend]
 
 
 @pytest.mark.parametrize(
@@ -37,12 +59,14 @@ BACKENDS = ("docker", "local")
     indirect=["runner"],
     ids=lambda value: value,
 )
-def test_scenario(runner: Runner, transport: str, name: str) -> None:
+def test_scenario(
+    runner: Runner, transport: str, name: str, request: pytest.FixtureRequest
+) -> None:
     scenario = CATALOG[name].on(transport)
     reason = skip_reason(scenario, runner)
     if reason:
         pytest.skip(reason)
-    result = runner.run(scenario.label, scenario.settings, scenario.expect)
+    result = _results_on(runner, request.session)[scenario.label]
     backend = runner.backend.info.name
     replay = replay_command(scenario.label, scenario.settings, backend, catalog=True)
     assert result.outcome.verdict == "pass", (

@@ -139,7 +139,7 @@ def test_reproduce_shows_early_ack_tasks_waiting_in_received_and_late_ack_none(
 ) -> None:
     figures_path = tmp_path / "reproduce.json"
     result = subprocess.run(
-        [sys.executable, "-m", "rig.reproduce", "--json", str(figures_path)],
+        [sys.executable, "-m", "tools.reproduce", "--json", str(figures_path)],
         cwd=ROOT,
         env=stack,
         capture_output=True,

@@ -70,7 +70,8 @@ class LocalNode:
         """Start the node; it is ready once it accepts a real AMQP connection."""
         if not Path(SERVER).exists() or shutil.which("epmd") is None:
             raise EnvironmentProblem(
-                "rabbitmq-server not found: run `make setup` (it installs Debian's rabbitmq-server)"
+                "rabbitmq-server not found: install Debian's rabbitmq-server (`make setup` "
+                "does, in the rig's checkout)"
             )
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "definitions.json").write_text(json.dumps(node.definitions()))

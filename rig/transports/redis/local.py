@@ -22,7 +22,8 @@ class LocalNode:
         server = shutil.which("redis-server")
         if server is None:
             raise EnvironmentProblem(
-                "redis-server not found: run `make setup` (it installs Debian's redis-server)"
+                "redis-server not found: install Debian's redis-server (`make setup` does, in the "
+                "rig's checkout)"
             )
         self.host = host
         self.service = NAME

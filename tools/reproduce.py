@@ -113,7 +113,7 @@ def table(results: dict[str, prefetch.FairnessMetrics]) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rig.reproduce", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.reproduce", description=__doc__)
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     url = broker_url()
