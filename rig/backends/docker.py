@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -41,7 +40,7 @@ from rig.backends.base import (
 from rig.backends.docker_engine import ROLE_LABEL, RUN_LABEL, DockerEngine
 from rig.backends.docker_events import DeathWatch
 from rig.backends.extra_image import image_with
-from rig.backends.hosts import BrokerNode
+from rig.backends.hosts import BrokerNodes
 from rig.backends.python_images import worker_image
 from rig.errors import EnvironmentProblem
 from rig.history import History
@@ -87,8 +86,7 @@ class DockerBackend:
         self.run_id = f"celery-rig-{uuid.uuid4().hex[:8]}"
         self.engine = DockerEngine(client, self.run_id)
         self.deaths = DeathWatch(client, f"{RUN_LABEL}={self.run_id}")
-        self.brokers: dict[str, BrokerNode] = {}  # by transport, started on first use
-        self._starting = threading.Lock()
+        self.brokers = BrokerNodes(lambda transport: TRANSPORTS[transport].on_docker(self.engine))
         self.inside: Services | None = None  # the services as the workers reach them
         self.transports: dict[str, str] = {}  # worker -> the transport its crew uses
         self.images: dict[str, str] = {}  # a project's requirements file -> its image
@@ -132,18 +130,11 @@ class DockerBackend:
         if stale:
             self.info.notes.append(f"removed leftovers of interrupted run(s): {', '.join(stale)}")
 
-    def _broker(self, transport: str) -> BrokerNode:
-        """The transport's broker node, started on first use (RabbitMQ: seconds)."""
-        with self._starting:  # runs in parallel may ask for it at once
-            if transport not in self.brokers:
-                self.brokers[transport] = TRANSPORTS[transport].on_docker(self.engine)
-        return self.brokers[transport]
-
     def broker_url(self, transport: str) -> str:
-        return self._broker(transport).url
+        return self.brokers[transport].url
 
     def broker_admin(self, transport: str) -> Callable[[list[str]], str]:
-        return self._broker(transport).admin
+        return self.brokers[transport].admin
 
     def observe(self, history: History, workers: list[str]) -> None:
         self.deaths.observe(history, workers)
@@ -171,7 +162,7 @@ class DockerBackend:
         template = self.engine.services[compose.WORKER_TEMPLATE]
         command = [*agent_command(template["command"]), f"--queues={','.join(spec.queues)}"]
         transport = TRANSPORTS[spec.transport]
-        broker = transport.crew_url(self._broker(spec.transport).inside_url, spec.broker_db)
+        broker = transport.crew_url(self.brokers[spec.transport].inside_url, spec.broker_db)
         inside = self.inside
         environment = agent_environment(spec, broker, inside.control_url, inside.database_url)
         # The user's project at the path it has on the host, read-only, as the
@@ -280,7 +271,7 @@ class DockerBackend:
     def restart_broker(
         self, transport: str, persist: bool, while_down: Callable[[], None]
     ) -> Exit | None:
-        return self._broker(transport).restart(persist, while_down)
+        return self.brokers[transport].restart(persist, while_down)
 
     def partition(self, name: str, peer: str, cut: bool) -> Exit | None:
         """Cut the worker off from its crew's broker or from the database."""
@@ -292,8 +283,6 @@ class DockerBackend:
     # --- stop ------------------------------------------------------------
     def close(self) -> None:
         self.workers.clear()
-        for node in self.brokers.values():
-            node.close()
-        self.brokers.clear()
+        self.brokers.close()
         self.deaths.close()
         self.engine.close()

@@ -6,6 +6,7 @@ A transport package holds how its broker runs on each (rig.transports.<name>
 from __future__ import annotations
 
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,3 +69,24 @@ class LocalHost(Protocol):
         ...
 
     def kill_group(self, process: subprocess.Popen[bytes]) -> None: ...
+
+
+class BrokerNodes:
+    """A backend's broker nodes, one per transport, each started on first use
+    (RabbitMQ takes seconds); runs in parallel may ask for one at once."""
+
+    def __init__(self, start: Callable[[str], BrokerNode]) -> None:
+        self._start = start
+        self._nodes: dict[str, BrokerNode] = {}
+        self._starting = threading.Lock()
+
+    def __getitem__(self, transport: str) -> BrokerNode:
+        with self._starting:
+            if transport not in self._nodes:
+                self._nodes[transport] = self._start(transport)
+            return self._nodes[transport]
+
+    def close(self) -> None:
+        for node in self._nodes.values():
+            node.close()
+        self._nodes.clear()

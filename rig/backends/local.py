@@ -38,7 +38,7 @@ from rig.backends.base import (
     agent_environment,
     last_line,
 )
-from rig.backends.hosts import BrokerNode
+from rig.backends.hosts import BrokerNodes
 from rig.backends.pids import alive, stopped, zombie
 from rig.backends.postgres_node import LocalPostgres
 from rig.backends.postgres_node import binaries as postgres_binaries
@@ -71,8 +71,7 @@ class LocalBackend:
         self.specs: dict[str, WorkerSpec] = {}
         self.observers = Observers()
         self.control: subprocess.Popen[bytes] | None = None
-        self.brokers: dict[str, BrokerNode] = {}  # by transport, started on first use
-        self._starting = threading.Lock()
+        self.brokers = BrokerNodes(lambda transport: TRANSPORTS[transport].on_local(self.host))
         self.postgres: LocalPostgres | None = None
         self.services: Services | None = None
 
@@ -116,18 +115,11 @@ class LocalBackend:
         self.postgres.start()
         return self.postgres.url
 
-    def _broker(self, transport: str) -> BrokerNode:
-        """The transport's broker node, started on first use (RabbitMQ: seconds)."""
-        with self._starting:  # runs in parallel may ask for it at once
-            if transport not in self.brokers:
-                self.brokers[transport] = TRANSPORTS[transport].on_local(self.host)
-        return self.brokers[transport]
-
     def broker_url(self, transport: str) -> str:
-        return self._broker(transport).url
+        return self.brokers[transport].url
 
     def broker_admin(self, transport: str) -> Callable[[list[str]], str]:
-        return self._broker(transport).admin
+        return self.brokers[transport].admin
 
     def observe(self, history: History, workers: list[str]) -> None:
         self.observers.observe(history, workers)
@@ -155,7 +147,7 @@ class LocalBackend:
         assert self.services is not None
         services = self.services
         transport = TRANSPORTS[spec.transport]
-        broker = transport.crew_url(self._broker(spec.transport).inside_url, spec.broker_db)
+        broker = transport.crew_url(self.brokers[spec.transport].inside_url, spec.broker_db)
         environment = agent_environment(spec, broker, services.control_url, services.database_url)
         # The rig's wrapper, then the user's project (the agent puts it first on sys.path).
         environment["PYTHONPATH"] = python_path()
@@ -231,7 +223,7 @@ class LocalBackend:
     def restart_broker(
         self, transport: str, persist: bool, while_down: Callable[[], None]
     ) -> Exit | None:
-        return self._broker(transport).restart(persist, while_down)
+        return self.brokers[transport].restart(persist, while_down)
 
     def restart_worker(self, name: str) -> None:
         self._start_worker(self.specs[name])
@@ -246,9 +238,7 @@ class LocalBackend:
     # --- stop ------------------------------------------------------------
     def close(self) -> None:
         self.stop_workers()
-        for node in self.brokers.values():
-            node.close()
-        self.brokers.clear()
+        self.brokers.close()
         postgres = self.postgres.server if self.postgres is not None else None
         for server in (self.control, postgres):
             if server is not None:

@@ -66,6 +66,7 @@ def test_invalid_values_and_impossible_combinations(args: list[str], needles: li
         (["run", "--workers", "two"], "invalid int value: 'two'"),
         (["run", "--backend", "kubernetes"], "invalid choice: 'kubernetes'"),
         (["explode"], "invalid choice: 'explode'"),
+        (["chaos", "--jobs", "0"], "expected a whole number of at least 1, not '0'"),
     ],
 )
 def test_malformed_flags_get_the_usage_line(args: list[str], needle: str) -> None:

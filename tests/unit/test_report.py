@@ -11,97 +11,24 @@ from pathlib import Path
 
 import pytest
 
-from rig.checker import Counts, Outcome, check, make_expectation
-from rig.history import FAULT, HEAL, LEDGER, ROW, SENT, SETTLED, History
+from rig.checker import Counts
+from rig.history import FAULT, HEAL, SENT, History
 from rig.report import VERDICT_WORDS, fault_table, nice_ticks, timeline, write_reports
 from rig.runner import Result
 from rig.settings import make_settings
 from tests.helpers import ROOT
-
-T0 = 1_700_000_000.0
-HEADER = {"backend": "local", "reason": "test", "started": "today", "database": "sqlite"}
-
-
-def _attempt(history: History, attempt: int, worker: str, start: float, end: float | None) -> None:
-    history.add(
-        LEDGER,
-        at=T0 + start,
-        task_id="t1",
-        task_name="create_record",
-        business_key="kill-0",
-        hostname=f"celery@{worker}",
-        pid=40 + attempt,
-        attempt=attempt,
-        redelivered=attempt > 1,
-        started_at=T0 + start,
-        written_at=T0 + start + 0.1,
-        finished_at=None if end is None else T0 + end,
-    )
-
-
-def killed_then_redelivered() -> History:
-    """Late ack, container of w1 killed after the write; w2 runs attempt 2 after the timeout."""
-    history = History()
-    history.add(SENT, at=T0, task_id="t1", task="create_record", business_key="kill-0")
-    _attempt(history, 1, "w1", 0.05, None)
-    history.add(
-        FAULT,
-        at=T0 + 0.32,
-        name="container",
-        target="w1",
-        action="SIGKILL",
-        ends_execution=True,
-        task_id="t1",
-        attempt=1,
-        point="after_commit",
-        checkpoint_at=T0 + 0.3,
-        confirmed_at=T0 + 0.32,
-        landed=True,
-        detail="die event, exit code 137",
-    )
-    _attempt(history, 2, "w2", 4.9, 5.15)
-    for _ in range(2):  # the naive create wrote its row twice
-        history.add(ROW, table="users_naiverecord", business_key="kill-0", task_id="t1")
-    history.add(SETTLED, at=T0 + 6.0, settled=True, reason="drained and quiet")
-    return history
-
-
-def _results() -> tuple[list[Result], list[dict]]:
-    history = killed_then_redelivered()
-    expect = make_expectation(executions=2, completed=1, lost=0, redelivered=1, duplicate_rows=1)
-    settings = make_settings(fault="container")
-    killed = Result(
-        name="kill_after_commit",
-        settings=settings,
-        expect=expect,
-        outcome=check(history, expect, fault_expected=True),
-        history=history,
-        seconds=6.2,
-    )
-    crashed = Result(
-        name="crashed_run",
-        settings=settings,
-        expect=expect,
-        outcome=Outcome("error", Counts(), ["boom"]),
-        history=History(),
-        seconds=0.4,
-        worker_logs={"w1": "Traceback: boom\n"},
-    )
-    skipped = {
-        "scenario": "needs_postgres",
-        "verdict": "skipped",
-        "reasons": ["skipped: needs PostgreSQL"],
-        "settings": settings.as_dict(),
-        "expected": {},
-        "counts": {},
-        "seconds": 0.0,
-    }
-    return [killed, crashed], [skipped]
+from tests.report_runs import (
+    HEADER,
+    T0,
+    add_attempt,
+    killed_then_redelivered,
+    sample_results,
+)
 
 
 @pytest.fixture
 def report(tmp_path: Path) -> Path:
-    results, skipped = _results()
+    results, skipped = sample_results()
     return write_reports(tmp_path / "report", results, skipped, HEADER) / "report.html"
 
 
@@ -140,7 +67,7 @@ def test_ticks_fall_on_round_steps(span: float, step: float) -> None:
 
 def test_the_report_summarises_then_shows_each_scenario(report: Path) -> None:
     html = report.read_text()
-    results, skipped = _results()
+    results, skipped = sample_results()
     rows = [r.as_json() for r in results] + skipped
     seen = Counter(row["verdict"] for row in rows)
     headline = re.search(r'<p class="headline">(.*?)</p>', html, re.S)
@@ -171,7 +98,7 @@ def test_a_fault_that_lasts_is_shaded_from_its_landing_to_its_heal() -> None:
     """A pause on w1 from its checkpoint to its resume: one window on w1's lane."""
     history = History()
     history.add(SENT, at=T0, task_id="t1", task="create_record", business_key="kill-0")
-    _attempt(history, 1, "w1", 0.05, 4.6)
+    add_attempt(history, 1, "w1", 0.05, 4.6)
     pause = {"name": "pause", "target": "w1", "action": "pause", "ends_execution": False}
     history.add(
         FAULT, at=T0 + 0.32, **pause, task_id="t1", attempt=1, point="after_commit",
@@ -179,7 +106,7 @@ def test_a_fault_that_lasts_is_shaded_from_its_landing_to_its_heal() -> None:
     )  # fmt: skip
     history.add(HEAL, at=T0 + 4.3, name="pause", target="w1", action="resume",
                 healed_at=T0 + 4.3, detail="resumed")  # fmt: skip
-    _attempt(history, 2, "w2", 2.4, 2.6)
+    add_attempt(history, 2, "w2", 2.4, 2.6)
     (window,) = timeline(history).windows
     assert timeline(history).lanes[window.lane] == "w1"
     assert (round(window.start, 2), round(window.end, 2)) == (0.3, 4.3)
@@ -190,8 +117,8 @@ def test_two_pauses_in_one_run_are_each_shaded_to_their_own_heal() -> None:
     """Faults can overlap: a heal names its fault's id, not just its kind."""
     history = History()
     history.add(SENT, at=T0, task_id="t1", task="create_record", business_key="kill-0")
-    _attempt(history, 1, "w1", 0.05, 6.0)
-    _attempt(history, 2, "w2", 0.05, 6.0)
+    add_attempt(history, 1, "w1", 0.05, 6.0)
+    add_attempt(history, 2, "w2", 0.05, 6.0)
     for fault_id, worker, at, healed_at in (("f1", "w1", 0.3, 5.0), ("f2", "w2", 1.0, 2.0)):
         history.add(
             FAULT, at=T0 + at, id=fault_id, name="pause", target=worker, action="pause",
@@ -232,7 +159,7 @@ def test_a_stored_run_rechecked_offline_gives_its_verdicts(report: Path) -> None
 
 
 def test_with_two_transports_the_report_puts_them_side_by_side(tmp_path: Path) -> None:
-    results, _ = _results()
+    results, _ = sample_results()
     killed = results[0]
     on_rabbitmq = Result(
         name="kill_after_commit@rabbitmq",
