@@ -46,7 +46,7 @@ from celery import Celery, Task
 from celery.app.utils import find_app
 from celery.signals import task_postrun, task_prerun, worker_init
 
-from rig import isolation
+from rig import contract, isolation
 from rig.checkpoints import (
     LEDGER_KEY,
     Execution,
@@ -57,11 +57,6 @@ from rig.checkpoints import (
     set_current,
 )
 
-APP_ENV = "RIG_APP"  # MODULE[:ATTR], as `celery -A` takes it
-PROJECT_ENV = "RIG_PROJECT_DIR"  # put first on sys.path
-CONF_ENV = "RIG_CONF"  # JSON: the Celery settings the rig overrides
-GIVEN_SETTINGS_ENV = "RIG_GIVEN_SETTINGS"  # DJANGO_SETTINGS_MODULE as --env gave it
-USER_SETTINGS_ENV = "RIG_USER_SETTINGS"  # the user's Django settings module, found at import
 GENERATED_SETTINGS = "rig.project_settings"
 WRITE = re.compile(
     r'^\s*(INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE|DELETE\s+FROM)\s+[`"\[]?([\w.]+)',
@@ -72,22 +67,22 @@ MARK = "RIG-JSON "  # the line of a probe's or effects' output the controller re
 
 def load_app() -> Celery:
     """The user's app with the rig's settings; Django (if any) pointed at the rig's database."""
-    project = os.environ.get(PROJECT_ENV)
+    project = os.environ.get(contract.PROJECT_DIR)
     if project and project not in sys.path:
         sys.path.insert(0, project)
     # The app's own module names its settings (Django's convention, os.environ.
     # setdefault in celery.py); none inherited may win. Remember them, put ours in front.
     for name in ("DJANGO_SETTINGS_MODULE", *isolation.CELERY_ENVIRONMENT):
         os.environ.pop(name, None)
-    if os.environ.get(GIVEN_SETTINGS_ENV):  # chosen with --env, over the app module's default
-        os.environ["DJANGO_SETTINGS_MODULE"] = os.environ[GIVEN_SETTINGS_ENV]
-    app = find_app(os.environ[APP_ENV])
+    if os.environ.get(contract.GIVEN_SETTINGS):  # chosen with --env, over the app module's default
+        os.environ["DJANGO_SETTINGS_MODULE"] = os.environ[contract.GIVEN_SETTINGS]
+    app = find_app(os.environ[contract.APP])
     _refuse_configured_django()
     user_settings = os.environ.get("DJANGO_SETTINGS_MODULE")
     if user_settings and user_settings != GENERATED_SETTINGS:
-        os.environ[USER_SETTINGS_ENV] = user_settings
+        os.environ[contract.USER_SETTINGS] = user_settings
         os.environ["DJANGO_SETTINGS_MODULE"] = GENERATED_SETTINGS
-    conf = json.loads(os.environ.get(CONF_ENV) or "{}")
+    conf = json.loads(os.environ.get(contract.CONF) or "{}")
     isolation.take_over(app, conf | isolation.infrastructure(_broker_url()))
     check_isolation(app)
     _override_task_options(app, conf)
@@ -95,7 +90,7 @@ def load_app() -> Celery:
 
 
 def _broker_url() -> str:
-    return os.environ.get("RIG_BROKER_URL", "memory://")
+    return os.environ.get(contract.BROKER_URL, "memory://")
 
 
 def check_isolation(app: Celery) -> None:
@@ -103,7 +98,7 @@ def check_isolation(app: Celery) -> None:
     broker, result backend, databases, caches and mail are the rig's."""
     isolation.check_celery(app, _broker_url())
     if uses_django():
-        isolation.check_django(os.environ["RIG_DATABASE_URL"])
+        isolation.check_django(os.environ[contract.DATABASE_URL])
 
 
 def _refuse_configured_django() -> None:
@@ -116,7 +111,7 @@ def _refuse_configured_django() -> None:
 
     if settings.configured and getattr(settings, "SETTINGS_MODULE", None) != GENERATED_SETTINGS:
         raise SystemExit(
-            f"{os.environ[APP_ENV]} sets Django up when it is imported (django.setup() or a "
+            f"{os.environ[contract.APP]} sets Django up when it is imported (django.setup() or a "
             "settings read in the app module): the rig cannot give it its own database; "
             "move that into a function or a signal handler"
         )
@@ -333,6 +328,6 @@ if __name__ == "__main__":
 else:
     # Imported by `celery -A rig.agent`: the user's app is this module's app,
     # checked again once the worker has read its command line, before it connects.
-    app = load_app() if os.environ.get(APP_ENV) else None
+    app = load_app() if os.environ.get(contract.APP) else None
     if app is not None:
         worker_init.connect(lambda **_: check_isolation(app), weak=False)

@@ -23,12 +23,12 @@ from functools import cache
 
 import redis
 
+from rig import contract
+
 AUTOMATIC = ("task_start", "before_write", "in_transaction", "after_commit", "task_end")
 WITHOUT_DJANGO = ("task_start", "task_end")  # no database writes to watch
 REPORTS_KEY = "rig:checkpoints"
 LEDGER_KEY = "rig:ledger"  # hash: "<task id>:<attempt>" -> one execution's record (JSON)
-CONTROL_URL_ENV = "RIG_CONTROL_URL"
-PARK_ENV = "RIG_PARK_SECONDS"
 
 
 def armed_key(point: str) -> str:
@@ -66,7 +66,7 @@ def set_current(execution: Execution | None) -> None:
 @cache
 def control() -> redis.Redis | None:
     """The control store, or None outside a rig-run worker (checkpoints are no-ops)."""
-    url = os.environ.get(CONTROL_URL_ENV)
+    url = os.environ.get(contract.CONTROL_URL)
     if not url:
         return None
     # redis-py's pool notices a fork and reconnects, so one client per process is
@@ -76,7 +76,7 @@ def control() -> redis.Redis | None:
 
 
 def park_seconds() -> float:
-    return float(os.environ.get(PARK_ENV, "20"))
+    return float(os.environ.get(contract.PARK_SECONDS, "20"))
 
 
 def checkpoint(point: str) -> None:

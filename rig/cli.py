@@ -1,4 +1,4 @@
-"""python -m rig: list | run | chaos | fairness | soak | clean.
+"""python -m rig (celery-rig): list | run | chaos | fairness | soak | explore | check | clean.
 
 Flags of `run` and `fairness` come from the settings' declarations
 (rig.settings, rig.fairness.Workload through rig.schema), help and all.
@@ -425,10 +425,11 @@ def command_soak(args: argparse.Namespace) -> int:
                     wrong[result.name] += 1
             for row in skipped:
                 verdicts[row["scenario"]]["skipped"] += 1
-            console.print(
-                f"run {run}: {sum(r.outcome.verdict != 'pass' for r in results)} wrong, "
-                f"{seconds[-1]:.1f} s"
-            )
+            this_run = [
+                f"{r.name} {r.outcome.verdict}" for r in results if r.outcome.verdict != "pass"
+            ]
+            named = f" ({', '.join(this_run)})" if this_run else ""
+            console.print(f"run {run}: {len(this_run)} wrong{named}, {seconds[-1]:.1f} s")
         backend = runner.backend.info.name
     tally = {
         "backend": backend,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rig import agent, prefetch
+from rig import contract, prefetch
 from rig.backends.base import WorkerSpec
 from rig.crews import Crew, CrewFailed
 from rig.errors import BadInput
@@ -182,7 +182,7 @@ def _specs(config: FairnessConfig, workload: Workload, target: Target) -> list[W
     conf = settings.celery_settings()
     if config.disable_prefetch:
         conf["worker_disable_prefetch"] = True
-    environment = settings.worker_environment() | {agent.CONF_ENV: json.dumps(conf)}
+    environment = settings.worker_environment() | {contract.CONF: json.dumps(conf)}
     # With routing, all but one worker serve the long queue; the last serves the rest.
     long_workers = workload.workers - 1 if config.routing else 0
     return [

@@ -11,15 +11,16 @@ point at; rig.isolation checks the result before anything connects.
 import os
 from importlib import import_module
 
+from rig import contract
 from rig.isolation import LOCAL_CACHE, LOCAL_MAIL, django_database
 
-_user = import_module(os.environ["RIG_USER_SETTINGS"])
+_user = import_module(os.environ[contract.USER_SETTINGS])
 globals().update({name: getattr(_user, name) for name in dir(_user) if name.isupper()})
 
 
 # Every alias the project names (a replica too) is the rig's one database.
 DATABASES = {
-    alias: django_database(os.environ["RIG_DATABASE_URL"])
+    alias: django_database(os.environ[contract.DATABASE_URL])
     for alias in (getattr(_user, "DATABASES", None) or {"default": None})
 }
 CACHES = {

@@ -13,8 +13,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from rig import agent, schema
-from rig.checkpoints import AUTOMATIC, PARK_ENV
+from rig import contract, schema
+from rig.checkpoints import AUTOMATIC
 from rig.control import PARK_S
 from rig.errors import BadInput
 from rig.faults import broker_restart, oom, partition, pause, stall, term
@@ -185,7 +185,10 @@ class Settings(
 
     def worker_environment(self) -> dict[str, str]:
         """What a worker's agent reads (rig.agent): the Celery settings and the park time."""
-        return {agent.CONF_ENV: json.dumps(self.celery_settings()), PARK_ENV: str(PARK_S)}
+        return {
+            contract.CONF: json.dumps(self.celery_settings()),
+            contract.PARK_SECONDS: str(PARK_S),
+        }
 
 
 def make_settings(**values: Any) -> Settings:

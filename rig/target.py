@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from rig import agent
+from rig import agent, contract
 from rig.backends.base import last_line
 from rig.checkpoints import AUTOMATIC, WITHOUT_DJANGO
 from rig.errors import BadInput, EnvironmentProblem
@@ -208,8 +208,8 @@ class Target:
         """What a worker's agent (and a probe) needs to load the app."""
         variables = dict(self.variables)
         # The agent drops an inherited DJANGO_SETTINGS_MODULE; one given with --env stands.
-        given = {agent.GIVEN_SETTINGS_ENV: variables.pop("DJANGO_SETTINGS_MODULE", "")}
-        return variables | given | {agent.APP_ENV: self.app, agent.PROJECT_ENV: self.project_dir}
+        given = {contract.GIVEN_SETTINGS: variables.pop("DJANGO_SETTINGS_MODULE", "")}
+        return variables | given | {contract.APP: self.app, contract.PROJECT_DIR: self.project_dir}
 
 
 def resolve(settings: Any) -> Target:
@@ -280,8 +280,8 @@ def agent_command(
     environment = {
         **os.environ,
         **target.environment(),
-        "RIG_DATABASE_URL": database_url or "sqlite:///:memory:",
-        "RIG_BROKER_URL": "memory://",
+        contract.DATABASE_URL: database_url or "sqlite:///:memory:",
+        contract.BROKER_URL: "memory://",
         "PYTHONPATH": python_path(),
     }
     environment.pop("DJANGO_SETTINGS_MODULE", None)  # the app's own module names its settings

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
+from rig import contract
 from rig.control import with_db
 from rig.history import History
 
@@ -68,9 +69,9 @@ def agent_environment(
     them; the broker's already the crew's corner), then the spec's own environment
     (the target and its settings)."""
     return {
-        "RIG_BROKER_URL": crew_broker_url,
-        "RIG_CONTROL_URL": with_db(control_url, spec.broker_db),
-        "RIG_DATABASE_URL": with_database(database_url, spec.database),
+        contract.BROKER_URL: crew_broker_url,
+        contract.CONTROL_URL: with_db(control_url, spec.broker_db),
+        contract.DATABASE_URL: with_database(database_url, spec.database),
         **spec.environment,
     }
 
