@@ -425,11 +425,11 @@ def command_soak(args: argparse.Namespace) -> int:
                     wrong[result.name] += 1
             for row in skipped:
                 verdicts[row["scenario"]]["skipped"] += 1
-            this_run = [
-                f"{r.name} {r.outcome.verdict}" for r in results if r.outcome.verdict != "pass"
-            ]
-            named = f" ({', '.join(this_run)})" if this_run else ""
-            console.print(f"run {run}: {len(this_run)} wrong{named}, {seconds[-1]:.1f} s")
+            not_pass = [r for r in results if r.outcome.verdict != "pass"]
+            console.print(f"run {run}: {len(not_pass)} wrong, {seconds[-1]:.1f} s")
+            for result in not_pass:  # why, in one line each: the run is not kept
+                reason = (result.outcome.reasons or ["no reason given"])[0]
+                console.print(f"  {result.name}: {result.outcome.verdict}: {reason}")
         backend = runner.backend.info.name
     tally = {
         "backend": backend,
