@@ -32,9 +32,10 @@ from rig.target import TargetSettings, pin_project_dir, resolve
 from rig.terminal import console, err, progress, run_command
 from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS
 
-# Scenarios at once in `chaos` and `soak`: one, until a soak at more gives no
-# wrong verdict on a 2-core machine (make bench measures the catalog at both).
-DEFAULT_JOBS = 1
+# Scenarios at once in `chaos` and `soak`, chosen by measurement on a 2-core
+# machine: 2 gave no wrong verdict in a soak on both backends, 3 did
+# (docs/measurements.md; make bench measures the catalog at 2).
+DEFAULT_JOBS = 2
 
 EXAMPLES = {
     "list": """examples:
@@ -154,8 +155,9 @@ def _add_jobs(parser: argparse.ArgumentParser) -> None:
         type=_jobs,
         default=DEFAULT_JOBS,
         metavar="N",
-        help="scenarios at once, each on crews and a database of its own; a broker "
-        f"restart has its broker alone (default: {DEFAULT_JOBS}, measured in `make bench`)",
+        help="scenarios at once, each on crews and a database of its own; one that stops "
+        "or reconfigures the broker has it alone "
+        f"(default: {DEFAULT_JOBS}, measured in `make bench`)",
     )
 
 

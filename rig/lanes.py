@@ -1,9 +1,10 @@
 """Scenarios in parallel (`--jobs N`): N lanes on one backend, each a runner
 with crew slots and a database of its own, taking the next scenario from one
 queue. Crews are already isolated (a broker corner and a control database
-each); what they share is the broker, so a fault that stops it (STOPS_BROKER)
-runs alone on its transport: it waits for the runs there to end, and the
-next ones wait for it."""
+each); what they share is the broker, so a run that stops it (a fault's
+STOPS_BROKER) or sets what the whole broker reads (a transport's node_wide:
+RabbitMQ's consumer_timeout) has it alone: it waits for the runs there to
+end, and the next ones wait for it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 from rig.faults.registry import part as fault_part
 from rig.runner import Progress, Result, Runner
 from rig.scenarios import Scenario
+from rig.transports import TRANSPORTS
 
 JOIN_TICK_S = 0.5  # the main thread wakes this often, so Ctrl-C is heard
 
@@ -56,8 +58,12 @@ class BrokerLocks:
                 self._changed.notify_all()
 
 
-def stops_broker(scenario: Scenario) -> bool:
-    return bool(fault_part(scenario.settings.fault, "STOPS_BROKER", False))
+def needs_broker_alone(scenario: Scenario) -> bool:
+    """A fault that stops the broker, or a setting the whole broker reads (the
+    other crews would read it too, or set it back under this one)."""
+    settings = scenario.settings
+    stops = bool(fault_part(settings.fault, "STOPS_BROKER", False))
+    return stops or bool(TRANSPORTS[settings.transport].node_wide(settings))
 
 
 def run_in_lanes(
@@ -81,7 +87,7 @@ def run_in_lanes(
                     if not queue:
                         return
                     scenario = queue.popleft()
-                with locks.hold(scenario.transport, alone=stops_broker(scenario)):
+                with locks.hold(scenario.transport, alone=needs_broker_alone(scenario)):
                     result = lane_runner.run(
                         scenario.label, scenario.settings, scenario.expect, say
                     )

@@ -11,6 +11,9 @@ Parameters (its settings, part of rig.settings.Settings) and
     redelivery_wait_s(settings) how long a redelivery may take beyond the
                                settle wait (an old kombu's fixed sweep)
     describe(settings)         the report's phrase for what it was given
+    node_wide(settings)        a setting that changes the whole broker ("" if
+                               none): such a run has the broker alone when
+                               scenarios run in parallel (rig.lanes)
     Broker(url, admin)         reset(setup), pending_messages(),
                                ready_messages(), consumers_waiting(),
                                take_back(), put_back(taken), dead_lettered(),

@@ -60,3 +60,23 @@ def test_each_worker_reports_to_the_run_that_observes_it() -> None:
     assert observers.history_of("w1-1") is one and observers.history_of("w1-2") is two
     observers.observe(one, [])  # run one is over: its workers report to nobody
     assert observers.history_of("w1-1") is None and observers.history_of("w1-2") is two
+
+
+def test_a_run_that_stops_or_reconfigures_the_broker_has_it_alone() -> None:
+    """RabbitMQ reads consumer_timeout once per node as a channel opens: a crew
+    starting beside a stall scenario set it back to 30 minutes, and the stall
+    ran once (seen in a soak at --jobs 2)."""
+    from rig.lanes import needs_broker_alone
+    from rig.scenarios import load_catalog
+
+    catalog = load_catalog()
+    alone = {
+        scenario.label
+        for name in catalog
+        for scenario in (catalog[name].on("redis"), catalog[name].on("rabbitmq"))
+        if needs_broker_alone(scenario)
+    }
+    assert "stall_past_ack_deadline@rabbitmq" in alone
+    assert "stall_past_ack_deadline" not in alone  # Redis: the workers' own options
+    assert {"broker_restart_with_persistence", "broker_restart_without_persistence"} <= alone
+    assert "late_ack_kill_after_commit_create" not in alone

@@ -116,6 +116,14 @@ def unsupported(settings: Any) -> str | None:
     return None
 
 
+def node_wide(settings: Any) -> str:
+    """What the settings change for the whole node, so a run with them has the
+    broker alone when runs go in parallel (rig.lanes); "" if nothing."""
+    if settings.consumer_timeout:  # one value per node, read as a channel opens
+        return "consumer_timeout"
+    return ""
+
+
 def crew_setup(settings: Any) -> dict[str, Any]:
     """What a crew's virtual host is set up with before its workers start."""
     return {

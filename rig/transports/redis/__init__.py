@@ -63,6 +63,10 @@ def crew_url(url: str, slot: int) -> str:
     return with_db(url, slot)
 
 
+def node_wide(settings: Any) -> str:
+    return ""  # every setting is the workers' own (broker_transport_options)
+
+
 def crew_setup(settings: Any) -> dict[str, Any]:
     return {}  # a database of its own is all a crew needs
 
