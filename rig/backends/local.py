@@ -194,9 +194,12 @@ class LocalBackend:
         return Exit(time.time(), f"process exit status {code}")
 
     def signal_process(self, name: str, pid: int, signal: str) -> Exit | None:
-        if not alive(pid) or os.getpgid(pid) != self.processes[name].pid:
-            return None  # not a process of this worker (any more)
-        os.kill(pid, Signals[signal])
+        try:
+            if not alive(pid) or os.getpgid(pid) != self.processes[name].pid:
+                return None  # not a process of this worker (any more)
+            os.kill(pid, Signals[signal])
+        except ProcessLookupError:  # gone between the check and the signal: not ours to hit
+            return None
         return self.wait_process_gone(name, pid, timeout_s=10)
 
     def wait_process_gone(self, name: str, pid: int, timeout_s: float) -> Exit | None:
