@@ -6,25 +6,13 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rig import cli
 from rig.plans import OneFault
-from tests.helpers import ROOT
-
-
-def rig(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rig", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from tests.helpers import rig
 
 
 def replay_from(output: str) -> list[str]:
@@ -45,7 +33,7 @@ def replay_from(output: str) -> list[str]:
 def test_the_replay_of_a_matrix_cell_gives_the_same_verdict(tmp_path: Path) -> None:
     first = rig(
         "run", "--acks", "early", "--fault", "container", "--at", "before_write",
-        "--backend", "local", "--json", str(tmp_path / "first.json"),
+        "--backend", "local", "--json", str(tmp_path / "first.json"), timeout=180,
     )  # fmt: skip
     assert first.returncode == 0, first.stdout + first.stderr
     assert all(len(line) <= 100 for line in first.stdout.splitlines()), first.stdout
@@ -53,7 +41,7 @@ def test_the_replay_of_a_matrix_cell_gives_the_same_verdict(tmp_path: Path) -> N
     # Only what differs from the defaults: four flags, not every setting.
     assert replay[1:7] == ["--acks", "early", "--fault", "container", "--at", "before_write"]
     assert "--visibility-timeout" not in replay, replay
-    second = rig(*replay, "--json", str(tmp_path / "second.json"))
+    second = rig(*replay, "--json", str(tmp_path / "second.json"), timeout=180)
     assert second.returncode == 0, second.stdout + second.stderr
     rows = [json.loads((tmp_path / f"{n}.json").read_text()) for n in ("first", "second")]
     assert rows[0]["verdict"] == rows[1]["verdict"] == "observed", rows

@@ -5,29 +5,16 @@ scenario that becomes a result instead of ending the catalog."""
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 
 import pytest
 
 from rig import cli
-from tests.helpers import ROOT
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
     parser = cli.build_parser()
     (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return commands.choices
-
-
-def rig(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rig", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.mark.parametrize("name", sorted(_subcommands()))
