@@ -33,9 +33,11 @@ from rig.terminal import console, err, progress, run_command
 from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS
 
 # Scenarios at once in `chaos` and `soak`, chosen by measurement on a 2-core
-# machine: 2 gave no wrong verdict in a soak on both backends, 3 did
-# (docs/measurements.md; make bench measures the catalog at 2).
-DEFAULT_JOBS = 2
+# machine: at 2, one Docker catalog run in six ended unknown (a time limit's
+# kill not seen within 11 s under the load), so a first `make chaos` could
+# fail; 1 until that race is controlled (docs/measurements.md; make bench
+# measures the catalog at 2).
+DEFAULT_JOBS = 1
 
 EXAMPLES = {
     "list": """examples:

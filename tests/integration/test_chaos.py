@@ -23,7 +23,7 @@ from tests.conftest import matrix_settings
 
 CATALOG = load_catalog()
 BACKENDS = ("docker", "local")
-JOBS = int(os.environ.get("RIG_TEST_JOBS", "2"))
+JOBS = int(os.environ.get("RIG_TEST_JOBS", "1"))  # as chaos --jobs (rig.cli.DEFAULT_JOBS)
 _RESULTS: dict[str, dict[str, Result]] = {}  # backend -> scenario label -> its result
 
 
