@@ -89,29 +89,29 @@ class RunContext:
         """Heal a fault that lasts once its time from its checkpoint is up, on a
         thread of its own, so the plan may land the next fault meanwhile; heal
         any other at once (a restart after a kill), before inject returns."""
-        heal = fault_part(fault.name, "heal")  # a kill has nothing to undo
+        heal = fault_part(context.settings.fault, "heal")  # a kill has nothing to undo
         if heal is None:
             return
-        lasts = fault_part(fault.name, "lasts")
+        lasts = fault_part(context.settings.fault, "lasts")
+        if lasts is None:
+            self._record_heal(heal(context, fault))
+            return
+        due = fault.checkpoint_at + lasts(context.settings)
 
         def heal_when_due() -> None:
-            time.sleep(max(0.0, fault.checkpoint_at + lasts(context.settings) - time.time()))
+            time.sleep(max(0.0, due - time.time()))
             try:
-                healed: Heal | None = heal(context, fault)
+                self._record_heal(heal(context, fault))
             except Exception as error:  # noqa: BLE001 - a failed heal is recorded, not raised
                 self.history.add(NOTE, text=f"{fault.id} {fault.name}: heal failed: {error}")
-                return
-            if healed is not None:
-                self.history.add(HEAL, at=healed.healed_at, **healed.as_dict())
 
-        if lasts is None:
-            healed = heal(context, fault)
-            if healed is not None:
-                self.history.add(HEAL, at=healed.healed_at, **healed.as_dict())
-            return
         thread = threading.Thread(target=heal_when_due, name=f"heal-{fault.id}", daemon=True)
         thread.start()
         self._healing.append(thread)
+
+    def _record_heal(self, healed: Heal | None) -> None:
+        if healed is not None:
+            self.history.add(HEAL, at=healed.healed_at, **healed.as_dict())
 
     def wait_healed(self) -> None:
         """Wait, bounded, for every heal started so far."""

@@ -130,7 +130,7 @@ class Runner:
         store: Store | None = None
         target: Target | None = None
         try:
-            target = replace(resolve(settings), lane=self.lane)
+            target = self._target(settings)
             for note in target.notes:
                 history.add(NOTE, text=note)
             store = self.provision.store(target, progress)
@@ -157,6 +157,10 @@ class Runner:
                 self.crews.retire(crew)
         return Result(name, settings, expect, outcome, history, time.time() - started, logs)
 
+    def _target(self, settings: Settings) -> Target:
+        """The settings' target, on this lane's database."""
+        return replace(resolve(settings), lane=self.lane)
+
     def _run_plan(self, run: RunContext, plan: Plan, then: Settings | None) -> None:
         listener = EventListener(run.crew.app, run.history)
         listener.start()
@@ -177,7 +181,7 @@ class Runner:
         """Start the next run's crew; a next target that does not resolve is that
         run's error, not this one's."""
         try:
-            self.crews.prepare(worker_specs(then, replace(resolve(then), lane=self.lane)))
+            self.crews.prepare(worker_specs(then, self._target(then)))
         except RigError:
             pass
 

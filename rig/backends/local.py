@@ -16,7 +16,6 @@ processes an interrupted run's next start kills.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -43,7 +42,7 @@ from rig.backends.pids import alive, stopped, zombie
 from rig.backends.postgres_node import LocalPostgres
 from rig.backends.postgres_node import binaries as postgres_binaries
 from rig.backends.run_dir import RunDirectory, remove_stale_runs
-from rig.errors import BadInput, EnvironmentProblem
+from rig.errors import BadInput
 from rig.history import BACKEND, History
 from rig.target import python_path
 from rig.transports import TRANSPORTS
@@ -80,12 +79,7 @@ class LocalBackend:
         cleaned = remove_stale_runs()
         if cleaned:
             self.info.notes.append(f"removed leftovers of interrupted run(s): {', '.join(cleaned)}")
-        server = shutil.which("redis-server")  # the control store
-        if server is None:
-            raise EnvironmentProblem(
-                "redis-server not found: install Debian's redis-server (`make setup` does, in the "
-                "rig's checkout)"
-            )
+        server = redis_server.find()  # the control store
         self.host.create()
         control_url, control_command = redis_server.command(server, self.dir, "control")
         self.control = self.host.spawn("control", control_command, {})

@@ -3,6 +3,7 @@ and the Redis transport's local broker), and the ping that says it answers."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import redis
@@ -10,6 +11,17 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 
 from rig.backends.base import free_port
 from rig.errors import EnvironmentProblem
+
+
+def find() -> str:
+    """Debian's redis-server on the PATH, or a one-line EnvironmentProblem."""
+    server = shutil.which("redis-server")
+    if server is None:
+        raise EnvironmentProblem(
+            "redis-server not found: install Debian's redis-server (`make setup` does, in the "
+            "rig's checkout)"
+        )
+    return server
 
 
 def command(server: str, run_dir: Path, name: str) -> tuple[str, list[str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -12,19 +11,14 @@ import redis
 from rig.backends import redis_server
 from rig.backends.base import Exit
 from rig.backends.hosts import LocalHost
-from rig.errors import BadInput, EnvironmentProblem
+from rig.errors import BadInput
 
 NAME = "redis"  # its log, <run dir>/redis.log, and its snapshot, broker.rdb
 
 
 class LocalNode:
     def __init__(self, host: LocalHost) -> None:
-        server = shutil.which("redis-server")
-        if server is None:
-            raise EnvironmentProblem(
-                "redis-server not found: install Debian's redis-server (`make setup` does, in the "
-                "rig's checkout)"
-            )
+        server = redis_server.find()
         self.host = host
         self.service = NAME
         self.url, self.command = redis_server.command(server, host.dir, "broker")
