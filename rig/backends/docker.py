@@ -12,6 +12,7 @@ next start.
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import time
@@ -27,7 +28,7 @@ import psycopg
 from docker.models.containers import Container
 
 from rig import compose
-from rig.backends import redis_server
+from rig.backends import pids, redis_server
 from rig.backends.base import (
     BackendInfo,
     Exit,
@@ -52,25 +53,25 @@ RIG_PACKAGE = Path(__file__).resolve().parents[1]
 RIG_MOUNT = "/opt/celery-rig"
 
 # Signal one process inside the worker container (signal 0: none) and wait until
-# it is gone (or a zombie), so its end is confirmed from the process table.
-_SIGNAL_AND_CONFIRM = """
-import os, sys, time
+# it is gone (or a zombie), so its end is confirmed from the process table. It
+# reads the table with the same code as the local backend (rig.backends.pids).
+_SIGNAL_AND_CONFIRM = (
+    inspect.getsource(pids)
+    + """
+import sys, time
 pid, signal, timeout = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 if signal:
     os.kill(pid, signal)
 deadline = time.time() + timeout
 while time.time() < deadline:
-    try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        state = "gone"
-    if state in ("gone", "Z", "X"):
-        print(f"{state} {time.time()}")
+    if zombie(pid):
+        print(time.time())
         sys.exit(0)
     time.sleep(0.01)
 print("alive")
 sys.exit(1)
 """
+)
 
 
 class DockerBackend:
@@ -250,8 +251,7 @@ class DockerBackend:
         output = result.output.decode(errors="replace").strip()
         if result.exit_code != 0:
             return None
-        state, at = output.split()
-        return Exit(float(at), f"process table: {state}")
+        return Exit(float(output), "process table: gone or a zombie")
 
     def pause_worker(self, name: str) -> Exit | None:
         container = self.workers[name]

@@ -10,7 +10,7 @@ def _stat_fields(pid: int) -> list[str] | None:
     """/proc/PID/stat from field 3 (state) on; the name before it may hold spaces."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # ESRCH: it died between open and read
         return None
     return stat.rsplit(")", 1)[1].split()
 
