@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from rig.checker import executions_by_task, rows_counted, rows_per_key
-from rig.history import FAULT, SENT, History
+from rig.history import FAULT, NOTE, SENT, History
 
 
 def explain(history: History, only: set[str] | None = None) -> list[str]:
@@ -32,6 +32,8 @@ def explain(history: History, only: set[str] | None = None) -> list[str]:
             found = rows.get(sent["business_key"], 0)
             extra = {0: " (missing)", 1: ""}.get(found, f" ({found - 1} too many)")
             lines.append(f"  rows for {sent['business_key']}: {found}{extra}")
+    if only is None:  # a worker's own end is part of what happened to every task
+        lines += [note["text"] for note in _data(history, NOTE) if note.get("crashed_worker")]
     return lines
 
 

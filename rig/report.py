@@ -24,6 +24,7 @@ from rig.history import FAULT, HEAL, LEDGER, SENT, History
 from rig.runner import Result
 from rig.settings import make_settings
 from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS
+from rig.workloads.registry import part as workload_part
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # The summary line, in this order: "6 of 8 passed · 1 failed · 1 crashed · 1 skipped".
@@ -49,6 +50,9 @@ def _short_settings(values: dict[str, Any]) -> str:
         text += ", reject_on_worker_lost"
     if settings.fault_times > 1:
         text += f", up to {settings.fault_times} times"
+    sends = workload_part(settings.workload, "describe")
+    if sends is not None and sends(settings):
+        text += f", {sends(settings)}"
     given = TRANSPORTS[settings.transport].describe(settings)
     if given:
         text += f", {given}"

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from rig import checker
-from rig.backends.base import Backend, Services, WorkerSpec
+from rig.backends.base import Backend, Services, WorkerSpec, last_line
 from rig.checker import Expected, Outcome
 from rig.crews import SLOTS, Crew, CrewFailed, CrewPool
 from rig.errors import BrokerDown, RigError
@@ -27,7 +27,7 @@ from rig.history import BROKER, EFFECTS, ERROR, LEDGER, NOTE, ROW, SETTLED, Hist
 from rig.plans import OneFault, Plan, RunContext
 from rig.provision import Provisioner
 from rig.settings import Settings
-from rig.settle import wait_settled
+from rig.settle import stranded, wait_settled
 from rig.store import Store
 from rig.target import Target, resolve
 from rig.transports import TRANSPORTS
@@ -149,6 +149,7 @@ class Runner:
             _record_crash(error, history)
         finally:
             collect(crew, store, target, history)
+            self._note_crashes(history)
             outcome = checker.check(history, expect, fault_expected=settings.fault != "none")
             if crew is not None:
                 if outcome.verdict in ("fail", "unknown", "error"):
@@ -156,6 +157,13 @@ class Runner:
                 self.backend.observe(history, [])  # the crew's removal is not part of the run
                 self.crews.retire(crew)
         return Result(name, settings, expect, outcome, history, time.time() - started, logs)
+
+    def _note_crashes(self, history: History) -> None:
+        """Why each worker that exited on its own did: its log's last line."""
+        for worker in sorted(checker.crashed_workers(history)):
+            log = self.backend.worker_logs([worker]).get(worker, "")
+            text = f"{worker} exited on its own: {last_line(log)}"
+            history.add(NOTE, text=text, crashed_worker=worker)
 
     def _target(self, settings: Settings) -> Target:
         """The settings' target, on this lane's database."""
@@ -212,7 +220,9 @@ def collect(
         for row in ledger:
             history.add(LEDGER, at=row["started_at"], **row)
         try:
-            history.add(BROKER, dead_lettered=crew.broker.dead_lettered())
+            # What no worker was left to take (every one exited) stays there: stranded.
+            left = crew.broker.pending_messages() if stranded(crew, history) else 0
+            history.add(BROKER, dead_lettered=crew.broker.dead_lettered(), stranded=left)
         except BrokerDown as error:
             history.add(ERROR, message=f"the broker did not answer: {one_line(error)}")
     if store is not None and target is not None:

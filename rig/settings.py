@@ -22,7 +22,9 @@ from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
 from rig.target import BUILTIN_TASKS, TargetSettings
 from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS, rabbitmq, redis
+from rig.workloads import countdown
 from rig.workloads.registry import WORKLOADS
+from rig.workloads.registry import part as workload_part
 
 Acks = Literal["early", "late"]
 Pool = Literal["prefork", "solo", "threads"]
@@ -118,7 +120,9 @@ class CommonSettings:
 @dataclass(frozen=True)
 class Settings(
     # A dataclass lists its bases' fields from the last base to the first: the
-    # common axes come first, then the target's, each transport's, each fault's.
+    # common axes come first, then the target's, each transport's, each fault's,
+    # each workload's.
+    countdown.Parameters,
     broker_restart.Parameters,
     partition.Parameters,
     oom.Parameters,
@@ -131,8 +135,8 @@ class Settings(
     CommonSettings,
 ):
     """Every setting of a run: one frozen dataclass, written out so it type-checks
-    (tests/unit/test_settings.py checks it holds every fault's and transport's
-    Parameters)."""
+    (tests/unit/test_settings.py checks it holds every fault's, transport's and
+    workload's Parameters)."""
 
     def validate(self) -> None:
         """The combinations that cannot run: common ones, the target's, the fault's."""
@@ -148,9 +152,12 @@ class Settings(
         unsupported = TRANSPORTS[self.transport].unsupported(self)
         if unsupported:
             raise BadInput(f"transport={self.transport}: {unsupported}")
-        validate = fault_part(self.fault, "validate")
-        if validate is not None:
-            validate(self)
+        for validate in (
+            fault_part(self.fault, "validate"),
+            workload_part(self.workload, "validate"),
+        ):
+            if validate is not None:
+                validate(self)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

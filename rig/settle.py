@@ -25,9 +25,9 @@ Progress = Callable[[str], None]
 
 
 def deadline_s(settings: Settings) -> float:
-    """The settle wait: the work itself thrice, plus the transport's redelivery."""
+    """The settle wait: the work itself thrice, its countdown, the transport's redelivery."""
     work_s = settings.tasks * settings.task_seconds * 3
-    return 60 + work_s + TRANSPORTS[settings.transport].redelivery_wait_s(settings)
+    return 60 + work_s + settings.countdown + TRANSPORTS[settings.transport].redelivery_wait_s(settings)
 
 
 def unsettled(crew: Crew, history: History) -> str:
@@ -36,7 +36,7 @@ def unsettled(crew: Crew, history: History) -> str:
         pending = crew.broker.pending_messages()
     except BrokerDown:
         return "the broker does not answer"
-    if pending:
+    if pending and not stranded(crew, history):
         return f"{pending} message(s) still queued or unacknowledged"
     ledger = crew.control.ledger()
     live = [
@@ -56,6 +56,13 @@ def unsettled(crew: Crew, history: History) -> str:
     # A task neither finished nor failed is lost for good once nothing is
     # queued or unacknowledged: on Redis only those come back.
     return ""
+
+
+def stranded(crew: Crew, history: History) -> bool:
+    """Every worker of the crew has exited: what the broker holds waits for a
+    worker that will not come (the rig does not restart a worker that exits on
+    its own)."""
+    return set(crew.names) <= set(checker.exits(history))
 
 
 def started_not_recorded(ledger: list[dict[str, Any]], history: History) -> int:
@@ -79,7 +86,8 @@ def _kind(reason: str) -> str:
 def wait_settled(crew: Crew, settings: Settings, history: History, progress: Progress) -> None:
     """Wait, bounded, until nothing more can happen; record whether it did settle."""
     reason = wait_quiet(lambda: unsettled(crew, history), deadline_s(settings), progress)
-    history.add(SETTLED, settled=not reason, reason=reason or "drained and quiet")
+    quiet = "every worker exited" if stranded(crew, history) else "drained and quiet"
+    history.add(SETTLED, settled=not reason, reason=reason or quiet)
 
 
 def wait_quiet(probe: Callable[[], str], timeout_s: float, progress: Progress) -> str:

@@ -147,6 +147,9 @@ class LocalBackend:
         environment["PYTHONPATH"] = python_path()
         process = self.host.spawn(spec.name, self._command(spec), environment)
         self.processes[spec.name] = process
+        history = self.observers.history_of(spec.name)
+        if history is not None:  # a restart, in a run: as Docker's start event says
+            history.add(BACKEND, action="start", worker=spec.name)
         threading.Thread(target=self._watch, args=(spec.name, process), daemon=True).start()
 
     def _watch(self, name: str, process: subprocess.Popen[bytes]) -> None:

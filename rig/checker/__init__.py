@@ -45,6 +45,8 @@ class Counts:
     failed: int = 0
     stopped_by_constraint: int = 0  # executions whose duplicate write a constraint refused
     dead_lettered: int = 0  # messages the broker gave up on (a delivery-limit); also lost
+    stranded: int = 0  # messages left on the broker once every worker had exited; also lost
+    workers_crashed: int = 0  # workers that exited during the run with no fault aimed at them
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -141,7 +143,27 @@ def count(history: History) -> Counts:
             1 for rows in attempts.values() for r in rows if r.get("integrity_errors")
         ),
         dead_lettered=sum(e.data["dead_lettered"] for e in history.events(BROKER)),
+        stranded=sum(e.data.get("stranded", 0) for e in history.events(BROKER)),
+        workers_crashed=len(crashed_workers(history)),
     )
+
+
+def exits(history: History) -> dict[str, float]:
+    """Each worker whose last word from its backend, before the run settled, is
+    that it died or exited, and when."""
+    settled = [e.at for e in history.events(SETTLED)]
+    last: dict[str, tuple[str, float]] = {}
+    for event in history.events(BACKEND):
+        if not settled or event.at <= settled[-1]:
+            last[event.data["worker"]] = (event.data.get("action", ""), event.at)
+    return {worker: at for worker, (action, at) in last.items() if action in ("die", "exit")}
+
+
+def crashed_workers(history: History) -> set[str]:
+    """Workers that exited with no fault aimed at them: on their own (an
+    unrecoverable error, such as RabbitMQ closing a channel past consumer_timeout)."""
+    aimed = {str(e.data.get("target", "")).split(" ")[0] for e in history.events(FAULT)}
+    return set(exits(history)) - aimed
 
 
 def rows_counted(history: History) -> bool:
@@ -218,9 +240,9 @@ def _unknown_reasons(history: History, counts: Counts, fault_expected: bool) -> 
         reason = settled[-1]["reason"] if settled else "the run was not waited for"
         reasons.append(f"the run did not settle: {reason}")
     # Nothing ran proves nothing, unless a fault that landed is why (a message
-    # killed on its way to a worker).
+    # killed on its way to a worker), or the workers that took it died of it.
     landed = any(f.get("landed") for f in faults)
-    if counts.sent == 0 or (counts.executions == 0 and not landed):
+    if counts.sent == 0 or (counts.executions == 0 and not landed and not counts.workers_crashed):
         reasons.append("vacuous run: nothing was sent or nothing ran")
     return reasons
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rig.history import SENT
 
@@ -15,6 +15,16 @@ SUMMARY = "--tasks calls of --task, each with its own business key"
 
 
 def send(run: RunContext, index: int) -> None:
+    send_keyed(run, index)
+
+
+def send_keyed(run: RunContext, index: int, **options: Any) -> None:
+    """The index-th keyed call, with apply_async's options; recorded as SENT."""
     key, args, kwargs = run.target.call(index)
-    result = run.crew.app.send_task(run.target.task_name, args=args, kwargs=kwargs)
+    result = run.crew.app.send_task(run.target.task_name, args=args, kwargs=kwargs, **options)
     run.history.add(SENT, task_id=result.id, task=run.target.task_name, business_key=key)
+
+
+def describe(settings: Any) -> str:
+    """The report's phrase, where the task's length decides the run (no fault)."""
+    return f"{settings.task_seconds:g}s task" if settings.fault == "none" else ""

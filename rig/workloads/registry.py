@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
-from rig.workloads import keyed
+from rig.workloads import countdown, keyed
 
-WORKLOADS: dict[str, ModuleType] = {module.NAME: module for module in (keyed,)}
+WORKLOADS: dict[str, ModuleType] = {module.NAME: module for module in (keyed, countdown)}
+
+
+def part(workload: str, name: str, default: Any = None) -> Any:
+    """A workload's optional part (Parameters, validate), or `default`."""
+    return getattr(WORKLOADS.get(workload), name, default)

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from rig.checker import check, make_expectation
+from rig.checker import check, crashed_workers, make_expectation
 from rig.errors import BadInput
-from rig.history import CELERY, EFFECTS, FAULT, LEDGER, ROW, SENT, SETTLED, History
+from rig.history import (
+    BACKEND,
+    BROKER,
+    CELERY,
+    EFFECTS,
+    FAULT,
+    LEDGER,
+    ROW,
+    SENT,
+    SETTLED,
+    History,
+)
 
 
 def _ledger(
@@ -212,3 +223,40 @@ def test_redelivery_latency_counts_from_the_fault_issued_not_its_late_confirmati
     _ledger(history, "t1", 2, 100.5, written=True, finished=True)
     history.add(SETTLED, at=105.0, settled=True, reason="drained and quiet")
     assert check(history, None, fault_expected=True).redelivery_latency_s == [0.1]
+
+
+def stranded_by_crashing_workers(exited: tuple[str, ...] = ("w1-1", "w2-1")) -> History:
+    """A countdown past RabbitMQ's consumer_timeout: each worker that reserved
+    the message exited on its own; nothing ran, the message stayed queued."""
+    history = History()
+    history.add(SENT, at=100.0, task_id="t1", task="create_record", business_key="k")
+    for offset, worker in enumerate(exited):
+        history.add(BACKEND, at=102.3 + 2 * offset, action="exit", worker=worker, exit_code=1)
+    history.add(SETTLED, at=107.0, settled=True, reason="every worker exited")
+    history.add(BACKEND, at=108.0, action="exit", worker="w3-1", exit_code=0)  # after: removal
+    history.add(BROKER, dead_lettered=0, stranded=1)
+    history.add(EFFECTS, source="SELECT ...")
+    return history
+
+
+def test_workers_that_exit_on_their_own_explain_a_run_where_nothing_ran() -> None:
+    expected = make_expectation(executions=0, stranded=1, workers_crashed=2, never_ran=1)
+    outcome = check(stranded_by_crashing_workers(), expected, fault_expected=False)
+    assert outcome.verdict == "pass", outcome.reasons
+    assert (outcome.counts.lost, outcome.counts.missing_rows) == (1, 1)
+
+
+def test_nothing_ran_and_no_worker_crashed_is_vacuous() -> None:
+    outcome = check(stranded_by_crashing_workers(exited=()), None, fault_expected=False)
+    assert outcome.verdict == "unknown"
+    assert any("vacuous" in reason for reason in outcome.reasons)
+
+
+def test_a_worker_a_fault_aimed_at_did_not_crash_on_its_own() -> None:
+    history = killed_after_commit_and_redelivered()
+    history.add(BACKEND, at=100.45, action="die", worker="w1", exit_code=137)
+    assert crashed_workers(history) == set()
+    history.add(BACKEND, at=104.0, action="exit", worker="w2", exit_code=1)
+    assert crashed_workers(history) == {"w2"}
+    history.add(BACKEND, at=104.2, action="start", worker="w2")  # restarted: up again
+    assert crashed_workers(history) == set()

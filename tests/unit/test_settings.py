@@ -132,12 +132,13 @@ def test_every_fault_is_complete_and_needs_only_known_capabilities() -> None:
 
 
 def test_the_written_out_settings_hold_every_faults_and_transports_parameters() -> None:
-    """Settings is written out so mypy checks it: a fault or transport added to
-    its registry with Parameters must be added to its bases too."""
+    """Settings is written out so mypy checks it: a fault, transport or workload
+    added to its registry with Parameters must be added to its bases too."""
     from rig.faults.registry import FAULTS
     from rig.transports import TRANSPORTS
+    from rig.workloads.registry import WORKLOADS
 
-    modules = [*FAULTS.values(), *TRANSPORTS.values()]
+    modules = [*FAULTS.values(), *TRANSPORTS.values(), *WORKLOADS.values()]
     for module in modules:
         parameters = getattr(module, "Parameters", None)
         assert parameters is None or issubclass(Settings, parameters), module.__name__

@@ -46,8 +46,8 @@ class Parameters:
 
 def describe(settings: Any) -> str:
     """The report's phrase for what this transport was given, or ""."""
-    if settings.fault == "none":
-        return f"{settings.task_seconds}s task > {settings.visibility_timeout}s visibility"
+    if settings.fault == "none":  # what decides a run with no fault: what outlasts it
+        return f"{settings.visibility_timeout:g}s visibility timeout"
     return ""
 
 
