@@ -44,7 +44,7 @@ from typing import Any
 import redis
 from celery import Celery, Task
 from celery.app.utils import find_app
-from celery.signals import task_postrun, task_prerun, worker_init
+from celery.signals import task_postrun, task_prerun, task_received, worker_init
 
 from rig import contract, isolation
 from rig.checkpoints import (
@@ -54,6 +54,7 @@ from rig.checkpoints import (
     checkpoint,
     control,
     current,
+    received,
     set_current,
 )
 
@@ -206,6 +207,14 @@ def _task_started(task_id: str, task: Task, **_: Any) -> None:
     if uses_django():
         _watch_writes()
     checkpoint("task_start")
+
+
+@task_received.connect
+def _task_received(request: Any = None, **_: Any) -> None:
+    """A message this worker reserved and has not started (prefetched, or an ETA
+    one held until due): the point `received`."""
+    if request is not None:
+        received(request.id, request.hostname or "")
 
 
 @task_postrun.connect

@@ -8,8 +8,11 @@ A point is armed when the rig sets the control store's key ``rig:armed:<point>``
 to the number of executions that should park there. An armed point reports
 itself on the list ``rig:checkpoints`` and parks until the rig pushes to its
 release key or the park time passes, so the fault lands inside the window
-every time. Light on purpose: it runs in every pool process of the user's
-workers and imports nothing of Django or Celery.
+every time. One more point, RECEIVED, is passed in the worker's main process
+when it reserves a message it has not started (a prefetched or an ETA one):
+it reports but never parks, since it runs on the consumer's own thread.
+Light on purpose: it runs in every pool process of the user's workers and
+imports nothing of Django or Celery.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from rig import contract
 
 AUTOMATIC = ("task_start", "before_write", "in_transaction", "after_commit", "task_end")
 WITHOUT_DJANGO = ("task_start", "task_end")  # no database writes to watch
+RECEIVED = "received"  # a message reserved, not started: attempt 0, the main process
 REPORTS_KEY = "rig:checkpoints"
 LEDGER_KEY = "rig:ledger"  # hash: "<task id>:<attempt>" -> one execution's record (JSON)
 
@@ -90,12 +94,32 @@ def checkpoint(point: str) -> None:
         pass  # the control store is away: a checkpoint never breaks its task
 
 
-def _park_if_armed(client: redis.Redis, point: str, execution: Execution) -> None:
-    key = armed_key(point)
-    # DECR only when the key exists, so unarmed points leave no keys behind;
-    # exactly as many executions park as the rig asked for.
-    if not client.exists(key) or client.decr(key) < 0:
+def received(task_id: str, hostname: str) -> None:
+    """Report the point RECEIVED if armed (never park: the consumer would stop)."""
+    client = control()
+    if client is None:
         return
+    try:
+        if _take_arming(client, RECEIVED):
+            _report(client, RECEIVED, Execution(task_id, 0, hostname))
+    except redis.RedisError:
+        pass  # the control store is away: the worker goes on
+
+
+def _park_if_armed(client: redis.Redis, point: str, execution: Execution) -> None:
+    if _take_arming(client, point):
+        _report(client, point, execution)
+        client.blpop([release_key(execution.task_id, execution.attempt)], timeout=park_seconds())
+
+
+def _take_arming(client: redis.Redis, point: str) -> bool:
+    """One of the arming's executions: exactly as many as the rig asked for.
+    DECR only when the key exists, so unarmed points leave no keys behind."""
+    key = armed_key(point)
+    return bool(client.exists(key)) and int(client.decr(key)) >= 0
+
+
+def _report(client: redis.Redis, point: str, execution: Execution) -> None:
     report = {
         "task_id": execution.task_id,
         "attempt": execution.attempt,
@@ -105,4 +129,3 @@ def _park_if_armed(client: redis.Redis, point: str, execution: Execution) -> Non
         "reported_at": time.time(),
     }
     client.rpush(REPORTS_KEY, json.dumps(report))
-    client.blpop([release_key(execution.task_id, execution.attempt)], timeout=park_seconds())

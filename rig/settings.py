@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from rig import contract, schema
-from rig.checkpoints import AUTOMATIC
+from rig.checkpoints import AUTOMATIC, RECEIVED
 from rig.control import PARK_S
 from rig.errors import BadInput
 from rig.faults import broker_restart, oom, partition, pause, stall, term
@@ -69,7 +69,8 @@ class CommonSettings:
     at: str = setting(
         "after_commit",
         f"the checkpoint where the fault lands: {', '.join(AUTOMATIC)} (passed in every "
-        "task, no code change), or a name your code passes to rig.checkpoint()",
+        f"task, no code change), {RECEIVED} (a message a worker holds, not started: a "
+        "prefetched or an ETA one), or a name your code passes to rig.checkpoint()",
     )
     workload: str = setting(
         "keyed",
@@ -146,8 +147,15 @@ class Settings(
             raise BadInput(
                 "restart=true needs fault=container: only a killed worker can be restarted"
             )
-        if not POINT_NAME.match(self.at) or (not self.app and self.at not in AUTOMATIC):
-            raise BadInput(f"at={self.at!r}: expected one of {', '.join(AUTOMATIC)}")
+        if self.at == RECEIVED:
+            if not fault_part(self.fault, "LANDS_WHILE_HELD", False):
+                held = [name for name in FAULTS if fault_part(name, "LANDS_WHILE_HELD", False)]
+                raise BadInput(
+                    f"at={RECEIVED} needs a fault that acts on the whole worker "
+                    f"({', '.join(held)}): a message held there has no pool process to hit"
+                )
+        elif not POINT_NAME.match(self.at) or (not self.app and self.at not in AUTOMATIC):
+            raise BadInput(f"at={self.at!r}: expected one of {', '.join(AUTOMATIC)}, {RECEIVED}")
         self.validate_target(self.task, self.tasks)
         unsupported = TRANSPORTS[self.transport].unsupported(self)
         if unsupported:

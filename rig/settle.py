@@ -27,7 +27,12 @@ Progress = Callable[[str], None]
 def deadline_s(settings: Settings) -> float:
     """The settle wait: the work itself thrice, its countdown, the transport's redelivery."""
     work_s = settings.tasks * settings.task_seconds * 3
-    return 60 + work_s + settings.countdown + TRANSPORTS[settings.transport].redelivery_wait_s(settings)
+    return (
+        60
+        + work_s
+        + settings.countdown
+        + TRANSPORTS[settings.transport].redelivery_wait_s(settings)
+    )
 
 
 def unsettled(crew: Crew, history: History) -> str:

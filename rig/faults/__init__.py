@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from rig.backends.base import Backend, Exit
+from rig.checkpoints import RECEIVED
 from rig.control import PARK_S, CheckpointReport, Control
 from rig.errors import BadInput, RigError
 
@@ -94,7 +95,16 @@ class FaultContext:
         return False
 
     def before_park_ends(self, at: float | None) -> bool:
-        return at is not None and at < self.report.reported_at + self.park_s
+        """Did the fault land in its window? A parked task's window is its park;
+        a message held at RECEIVED (never parked) is in it until it starts anywhere."""
+        if at is None:
+            return False
+        if self.report.point == RECEIVED:
+            return not any(
+                row["task_id"] == self.report.task_id and row["started_at"] < at
+                for row in self.control.ledger()
+            )
+        return at < self.report.reported_at + self.park_s
 
 
 @dataclass(frozen=True)

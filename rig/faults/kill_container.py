@@ -10,6 +10,8 @@ from rig.faults import FaultContext, FaultRecord, Heal, healed, record
 NAME = "container"
 SUMMARY = "SIGKILL of the whole worker (its container, or process group)"
 NEEDS = ("kill",)
+# It acts on the whole worker: it can land on a message held at at=received.
+LANDS_WHILE_HELD = True
 
 
 def start(ctx: FaultContext) -> FaultRecord:

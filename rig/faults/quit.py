@@ -15,6 +15,8 @@ from rig.faults import FaultContext, FaultRecord, record
 NAME = "quit"
 SUMMARY = "SIGQUIT cold shutdown, after --soft-shutdown-timeout"
 NEEDS = ("kill",)
+# It acts on the whole worker: it can land on a message held at at=received.
+LANDS_WHILE_HELD = True
 
 
 def start(ctx: FaultContext) -> FaultRecord:

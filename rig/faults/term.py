@@ -17,6 +17,8 @@ from rig.schema import setting
 NAME = "term"
 SUMMARY = "a deploy, SIGTERM then SIGKILL after --grace"
 NEEDS = ("kill",)
+# It acts on the whole worker: it can land on a message held at at=received.
+LANDS_WHILE_HELD = True
 
 
 @dataclass(frozen=True)
