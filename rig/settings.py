@@ -102,6 +102,11 @@ class CommonSettings:
         "hard time limit per task in seconds (task_time_limit), 0 to keep the app's own",
         minimum=0,
     )
+    cancel_on_connection_loss: bool | None = setting(
+        None,
+        "cancel running late-ack tasks when the worker loses the broker "
+        "(worker_cancel_long_running_tasks_on_connection_loss, Celery's default off)",
+    )
     acks_on_timeout: bool | None = setting(
         None, "acknowledge a late-ack task that hit its hard time limit (task_acks_on_timeout)"
     )
@@ -190,6 +195,7 @@ class Settings(
             "task_acks_late": None if self.acks is None else self.acks == "late",
             "task_reject_on_worker_lost": self.reject_on_worker_lost,
             "task_acks_on_timeout": self.acks_on_timeout,
+            "worker_cancel_long_running_tasks_on_connection_loss": self.cancel_on_connection_loss,
             "worker_pool": self.pool,
             "worker_concurrency": self.concurrency,
             "worker_prefetch_multiplier": self.prefetch_multiplier,
