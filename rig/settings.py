@@ -110,6 +110,12 @@ class CommonSettings:
     acks_on_timeout: bool | None = setting(
         None, "acknowledge a late-ack task that hit its hard time limit (task_acks_on_timeout)"
     )
+    max_tasks_per_child: int = setting(
+        0,
+        "tasks a pool process runs before it is replaced (worker_max_tasks_per_child), "
+        "0 to keep the app's own",
+        minimum=0,
+    )
     memory_limit_mb: int = setting(
         0, "each worker's memory limit in MiB, 0 for none (a container's --memory)", minimum=0
     )
@@ -200,6 +206,7 @@ class Settings(
             "worker_concurrency": self.concurrency,
             "worker_prefetch_multiplier": self.prefetch_multiplier,
             "task_time_limit": self.time_limit or None,
+            "worker_max_tasks_per_child": self.max_tasks_per_child or None,
             "worker_soft_shutdown_timeout": self.soft_shutdown_timeout or None,
         }
         return conf | {name: value for name, value in given.items() if value is not None}

@@ -37,6 +37,9 @@ def test_given_settings_override_the_app_and_the_rest_stay_its_own() -> None:
         ({"visibility_timeout": "soon"}, "expected a number"),
         ({"reject_on_worker_lost": "yes"}, "expected true or false"),
         ({"ack": "late"}, "unknown setting(s) ack"),
+        ({"workload": "countdown"}, "workload=countdown needs countdown > 0"),
+        ({"workload": "cron"}, "workload='cron'"),
+        ({"fault": "pool-child", "at": "received"}, "at=received needs a fault that acts on"),
     ],
 )
 def test_bad_settings_are_errors(values: dict, message: str) -> None:
