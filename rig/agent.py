@@ -44,11 +44,12 @@ from typing import Any
 import redis
 from celery import Celery, Task
 from celery.app.utils import find_app
-from celery.signals import task_postrun, task_prerun, task_received, worker_init
+from celery.signals import task_postrun, task_prerun, task_received, task_retry, worker_init
 
 from rig import contract, isolation
 from rig.checkpoints import (
     LEDGER_KEY,
+    RETRIED,
     Execution,
     attempts_key,
     checkpoint,
@@ -215,6 +216,18 @@ def _task_received(request: Any = None, **_: Any) -> None:
     one held until due): the point `received`."""
     if request is not None:
         received(request.id, request.hostname or "")
+
+
+@task_retry.connect
+def _task_retried(**_: Any) -> None:
+    """Task.retry published the retry message and raised Retry; the original is
+    acknowledged only after this (late ack): the point `after_retry`. The
+    ledger says RETRY first, so an execution killed here still counts as retried."""
+    record = _record()
+    if record is not None:
+        record.state = "RETRY"
+        record.save()
+    checkpoint(RETRIED)
 
 
 @task_postrun.connect

@@ -8,7 +8,8 @@ A point is armed when the rig sets the control store's key ``rig:armed:<point>``
 to the number of executions that should park there. An armed point reports
 itself on the list ``rig:checkpoints`` and parks until the rig pushes to its
 release key or the park time passes, so the fault lands inside the window
-every time. One more point, RECEIVED, is passed in the worker's main process
+every time. A task that asks to be retried passes RETRIED once its retry
+message is out. One more point, RECEIVED, is passed in the worker's main process
 when it reserves a message it has not started (a prefetched or an ETA one):
 it reports but never parks, since it runs on the consumer's own thread.
 Light on purpose: it runs in every pool process of the user's workers and
@@ -31,6 +32,9 @@ from rig import contract
 AUTOMATIC = ("task_start", "before_write", "in_transaction", "after_commit", "task_end")
 WITHOUT_DJANGO = ("task_start", "task_end")  # no database writes to watch
 RECEIVED = "received"  # a message reserved, not started: attempt 0, the main process
+# A task that called self.retry: its retry message is published, the original
+# not yet acknowledged (Celery's task_retry signal, in the pool process).
+RETRIED = "after_retry"
 REPORTS_KEY = "rig:checkpoints"
 LEDGER_KEY = "rig:ledger"  # hash: "<task id>:<attempt>" -> one execution's record (JSON)
 

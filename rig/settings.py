@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from rig import contract, schema
-from rig.checkpoints import AUTOMATIC, RECEIVED
+from rig.checkpoints import AUTOMATIC, RECEIVED, RETRIED
 from rig.control import PARK_S
 from rig.errors import BadInput
 from rig.faults import broker_restart, oom, partition, pause, stall, term
@@ -70,7 +70,8 @@ class CommonSettings:
         "after_commit",
         f"the checkpoint where the fault lands: {', '.join(AUTOMATIC)} (passed in every "
         f"task, no code change), {RECEIVED} (a message a worker holds, not started: a "
-        "prefetched or an ETA one), or a name your code passes to rig.checkpoint()",
+        f"prefetched or an ETA one), {RETRIED} (a task that called self.retry, its retry "
+        "message out), or a name your code passes to rig.checkpoint()",
     )
     workload: str = setting(
         "keyed",
@@ -165,8 +166,12 @@ class Settings(
                     f"at={RECEIVED} needs a fault that acts on the whole worker "
                     f"({', '.join(held)}): a message held there has no pool process to hit"
                 )
-        elif not POINT_NAME.match(self.at) or (not self.app and self.at not in AUTOMATIC):
-            raise BadInput(f"at={self.at!r}: expected one of {', '.join(AUTOMATIC)}, {RECEIVED}")
+        elif not POINT_NAME.match(self.at) or (
+            not self.app and self.at not in (*AUTOMATIC, RETRIED)
+        ):
+            raise BadInput(
+                f"at={self.at!r}: expected one of {', '.join(AUTOMATIC)}, {RECEIVED}, {RETRIED}"
+            )
         self.validate_target(self.task, self.tasks)
         unsupported = TRANSPORTS[self.transport].unsupported(self)
         if unsupported:

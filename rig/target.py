@@ -34,6 +34,7 @@ BUILTIN_APP = "exam_app"
 BUILTIN_TASKS = {
     "create": ("exam_app.users.tasks.create_record", "users_naiverecord"),
     "get_or_create": ("exam_app.users.tasks.get_or_create_record", "users_idempotentrecord"),
+    "retry_then_create": ("exam_app.users.tasks.retry_then_create", "users_naiverecord"),
     "get_or_create_unconstrained": (
         "exam_app.users.tasks.get_or_create_unconstrained",
         "users_unconstrainedrecord",
@@ -54,7 +55,7 @@ class TargetSettings:
     app: str = setting(
         "",
         "your Celery app as `celery -A` takes it, MODULE[:ATTR] (default: the built-in "
-        "exam_app, whose --task is create, get_or_create or get_or_create_unconstrained)",
+        f"exam_app, whose --task is one of {', '.join(BUILTIN_TASKS)})",
     )
     project_dir: str = setting(
         "", "your project's root, put first on the import path (default: the current directory)"

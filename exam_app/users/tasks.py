@@ -72,13 +72,27 @@ def create_record(self: Task, key: str, seconds: float = 0.0, allocate_mb: int =
     """Naive: a second run inserts a second row. The payload is fetched before
     the transaction opens, so a slow fetch holds no lock (SQLite takes its write
     lock when the transaction begins)."""
+    _create_naive(self, key, seconds, allocate_mb)
+
+
+def _create_naive(task: Task, key: str, seconds: float, allocate_mb: int) -> None:
     payload = retrieve(seconds)
     _write_record(
         lambda: NaiveRecord.objects.create(
-            business_key=key, payload=payload, task_id=self.request.id
+            business_key=key, payload=payload, task_id=task.request.id
         ),
         allocate_mb,
     )
+
+
+@shared_task(bind=True, name="exam_app.users.tasks.retry_then_create")
+def retry_then_create(self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 0) -> None:
+    """Asks to be retried on its first run (a failed call, say), as user code
+    does: self.retry with a 1 s countdown; the retry writes naively. Task.retry
+    publishes the retry message before the original is acknowledged."""
+    if self.request.retries == 0:
+        raise self.retry(countdown=1, max_retries=3)
+    _create_naive(self, key, seconds, allocate_mb)
 
 
 @shared_task(bind=True, name="exam_app.users.tasks.get_or_create_record")

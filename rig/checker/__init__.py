@@ -44,6 +44,7 @@ class Counts:
     missing_rows: int = 0
     failed: int = 0
     stopped_by_constraint: int = 0  # executions whose duplicate write a constraint refused
+    retried: int = 0  # executions that asked to be retried (self.retry): ended in RETRY
     dead_lettered: int = 0  # messages the broker gave up on (a delivery-limit); also lost
     stranded: int = 0  # messages left on the broker once every worker had exited; also lost
     workers_crashed: int = 0  # workers that exited during the run with no fault aimed at them
@@ -142,6 +143,7 @@ def count(history: History) -> Counts:
         stopped_by_constraint=sum(
             1 for rows in attempts.values() for r in rows if r.get("integrity_errors")
         ),
+        retried=sum(1 for rows in attempts.values() for r in rows if r.get("state") == "RETRY"),
         dead_lettered=sum(e.data["dead_lettered"] for e in history.events(BROKER)),
         stranded=sum(e.data.get("stranded", 0) for e in history.events(BROKER)),
         workers_crashed=len(crashed_workers(history)),
