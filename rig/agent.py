@@ -49,6 +49,7 @@ from celery.signals import task_postrun, task_prerun, task_received, task_retry,
 from rig import contract, isolation
 from rig.checkpoints import (
     LEDGER_KEY,
+    PRODUCER,
     RETRIED,
     Execution,
     attempts_key,
@@ -332,6 +333,20 @@ def effects(target: str) -> list[tuple[str, int]]:
     return [(str(key), int(count)) for key, count in function()]
 
 
+def produce(function: str, key: str, task_id: str, kwargs: str) -> None:
+    """Run a producer, MODULE:FUNCTION(key, task_id, kwargs), Django set up, as
+    the execution `producer` of its task: a checkpoint in it parks when armed."""
+    load_app()
+    if uses_django():
+        import django as django_module
+
+        django_module.setup()
+    from celery.utils.imports import symbol_by_name
+
+    set_current(Execution(task_id, 0, PRODUCER))
+    symbol_by_name(function)(key, task_id, json.loads(kwargs))
+
+
 def main(argv: list[str]) -> None:
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
     # The answer is the last line, marked: a user's app may print as it loads.
@@ -341,8 +356,13 @@ def main(argv: list[str]) -> None:
         manage(rest)
     elif command == "effects":
         print(MARK + json.dumps(effects(rest[0])))
+    elif command == "produce":
+        produce(*rest)
     else:
-        raise SystemExit("usage: python -m rig.agent probe | manage ARGS... | effects MODULE:FN")
+        raise SystemExit(
+            "usage: python -m rig.agent probe | manage ARGS... | effects MODULE:FN "
+            "| produce MODULE:FN KEY TASK_ID KWARGS"
+        )
 
 
 if __name__ == "__main__":

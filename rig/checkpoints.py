@@ -35,6 +35,7 @@ RECEIVED = "received"  # a message reserved, not started: attempt 0, the main pr
 # A task that called self.retry: its retry message is published, the original
 # not yet acknowledged (Celery's task_retry signal, in the pool process).
 RETRIED = "after_retry"
+PRODUCER = "producer"  # the hostname of a producer's checkpoints (rig.workloads.producer)
 REPORTS_KEY = "rig:checkpoints"
 LEDGER_KEY = "rig:ledger"  # hash: "<task id>:<attempt>" -> one execution's record (JSON)
 

@@ -6,27 +6,33 @@ that lands outside any execution brings its own (kill-fetching)."""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
-from rig.backends.base import Backend
+from rig import contract
+from rig.backends.base import Backend, last_line
 from rig.control import PARK_S
 from rig.crews import Crew
+from rig.errors import RigError
 from rig.faults import FaultContext, FaultRecord, Heal
 from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
 from rig.history import CHECKPOINT, FAULT, HEAL, NOTE, History
 from rig.settings import Settings
-from rig.target import Target
+from rig.target import Target, start_agent
 from rig.workloads.registry import WORKLOADS
 
 # How long a repeated fault waits for the next execution of the task it hit
 # (a requeue after WorkerLostError comes within a few seconds).
 REPEAT_WAIT_S = 10.0
 HEAL_WAIT_S = 60.0  # the longest a fault lasts is below the checkpoint's park
+PRODUCER_WAIT_S = 60.0  # a producer held at its checkpoint is let go within the park
 Progress = Callable[[str], None]
 
 
@@ -41,12 +47,50 @@ class RunContext:
     backend: Backend
     history: History
     progress: Progress
+    database_url: str = ""  # the target's database, as this machine reaches it
     _fault_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _healing: list[threading.Thread] = field(default_factory=list)
+    _producers: list[tuple[subprocess.Popen[bytes], Path]] = field(default_factory=list)
 
     def send(self, index: int) -> None:
         """The index-th unit of the settings' workload."""
         WORKLOADS[self.settings.workload].send(self, index)
+
+    def start_producer(self, arguments: list[str]) -> None:
+        """A producer (`python -m rig.agent produce ...`) in a process of its own, on
+        the rig's database and the crew's broker: a workload's unit of work."""
+        urls = {
+            contract.BROKER_URL: self.crew.app.conf.broker_url,
+            contract.CONTROL_URL: self.crew.control.url,
+            contract.DATABASE_URL: self.database_url,
+            **self.settings.worker_environment(),
+        }
+        log = Path(tempfile.mkstemp(prefix="celery-rig-producer-", suffix=".log")[1])
+        self._producers.append((start_agent(arguments, self.target, urls, log), log))
+
+    def wait_producers(self) -> None:
+        """Wait, bounded, for every producer; one that failed is the run's error."""
+        deadline = time.time() + PRODUCER_WAIT_S
+        try:
+            for process, log in self._producers:
+                try:
+                    code = process.wait(max(0.0, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                    message = f"a producer did not end within {PRODUCER_WAIT_S:g} s"
+                    raise TimeoutError(message) from None
+                if code != 0:
+                    raise RigError(
+                        f"a producer failed: {last_line(log.read_text(errors='replace'))}"
+                    )
+        finally:
+            for process, log in self._producers:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+                log.unlink(missing_ok=True)
+            self._producers.clear()
 
     def parks(self, settings: Settings) -> int:
         """How many executions settings.at holds for the fault: one, unless the

@@ -141,6 +141,7 @@ class Runner:
             # A fault that lands outside any execution brings its own plan.
             plan = plan or fault_part(settings.fault, "Plan", OneFault)(name, settings)
             run = RunContext(name, settings, target, crew, self.backend, history, progress)
+            run.database_url = store.url
             self._run_plan(run, plan, then)
         except CrewFailed as failed:
             logs = failed.logs
@@ -174,7 +175,10 @@ class Runner:
         listener.start()
         self.backend.observe(run.history, run.crew.names)
         try:
-            plan.execute(run)
+            try:
+                plan.execute(run)
+            finally:
+                run.wait_producers()
             run.wait_healed()
             # The faults have landed: earlier crews may go, the next crew may start.
             self.crews.dismiss_finished()

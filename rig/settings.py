@@ -22,7 +22,7 @@ from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
 from rig.target import BUILTIN_TASKS, TargetSettings
 from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS, rabbitmq, redis
-from rig.workloads import countdown
+from rig.workloads import countdown, producer
 from rig.workloads.registry import WORKLOADS
 from rig.workloads.registry import part as workload_part
 
@@ -136,6 +136,7 @@ class Settings(
     # common axes come first, then the target's, each transport's, each fault's,
     # each workload's.
     countdown.Parameters,
+    producer.Parameters,
     broker_restart.Parameters,
     partition.Parameters,
     oom.Parameters,
@@ -167,10 +168,11 @@ class Settings(
                     f"({', '.join(held)}): a message held there has no pool process to hit"
                 )
         elif not POINT_NAME.match(self.at) or (
-            not self.app and self.at not in (*AUTOMATIC, RETRIED)
+            not self.app and self.at not in (*AUTOMATIC, RETRIED, *self.workload_points())
         ):
             raise BadInput(
-                f"at={self.at!r}: expected one of {', '.join(AUTOMATIC)}, {RECEIVED}, {RETRIED}"
+                f"at={self.at!r}: expected one of "
+                + ", ".join((*AUTOMATIC, RECEIVED, RETRIED, *self.workload_points()))
             )
         self.validate_target(self.task, self.tasks)
         unsupported = TRANSPORTS[self.transport].unsupported(self)
@@ -182,6 +184,10 @@ class Settings(
         ):
             if validate is not None:
                 validate(self)
+
+    def workload_points(self) -> tuple[str, ...]:
+        """Checkpoints the workload's own code passes (a producer's before_commit)."""
+        return tuple(workload_part(self.workload, "POINTS", ()))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -35,6 +35,7 @@ BUILTIN_TASKS = {
     "create": ("exam_app.users.tasks.create_record", "users_naiverecord"),
     "get_or_create": ("exam_app.users.tasks.get_or_create_record", "users_idempotentrecord"),
     "retry_then_create": ("exam_app.users.tasks.retry_then_create", "users_naiverecord"),
+    "fulfil_order": ("exam_app.users.tasks.fulfil_order", "users_naiverecord"),
     "get_or_create_unconstrained": (
         "exam_app.users.tasks.get_or_create_unconstrained",
         "users_unconstrainedrecord",
@@ -303,6 +304,23 @@ def agent_command(
         error = last_line(done.stderr)
         raise BadInput(f"{target.app}: {arguments[0]} failed: {error}{_missing_variable(error)}")
     return done
+
+
+def start_agent(
+    arguments: list[str], target: Target, urls: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """`python -m rig.agent ...` in the background, on the rig's services (`urls`:
+    rig.contract names to URLs as this machine reaches them), its output to `log`."""
+    environment = {**os.environ, **target.environment(), **urls, "PYTHONPATH": python_path()}
+    environment.pop("DJANGO_SETTINGS_MODULE", None)  # the app's own module names its settings
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "rig.agent", *arguments],
+            cwd=target.project_dir or RIG_ROOT,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _missing_variable(error: str) -> str:

@@ -54,3 +54,13 @@ class UnconstrainedRecord(models.Model):
     business_key = models.CharField(max_length=200)
     payload = models.CharField(max_length=200)
     task_id = models.CharField(max_length=64)
+
+
+class Order(models.Model):
+    """What a producer commits before its task runs (exam_app.users.producer):
+    the task looks it up, as a task sent from a view looks up what the view saved."""
+
+    business_key = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["business_key"], name="one_order_per_key")]

@@ -16,7 +16,13 @@ from celery import Task, shared_task
 from django.db import models, transaction
 
 from exam_app.users import ledger
-from exam_app.users.models import Attempt, IdempotentRecord, NaiveRecord, UnconstrainedRecord
+from exam_app.users.models import (
+    Attempt,
+    IdempotentRecord,
+    NaiveRecord,
+    Order,
+    UnconstrainedRecord,
+)
 
 
 def retrieve(seconds: float) -> str:
@@ -92,6 +98,15 @@ def retry_then_create(self: Task, key: str, seconds: float = 0.0, allocate_mb: i
     publishes the retry message before the original is acknowledged."""
     if self.request.retries == 0:
         raise self.retry(countdown=1, max_retries=3)
+    _create_naive(self, key, seconds, allocate_mb)
+
+
+@shared_task(bind=True, name="exam_app.users.tasks.fulfil_order")
+def fulfil_order(self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 0) -> None:
+    """Sent by the producer for the order it saves (exam_app.users.producer): looks
+    the order up (Order.DoesNotExist if it runs before the producer's commit),
+    then writes its fulfilment naively."""
+    Order.objects.get(business_key=key)
     _create_naive(self, key, seconds, allocate_mb)
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from rig.workloads import countdown, keyed
+from rig.workloads import countdown, keyed, producer
 
-WORKLOADS: dict[str, ModuleType] = {module.NAME: module for module in (keyed, countdown)}
+WORKLOADS: dict[str, ModuleType] = {module.NAME: module for module in (keyed, countdown, producer)}
 
 
 def part(workload: str, name: str, default: Any = None) -> Any:
-    """A workload's optional part (Parameters, validate), or `default`."""
+    """A workload's optional part (Parameters, validate, POINTS, describe), or `default`."""
     return getattr(WORKLOADS.get(workload), name, default)

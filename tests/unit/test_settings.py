@@ -40,6 +40,9 @@ def test_given_settings_override_the_app_and_the_rest_stay_its_own() -> None:
         ({"workload": "countdown"}, "workload=countdown needs countdown > 0"),
         ({"workload": "cron"}, "workload='cron'"),
         ({"fault": "pool-child", "at": "received"}, "at=received needs a fault that acts on"),
+        ({"workload": "producer"}, "workload=producer runs the built-in producer: it needs"),
+        ({"at": "before_commit", "fault": "stall"}, "at='before_commit': expected one of"),
+        ({"publish": "later"}, "publish='later'"),
     ],
 )
 def test_bad_settings_are_errors(values: dict, message: str) -> None:
