@@ -5,10 +5,16 @@ from there).
 A workload module declares NAME, SUMMARY and
 
     send(run, index)       send the index-th unit of work (0 ... settings.tasks - 1)
-                           through run.crew, and add its SENT event to
-                           run.history (task id, task, business key)
+                           through run.crew (or a producer, run.start_producer),
+                           and add its SENT event to run.history (task id, task,
+                           business key)
+
+and optionally Parameters (its settings, a base of rig.settings.Settings),
+validate(settings), describe(settings) (the report's phrase) and POINTS (the
+checkpoints its own code passes). Today: keyed, countdown (ETA messages) and
+producer (Django code that sends inside a transaction or on its commit).
 
 A plan (rig.plans) decides when each unit goes out: all at once for a
-catalog scenario, spread over the run for explore. The next kinds (countdown
-tasks, retries, chains, publishing inside a transaction) are modules here.
+catalog scenario, spread over the run for explore. The next kinds (chains,
+groups, chords, beat) are modules here.
 """
