@@ -140,8 +140,9 @@ class Runner:
             store.reset(target)
             # A fault that lands outside any execution brings its own plan.
             plan = plan or fault_part(settings.fault, "Plan", OneFault)(name, settings)
-            run = RunContext(name, settings, target, crew, self.backend, history, progress)
-            run.database_url = store.url
+            run = RunContext(
+                name, settings, target, crew, self.backend, history, progress, store.url
+            )
             self._run_plan(run, plan, then)
         except CrewFailed as failed:
             logs = failed.logs

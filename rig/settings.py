@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from rig import contract, schema
@@ -184,6 +184,17 @@ class Settings(
         ):
             if validate is not None:
                 validate(self)
+        self._no_other_workloads_settings()
+
+    def _no_other_workloads_settings(self) -> None:
+        """A workload's setting given with another workload is a mistake, not a no-op."""
+        for name, module in WORKLOADS.items():
+            parameters = getattr(module, "Parameters", None)
+            if name == self.workload or parameters is None:
+                continue
+            for declared in fields(parameters):
+                if getattr(self, declared.name) != declared.default:
+                    raise BadInput(f"{declared.name} needs workload={name}")
 
     def workload_points(self) -> tuple[str, ...]:
         """Checkpoints the workload's own code passes (a producer's before_commit)."""

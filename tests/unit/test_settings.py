@@ -43,6 +43,8 @@ def test_given_settings_override_the_app_and_the_rest_stay_its_own() -> None:
         ({"workload": "producer"}, "workload=producer runs the built-in producer: it needs"),
         ({"at": "before_commit", "fault": "stall"}, "at='before_commit': expected one of"),
         ({"publish": "later"}, "publish='later'"),
+        ({"countdown": 5}, "countdown needs workload=countdown"),
+        ({"publish": "in_transaction"}, "publish needs workload=producer"),
     ],
 )
 def test_bad_settings_are_errors(values: dict, message: str) -> None:
