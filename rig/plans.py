@@ -6,6 +6,7 @@ that lands outside any execution brings its own (kill-fetching)."""
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import tempfile
 import threading
@@ -65,7 +66,9 @@ class RunContext:
             contract.DATABASE_URL: self.database_url,
             **self.settings.worker_environment(),
         }
-        log = Path(tempfile.mkstemp(prefix="celery-rig-producer-", suffix=".log")[1])
+        handle, path = tempfile.mkstemp(prefix="celery-rig-producer-", suffix=".log")
+        os.close(handle)  # the process writes it through a handle of its own
+        log = Path(path)
         self._producers.append((start_agent(arguments, self.target, urls, log), log))
 
     def wait_producers(self) -> None:
