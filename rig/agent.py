@@ -320,8 +320,8 @@ def manage(argv: list[str]) -> None:
     execute_from_command_line(["manage", *argv])
 
 
-def effects(target: str) -> list[tuple[str, int]]:
-    """Call the user's MODULE:FUNCTION (Django set up) for its (business key, count) rows."""
+def _function_of_the_app(target: str) -> Any:
+    """MODULE:FUNCTION of the user's project, its app loaded and Django set up."""
     load_app()
     if uses_django():
         import django as django_module
@@ -329,22 +329,20 @@ def effects(target: str) -> list[tuple[str, int]]:
         django_module.setup()
     from celery.utils.imports import symbol_by_name
 
-    function = symbol_by_name(target)
-    return [(str(key), int(count)) for key, count in function()]
+    return symbol_by_name(target)
+
+
+def effects(target: str) -> list[tuple[str, int]]:
+    """Call the user's MODULE:FUNCTION (Django set up) for its (business key, count) rows."""
+    return [(str(key), int(count)) for key, count in _function_of_the_app(target)()]
 
 
 def produce(function: str, key: str, task_id: str, kwargs: str) -> None:
     """Run a producer, MODULE:FUNCTION(key, task_id, kwargs), Django set up, as
     the execution `producer` of its task: a checkpoint in it parks when armed."""
-    load_app()
-    if uses_django():
-        import django as django_module
-
-        django_module.setup()
-    from celery.utils.imports import symbol_by_name
-
+    producer = _function_of_the_app(function)
     set_current(Execution(task_id, 0, PRODUCER))
-    symbol_by_name(function)(key, task_id, json.loads(kwargs))
+    producer(key, task_id, json.loads(kwargs))
 
 
 def main(argv: list[str]) -> None:

@@ -48,7 +48,7 @@ class RunContext:
     backend: Backend
     history: History
     progress: Progress
-    database_url: str = ""  # the target's database, as this machine reaches it
+    database_url: str  # the target's database, as this machine reaches it
     _fault_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _healing: list[threading.Thread] = field(default_factory=list)
     _producers: list[tuple[subprocess.Popen[bytes], Path]] = field(default_factory=list)
@@ -78,9 +78,7 @@ class RunContext:
             for process, log in self._producers:
                 try:
                     code = process.wait(max(0.0, deadline - time.time()))
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                except subprocess.TimeoutExpired:  # killed below, with any other still running
                     message = f"a producer did not end within {PRODUCER_WAIT_S:g} s"
                     raise TimeoutError(message) from None
                 if code != 0:

@@ -50,9 +50,10 @@ def _short_settings(values: dict[str, Any]) -> str:
         text += ", reject_on_worker_lost"
     if settings.fault_times > 1:
         text += f", up to {settings.fault_times} times"
-    sends = workload_part(settings.workload, "describe")
-    if sends is not None and sends(settings):
-        text += f", {sends(settings)}"
+    describe_work = workload_part(settings.workload, "describe")
+    sent = describe_work(settings) if describe_work is not None else ""
+    if sent:
+        text += f", {sent}"
     given = TRANSPORTS[settings.transport].describe(settings)
     if given:
         text += f", {given}"

@@ -188,8 +188,8 @@ class Settings(
 
     def _no_other_workloads_settings(self) -> None:
         """A workload's setting given with another workload is a mistake, not a no-op."""
-        for name, module in WORKLOADS.items():
-            parameters = getattr(module, "Parameters", None)
+        for name in WORKLOADS:
+            parameters = workload_part(name, "Parameters")
             if name == self.workload or parameters is None:
                 continue
             for declared in fields(parameters):
