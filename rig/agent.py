@@ -44,7 +44,14 @@ from typing import Any
 import redis
 from celery import Celery, Task
 from celery.app.utils import find_app
-from celery.signals import task_postrun, task_prerun, task_received, task_retry, worker_init
+from celery.signals import (
+    after_task_publish,
+    task_postrun,
+    task_prerun,
+    task_received,
+    task_retry,
+    worker_init,
+)
 
 from rig import contract, isolation
 from rig.checkpoints import (
@@ -337,12 +344,38 @@ def effects(target: str) -> list[tuple[str, int]]:
     return [(str(key), int(count)) for key, count in _function_of_the_app(target)()]
 
 
-def produce(function: str, key: str, task_id: str, kwargs: str) -> None:
+def _open_publishing_connection() -> None:
+    """Open the app's pooled publishing connection, as a web process that has
+    sent a task before holds it: a publish then meets a broker that went away
+    on a live connection (kombu's retry policy applies), not on a first connect
+    (bounded by broker_connection_timeout whatever the policy)."""
+    from celery import current_app
+
+    with current_app.producer_or_acquire() as producer:
+        producer.channel  # noqa: B018 - evaluating the channel promise connects
+
+
+def produce(function: str, key: str, task_id: str, kwargs: str) -> dict[str, Any]:
     """Run a producer, MODULE:FUNCTION(key, task_id, kwargs), Django set up, as
-    the execution `producer` of its task: a checkpoint in it parks when armed."""
+    the execution `producer` of its task: a checkpoint in it parks when armed.
+    The answer: the task ids it published (Celery's after_task_publish: the
+    broker took the message) and what its own code raised, if anything. That
+    is the run's data, as a view's 500 is: only a failure to load is the rig's."""
     producer = _function_of_the_app(function)
+    _open_publishing_connection()
+    published: list[str] = []
+
+    def on_publish(headers: dict[str, Any] | None = None, **_: Any) -> None:
+        published.append(str((headers or {}).get("id", "")))
+
+    after_task_publish.connect(on_publish, weak=False)
     set_current(Execution(task_id, 0, PRODUCER))
-    producer(key, task_id, json.loads(kwargs))
+    try:
+        producer(key, task_id, json.loads(kwargs))
+        raised = ""
+    except Exception as error:  # noqa: BLE001 - what the user's code raised is the answer
+        raised = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return {"published": published, "raised": raised}
 
 
 def main(argv: list[str]) -> None:
@@ -355,7 +388,7 @@ def main(argv: list[str]) -> None:
     elif command == "effects":
         print(MARK + json.dumps(effects(rest[0])))
     elif command == "produce":
-        produce(*rest)
+        print(MARK + json.dumps(produce(*rest)))
     else:
         raise SystemExit(
             "usage: python -m rig.agent probe | manage ARGS... | effects MODULE:FN "

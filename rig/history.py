@@ -30,6 +30,7 @@ SETTLED = "settled"  # settled (bool), reason
 ERROR = "error"  # the run crashed: message (type and first line)
 BROKER = "broker"  # what the broker holds once the run settled: dead_lettered
 NOTE = "note"  # anything worth reading in the timeline, free text in "text"
+PRODUCED = "produced"  # a producer ended: task_id, published (task ids), raised ("" if nothing)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ that lands outside any execution brings its own (kill-fetching)."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 import tempfile
@@ -14,9 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from rig import contract
+from rig.agent import MARK
 from rig.backends.base import Backend, last_line
 from rig.control import PARK_S
 from rig.crews import Crew
@@ -24,7 +26,7 @@ from rig.errors import RigError
 from rig.faults import FaultContext, FaultRecord, Heal
 from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
-from rig.history import CHECKPOINT, FAULT, HEAL, NOTE, History
+from rig.history import CHECKPOINT, FAULT, HEAL, NOTE, PRODUCED, History
 from rig.settings import Settings
 from rig.target import Target, start_agent
 from rig.workloads.registry import WORKLOADS
@@ -35,6 +37,30 @@ REPEAT_WAIT_S = 10.0
 HEAL_WAIT_S = 60.0  # the longest a fault lasts is below the checkpoint's park
 PRODUCER_WAIT_S = 60.0  # a producer held at its checkpoint is let go within the park
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Producer:
+    """A producer process (rig.agent produce) and the log its answer ends."""
+
+    task_id: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def answer(self) -> dict[str, Any]:
+        """What it published and raised (rig.agent.produce), from its marked line."""
+        output = self.log.read_text(errors="replace")
+        for line in reversed(output.splitlines()):
+            if line.startswith(MARK):
+                answer: dict[str, Any] = json.loads(line[len(MARK) :])
+                return answer
+        raise RigError(f"a producer failed: {last_line(output)}")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.log.unlink(missing_ok=True)
 
 
 @dataclass
@@ -51,15 +77,15 @@ class RunContext:
     database_url: str  # the target's database, as this machine reaches it
     _fault_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _healing: list[threading.Thread] = field(default_factory=list)
-    _producers: list[tuple[subprocess.Popen[bytes], Path]] = field(default_factory=list)
+    _producers: list[Producer] = field(default_factory=list)
 
     def send(self, index: int) -> None:
         """The index-th unit of the settings' workload."""
         WORKLOADS[self.settings.workload].send(self, index)
 
-    def start_producer(self, arguments: list[str]) -> None:
-        """A producer (`python -m rig.agent produce ...`) in a process of its own, on
-        the rig's database and the crew's broker: a workload's unit of work."""
+    def start_producer(self, task_id: str, arguments: list[str]) -> None:
+        """A producer of task_id (`python -m rig.agent produce ...`) in a process of
+        its own, on the rig's database and the crew's broker: a workload's unit of work."""
         urls = {
             contract.BROKER_URL: self.crew.app.conf.broker_url,
             contract.CONTROL_URL: self.crew.control.url,
@@ -69,28 +95,28 @@ class RunContext:
         handle, path = tempfile.mkstemp(prefix="celery-rig-producer-", suffix=".log")
         os.close(handle)  # the process writes it through a handle of its own
         log = Path(path)
-        self._producers.append((start_agent(arguments, self.target, urls, log), log))
+        process = start_agent(arguments, self.target, urls, log)
+        self._producers.append(Producer(task_id, process, log))
 
     def wait_producers(self) -> None:
-        """Wait, bounded, for every producer; one that failed is the run's error."""
+        """Wait, bounded, for every producer, and record what each published and
+        raised; one that did not answer (its code did not load) is the run's error."""
         deadline = time.time() + PRODUCER_WAIT_S
         try:
-            for process, log in self._producers:
+            for producer in self._producers:
                 try:
-                    code = process.wait(max(0.0, deadline - time.time()))
+                    producer.process.wait(max(0.0, deadline - time.time()))
                 except subprocess.TimeoutExpired:  # killed below, with any other still running
                     message = f"a producer did not end within {PRODUCER_WAIT_S:g} s"
                     raise TimeoutError(message) from None
-                if code != 0:
-                    raise RigError(
-                        f"a producer failed: {last_line(log.read_text(errors='replace'))}"
-                    )
+                answer = producer.answer()
+                self.history.add(PRODUCED, task_id=producer.task_id, **answer)
+                if answer["raised"]:
+                    text = f"the producer of {producer.task_id} raised {answer['raised']}"
+                    self.history.add(NOTE, text=text)
         finally:
-            for process, log in self._producers:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
-                log.unlink(missing_ok=True)
+            for producer in self._producers:
+                producer.close()
             self._producers.clear()
 
     def parks(self, settings: Settings) -> int:

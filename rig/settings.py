@@ -9,6 +9,7 @@ is an error with a message, never a silent default.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
@@ -17,7 +18,7 @@ from rig import contract, schema
 from rig.checkpoints import AUTOMATIC, RECEIVED, RETRIED
 from rig.control import PARK_S
 from rig.errors import BadInput
-from rig.faults import broker_restart, oom, partition, pause, stall, term
+from rig.faults import broker_outage, broker_restart, oom, partition, pause, stall, term
 from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
 from rig.target import BUILTIN_TASKS, TargetSettings
@@ -31,6 +32,7 @@ Pool = Literal["prefork", "solo", "threads"]
 # "none" or a fault of the registry (rig/faults/registry.py); a transport of rig.transports.
 FAULT_NAMES = ("none", *FAULTS)
 TRANSPORT_NAMES = tuple(TRANSPORTS)
+PUBLISH_RETRY_EVERY_S = 0.5  # between a publish's retries (publish_retry_seconds)
 POINT_NAME = re.compile(r"^[A-Za-z_][\w.-]*$")
 setting = schema.setting
 
@@ -108,6 +110,13 @@ class CommonSettings:
         "cancel running late-ack tasks when the worker loses the broker "
         "(worker_cancel_long_running_tasks_on_connection_loss, Celery's default off)",
     )
+    publish_retry_seconds: float = setting(
+        0.0,
+        "how long a publish keeps retrying while the broker is away "
+        "(task_publish_retry_policy, every 0.5 s), 0 to keep the app's own (Celery's: "
+        "3 retries within about 0.6 s)",
+        minimum=0,
+    )
     acks_on_timeout: bool | None = setting(
         None, "acknowledge a late-ack task that hit its hard time limit (task_acks_on_timeout)"
     )
@@ -138,6 +147,7 @@ class Settings(
     countdown.Parameters,
     producer.Parameters,
     broker_restart.Parameters,
+    broker_outage.Parameters,
     partition.Parameters,
     oom.Parameters,
     stall.Parameters,
@@ -230,8 +240,22 @@ class Settings(
             "task_time_limit": self.time_limit or None,
             "worker_max_tasks_per_child": self.max_tasks_per_child or None,
             "worker_soft_shutdown_timeout": self.soft_shutdown_timeout or None,
+            "task_publish_retry_policy": self.publish_retry_policy(),
         }
         return conf | {name: value for name, value in given.items() if value is not None}
+
+    def publish_retry_policy(self) -> dict[str, float] | None:
+        """kombu's retry policy for a publish that meets no broker, lasting
+        publish_retry_seconds; None keeps the app's own."""
+        if not self.publish_retry_seconds:
+            return None
+        every_s = PUBLISH_RETRY_EVERY_S
+        return {
+            "max_retries": math.ceil(self.publish_retry_seconds / every_s),
+            "interval_start": 0,
+            "interval_step": every_s,
+            "interval_max": every_s,
+        }
 
     def worker_environment(self) -> dict[str, str]:
         """What a worker's agent reads (rig.agent): the Celery settings and the park time."""

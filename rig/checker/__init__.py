@@ -22,6 +22,7 @@ from rig.history import (
     ERROR,
     FAULT,
     LEDGER,
+    PRODUCED,
     ROW,
     SENT,
     SETTLED,
@@ -38,6 +39,7 @@ class Counts:
     completed: int = 0
     lost: int = 0
     never_ran: int = 0  # lost before any execution: from the queue, or never enqueued
+    never_sent: int = 0  # a producer ended without publishing its task (the broker away); also lost
     redelivered: int = 0
     duplicated_work: int = 0
     duplicate_rows: int = 0
@@ -133,6 +135,7 @@ def count(history: History) -> Counts:
         completed=len(completed_ids),
         lost=len(task_ids - completed_ids),
         never_ran=len(task_ids - set(attempts)),
+        never_sent=len(never_sent(history)),
         redelivered=sum(max(0, len(rows) - 1) for rows in attempts.values()),
         duplicated_work=sum(
             1 for rows in attempts.values() if sum(1 for r in rows if r["written_at"]) > 1
@@ -148,6 +151,16 @@ def count(history: History) -> Counts:
         stranded=sum(e.data.get("stranded", 0) for e in history.events(BROKER)),
         workers_crashed=len(crashed_workers(history)),
     )
+
+
+def never_sent(history: History) -> set[str]:
+    """Task ids whose producer ended without the broker taking their message:
+    the order committed, its task never sent (a publish that raised)."""
+    return {
+        e.data["task_id"]
+        for e in history.events(PRODUCED)
+        if e.data["task_id"] not in e.data.get("published", [])
+    }
 
 
 def exits(history: History) -> dict[str, float]:

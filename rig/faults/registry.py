@@ -7,6 +7,7 @@ from types import ModuleType
 from typing import Any
 
 from rig.faults import (
+    broker_outage,
     broker_restart,
     deploy,
     kill_container,
@@ -35,6 +36,7 @@ FAULTS: dict[str, ModuleType] = {
         oom,
         partition,
         broker_restart,
+        broker_outage,
         kill_fetching,
     )
 }

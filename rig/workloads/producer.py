@@ -50,7 +50,7 @@ def send(run: RunContext, index: int) -> None:
     task_id = str(uuid.uuid4())
     run.history.add(SENT, task_id=task_id, task=run.target.task_name, business_key=key)
     function = f"{FUNCTIONS}:{run.settings.publish}"
-    run.start_producer(["produce", function, key, task_id, json.dumps(kwargs)])
+    run.start_producer(task_id, ["produce", function, key, task_id, json.dumps(kwargs)])
 
 
 def describe(settings: Any) -> str:

@@ -13,6 +13,7 @@ from rig.history import (
     EFFECTS,
     FAULT,
     LEDGER,
+    PRODUCED,
     ROW,
     SENT,
     SETTLED,
@@ -260,3 +261,31 @@ def test_a_worker_a_fault_aimed_at_did_not_crash_on_its_own() -> None:
     assert crashed_workers(history) == {"w2"}
     history.add(BACKEND, at=104.2, action="start", worker="w2")  # restarted: up again
     assert crashed_workers(history) == set()
+
+
+def produced(published: bool) -> History:
+    """A producer's order (task t1): its publish went through, or raised."""
+    history = History()
+    history.add(SENT, at=100.0, task_id="t1", task="fulfil_order", business_key="k")
+    answer = (
+        {"published": ["t1"], "raised": ""}
+        if published
+        else {
+            "published": [],
+            "raised": "OperationalError: Error 111 connecting to 127.0.0.1:6379.",
+        }
+    )
+    history.add(PRODUCED, at=100.5, task_id="t1", **answer)
+    history.add(EFFECTS, source="built-in")
+    history.add(FAULT, at=100.2, name="broker-outage", target="redis", landed=True, issued_at=100.2)
+    history.add(SETTLED, at=110.0, settled=True, reason="drained and quiet")
+    return history
+
+
+def test_a_producer_that_published_nothing_left_its_task_never_sent_and_lost() -> None:
+    counts = check(produced(published=False), None, fault_expected=True).counts
+    assert (counts.never_sent, counts.lost, counts.never_ran, counts.missing_rows) == (1, 1, 1, 1)
+
+
+def test_a_producer_whose_publish_went_through_sent_its_task() -> None:
+    assert check(produced(published=True), None, fault_expected=True).counts.never_sent == 0

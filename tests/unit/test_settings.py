@@ -24,6 +24,14 @@ def test_given_settings_override_the_app_and_the_rest_stay_its_own() -> None:
     # Not given: the app's own pool, concurrency, prefetch and time limit stand.
     assert not {"worker_pool", "worker_concurrency", "worker_prefetch_multiplier"} & set(conf)
     assert "task_time_limit" not in conf
+    assert "task_publish_retry_policy" not in conf  # Celery's own: 3 retries within 0.6 s
+
+
+def test_a_publish_retry_lasts_the_seconds_given() -> None:
+    conf = json.loads(make_settings(publish_retry_seconds=30).worker_environment()["RIG_CONF"])
+    policy = conf["task_publish_retry_policy"]
+    assert policy["max_retries"] * policy["interval_max"] == 30
+    assert policy["interval_start"] == 0 and policy["interval_step"] == policy["interval_max"]
 
 
 @pytest.mark.parametrize(
@@ -45,6 +53,7 @@ def test_given_settings_override_the_app_and_the_rest_stay_its_own() -> None:
         ({"publish": "later"}, "publish='later'"),
         ({"countdown": 5}, "countdown needs workload=countdown"),
         ({"publish": "in_transaction"}, "publish needs workload=producer"),
+        ({"fault": "broker-outage", "outage_seconds": -1}, "outage_seconds=-1: must be at least 0"),
     ],
 )
 def test_bad_settings_are_errors(values: dict, message: str) -> None:

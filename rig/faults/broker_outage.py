@@ -1,0 +1,56 @@
+"""The broker is away for a while (`outage_seconds`) and comes back with its
+data: stopped as in a maintenance restart (Redis: SHUTDOWN SAVE; RabbitMQ:
+rabbitmqctl stop), held down, started again. The execution at the point goes
+on as soon as the broker is down, so what it does next (a producer's publish
+from on_commit, a retry's publish) meets no broker; a message held at
+`received` (an ETA task in a worker's memory) sees its connection drop.
+
+Unlike broker-restart it waits for nothing the execution does: a publish
+that retries (task_publish_retry_policy) may still be retrying when the
+broker returns, and that is what such a scenario measures."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rig.backends.base import RestartsBrokers
+from rig.faults import FaultContext, FaultRecord, record
+from rig.schema import setting
+
+NAME = "broker-outage"
+SUMMARY = "the broker is away for --outage-seconds, then back with its data"
+STOPS_BROKER = True  # scenarios in parallel (rig.lanes): it has its transport's broker alone
+NEEDS = ("restart-broker",)
+# It acts on the broker, not on the execution: it can land on a message held at at=received.
+LANDS_WHILE_HELD = True
+
+
+@dataclass(frozen=True)
+class Parameters:
+    outage_seconds: float = setting(
+        3.0, "broker-outage: how long the broker stays down once stopped", minimum=0
+    )
+
+
+def start(ctx: FaultContext) -> FaultRecord:
+    def away() -> None:
+        ctx.release()  # the execution goes on against no broker
+        time.sleep(ctx.settings.outage_seconds)  # the outage itself: this fault's length
+
+    restarted = ctx.backend_as(RestartsBrokers).restart_broker(ctx.settings.transport, True, away)
+    action = f"down {ctx.settings.outage_seconds:g} s, back with its data"
+    return record(
+        NAME,
+        ctx,
+        action,
+        restarted,
+        ends_execution=False,
+        landed=restarted is not None and ctx.before_park_ends(ctx.issued_at),
+        target=ctx.settings.transport,
+    )
+
+
+def describe(settings: Any) -> str:
+    return f"away {settings.outage_seconds:g} s"
