@@ -72,7 +72,7 @@ WRITE = re.compile(
     r'^\s*(INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE|DELETE\s+FROM)\s+[`"\[]?([\w.]+)',
     re.IGNORECASE,
 )
-MARK = "RIG-JSON "  # the line of a probe's or effects' output the controller reads
+MARK = contract.MARK
 
 
 def load_app() -> Celery:

@@ -7,18 +7,17 @@ import os
 import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rig import schema
 from rig.backends.base import lacks as backend_lacks
-from rig.backends.select import choose
 from rig.faults.registry import part as fault_part
-from rig.isolation import CELERY_ENVIRONMENT
-from rig.lanes import run_in_lanes
-from rig.runner import Progress, Result, Runner
 from rig.scenarios import Scenario
 from rig.settings import Settings
 from rig.terminal import console, program
+
+if TYPE_CHECKING:  # a session imports the runner: the command line checks its input first
+    from rig.runner import Progress, Result, Runner
 
 
 @contextmanager
@@ -26,6 +25,8 @@ def session(backend_name: str | None, say: Progress) -> Iterator[Runner]:
     """A started backend and a runner on it; everything is removed on the way out.
     Variables that would point Celery at a user's own broker or result store are
     out of this process's environment meanwhile (Celery reads them first)."""
+    from rig.isolation import CELERY_ENVIRONMENT
+
     hidden = {name: os.environ.pop(name) for name in CELERY_ENVIRONMENT if name in os.environ}
     try:
         with _started(backend_name, say) as runner:
@@ -36,6 +37,9 @@ def session(backend_name: str | None, say: Progress) -> Iterator[Runner]:
 
 @contextmanager
 def _started(backend_name: str | None, say: Progress) -> Iterator[Runner]:
+    from rig.backends.select import choose
+    from rig.runner import Runner
+
     backend = choose(backend_name)
     console.print(f"backend: {backend.info.name} ({backend.info.reason})")
     try:
@@ -100,6 +104,8 @@ def run_scenarios(
     reasons = [skip_reason(scenario, runner) for scenario in scenarios]
     runnable = [s for s, reason in zip(scenarios, reasons, strict=True) if reason is None]
     if jobs > 1:
+        from rig.lanes import run_in_lanes
+
         rows = [skipped_row(s, r) for s, r in zip(scenarios, reasons, strict=True) if r]
         for row in rows:
             on_result(row)

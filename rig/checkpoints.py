@@ -22,12 +22,15 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-
-import redis
+from typing import TYPE_CHECKING
 
 from rig import contract
+
+if TYPE_CHECKING:  # imported where used: `from rig import checkpoint` stays light
+    import redis
 
 AUTOMATIC = ("task_start", "before_write", "in_transaction", "after_commit", "task_end")
 WITHOUT_DJANGO = ("task_start", "task_end")  # no database writes to watch
@@ -81,34 +84,44 @@ def control() -> redis.Redis | None:
     # redis-py's pool notices a fork and reconnects, so one client per process is
     # safe. A read waits out a whole park (BLPOP); a connection that cannot be
     # made gives up at once, so an absent store costs the task next to nothing.
+    import redis
+
     return redis.Redis.from_url(url, socket_timeout=park_seconds() + 10, socket_connect_timeout=1)
 
 
 def park_seconds() -> float:
-    return float(os.environ.get(contract.PARK_SECONDS, "20"))
+    return float(os.environ.get(contract.PARK_SECONDS, contract.PARK_S))
 
 
 def checkpoint(point: str) -> None:
     """Park here if the rig armed this point; otherwise return at once."""
-    execution, client = current(), control()
-    if execution is None or client is None:
-        return
-    try:
-        _park_if_armed(client, point, execution)
-    except redis.RedisError:
-        pass  # the control store is away: a checkpoint never breaks its task
+    execution = current()
+    if execution is not None:
+        _on_the_control_store(lambda client: _park_if_armed(client, point, execution))
 
 
 def received(task_id: str, hostname: str) -> None:
     """Report the point RECEIVED if armed (never park: the consumer would stop)."""
+
+    def report_if_armed(client: redis.Redis) -> None:
+        if _take_arming(client, RECEIVED):
+            _report(client, RECEIVED, Execution(task_id, 0, hostname))
+
+    _on_the_control_store(report_if_armed)
+
+
+def _on_the_control_store(action: Callable[[redis.Redis], None]) -> None:
+    """Act on the control store, outside a rig-run process not at all; a store
+    that is away never breaks the task or the worker that passed the point."""
     client = control()
     if client is None:
         return
+    import redis
+
     try:
-        if _take_arming(client, RECEIVED):
-            _report(client, RECEIVED, Execution(task_id, 0, hostname))
+        action(client)
     except redis.RedisError:
-        pass  # the control store is away: the worker goes on
+        pass
 
 
 def _park_if_armed(client: redis.Redis, point: str, execution: Execution) -> None:

@@ -17,7 +17,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rig import explore, fairness, report, schema, summary
 from rig.catalog import on_transports, replay_command, run_scenarios, session
@@ -25,12 +25,14 @@ from rig.checker import properties, stored
 from rig.errors import BadInput
 from rig.explain import explain
 from rig.explore import ExploreSettings
-from rig.runner import Progress, Runner
 from rig.scenarios import CATALOG_DIR, Scenario, find, load_catalog
 from rig.settings import Settings, make_settings
 from rig.target import TargetSettings, pin_project_dir, resolve
 from rig.terminal import console, err, progress, run_command
 from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS
+
+if TYPE_CHECKING:
+    from rig.runner import Progress, Runner
 
 # Scenarios at once in `chaos` and `soak`, chosen by measurement on a 2-core
 # machine: at 2, one Docker catalog run in six ended unknown (a time limit's

@@ -14,3 +14,7 @@ PROJECT_DIR = "RIG_PROJECT_DIR"  # put first on sys.path
 CONF = "RIG_CONF"  # JSON: the Celery settings the rig overrides
 GIVEN_SETTINGS = "RIG_GIVEN_SETTINGS"  # DJANGO_SETTINGS_MODULE as --env gave it
 USER_SETTINGS = "RIG_USER_SETTINGS"  # the user's Django settings module, found at import
+
+# What the controller reads back from a process it started.
+MARK = "RIG-JSON "  # starts the one line of a probe's, effects' or producer's output it reads
+PARK_S = 20.0  # PARK_SECONDS unless set: an armed checkpoint parks at most this long

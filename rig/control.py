@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
-
+from rig import contract
 from rig.checkpoints import LEDGER_KEY, REPORTS_KEY, armed_key, release_key
 
-# An armed checkpoint parks its task at most this long waiting for its fault.
-PARK_S = 20.0
+PARK_S = contract.PARK_S  # an armed checkpoint parks its task at most this long
 WAIT_LIMIT_S = 60.0  # no wait for a checkpoint is longer
 
 
@@ -39,6 +37,8 @@ class CheckpointReport:
 class Control:
     def __init__(self, url: str) -> None:
         self.url = url
+        import redis  # here: the command line parses and checks settings without it
+
         # Longer than any wait for a checkpoint: a blocking read ends on its own timeout.
         self.client = redis.Redis.from_url(
             url, socket_timeout=WAIT_LIMIT_S, socket_connect_timeout=5

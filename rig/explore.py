@@ -18,23 +18,23 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rig import schema
-from rig.catalog import cannot
 from rig.checker import Verdict, properties
 from rig.checker.schedule import Step, parse_schedule, schedule_text
 from rig.checkpoints import AUTOMATIC, WITHOUT_DJANGO
 from rig.errors import BadInput
-from rig.explain import explain
 from rig.history import NOTE
-from rig.plans import RunContext
-from rig.runner import Progress, Result, Runner
 from rig.schema import setting
 from rig.settings import Settings, make_settings
 from rig.summary import counts_text, pasteable
 from rig.target import Target
 from rig.terminal import program
+
+if TYPE_CHECKING:  # the runner is imported where a run starts: the command line stays quick
+    from rig.plans import RunContext
+    from rig.runner import Progress, Result, Runner
 
 # Faults that can strike any worker at any point of a running workload, again and
 # again; the others change the whole run (a memory limit, a time limit).
@@ -203,6 +203,8 @@ def points_for(target: Target) -> tuple[str, ...]:
 
 def check_capabilities(runner: Runner, faults: list[str]) -> None:
     for fault in faults:
+        from rig.catalog import cannot
+
         lacking = cannot(runner, fault)
         if lacking:
             raise BadInput(f"{fault}: {lacking}")
@@ -373,6 +375,8 @@ def describe(first: Exploration, shrunk: Shrunk | None, replay: str, directory: 
     if first.violations:
         lines.append(f"  {len(first.violations)} task(s) broke it, first ones explained:")
         broken = {v.task_id for v in first.violations[:3]}
+        from rig.explain import explain
+
         lines += ["    " + line for line in explain(first.result.history, broken)]
     lines += ["replay:", *pasteable(replay, "  ")]
     if shrunk is not None:

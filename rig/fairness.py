@@ -14,19 +14,20 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rig import contract, prefetch
 from rig.backends.base import WorkerSpec
-from rig.crews import Crew, CrewFailed
 from rig.errors import BadInput
-from rig.events import EventListener, wait_finished
 from rig.history import CELERY, NOTE, SENT, History
-from rig.runner import Progress, Runner
 from rig.schema import setting
 from rig.settings import TRANSPORT_NAMES, make_settings
 from rig.target import Target, resolve
 from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS
+
+if TYPE_CHECKING:  # imported where a run starts: the command line stays quick
+    from rig.crews import Crew
+    from rig.runner import Progress, Runner
 
 TASKS = {
     "early": "exam_app.users.tasks.early_acknowledge",
@@ -225,6 +226,8 @@ class FairnessRun:
 
     def _measure(self, send: Callable[[], list[prefetch.SentTask]], deadline_s: float) -> list:
         """Send a batch with the event listener on, and wait (bounded) for all of it."""
+        from rig.events import EventListener, wait_finished
+
         listener = EventListener(self.crew.app, self.history)
         listener.start()
         try:
@@ -287,6 +290,8 @@ def run_fairness(
     """Every configuration's crew starts first and stays up, each on its own Redis
     database, so the throughput rounds can interleave the configurations: a
     slow moment of the machine then spreads over all of them, not one."""
+    from rig.crews import CrewFailed
+
     say(f"fairness: starting {len(configs)} x {workload.workers} workers")
     pool = runner.crews
     pool.dismiss_finished()  # no idle crew of an earlier scenario while measuring

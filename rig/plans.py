@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rig import contract
-from rig.agent import MARK
 from rig.backends.base import Backend, last_line
 from rig.control import PARK_S
 from rig.crews import Crew
@@ -51,8 +50,8 @@ class Producer:
         """What it published and raised (rig.agent.produce), from its marked line."""
         output = self.log.read_text(errors="replace")
         for line in reversed(output.splitlines()):
-            if line.startswith(MARK):
-                answer: dict[str, Any] = json.loads(line[len(MARK) :])
+            if line.startswith(contract.MARK):
+                answer: dict[str, Any] = json.loads(line[len(contract.MARK) :])
                 return answer
         raise RigError(f"a producer failed: {last_line(output)}")
 

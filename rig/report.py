@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from rich.table import Table
@@ -21,10 +21,12 @@ from rig.checker.schedule import parse_schedule
 from rig.fairness import FairnessResult
 from rig.faults.registry import part as fault_part
 from rig.history import FAULT, HEAL, LEDGER, SENT, History
-from rig.runner import Result
 from rig.settings import make_settings
 from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS
 from rig.workloads.registry import part as workload_part
+
+if TYPE_CHECKING:
+    from rig.runner import Result
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # The summary line, in this order: "6 of 8 passed · 1 failed · 1 crashed · 1 skipped".

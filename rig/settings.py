@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 from rig import contract, schema
 from rig.checkpoints import AUTOMATIC, RECEIVED, RETRIED
-from rig.control import PARK_S
 from rig.errors import BadInput
 from rig.faults import broker_outage, broker_restart, oom, partition, pause, stall, term
 from rig.faults.registry import FAULTS
@@ -261,7 +260,7 @@ class Settings(
         """What a worker's agent reads (rig.agent): the Celery settings and the park time."""
         return {
             contract.CONF: json.dumps(self.celery_settings()),
-            contract.PARK_SECONDS: str(PARK_S),
+            contract.PARK_SECONDS: str(contract.PARK_S),
         }
 
 

@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from rig import agent, contract
+from rig import contract
 from rig.backends.base import last_line
 from rig.checkpoints import AUTOMATIC, WITHOUT_DJANGO
 from rig.errors import BadInput, EnvironmentProblem
@@ -269,8 +269,8 @@ def probe(app: str, project_dir: str, variables: tuple[tuple[str, str], ...]) ->
 def answer(done: subprocess.CompletedProcess[str], what: str) -> Any:
     """The marked JSON line of rig.agent's output (the app may print as it loads)."""
     for line in reversed(done.stdout.splitlines()):
-        if line.startswith(agent.MARK):
-            return json.loads(line[len(agent.MARK) :])
+        if line.startswith(contract.MARK):
+            return json.loads(line[len(contract.MARK) :])
     raise BadInput(f"{what}: no answer in its output: {done.stdout.strip()[-200:]!r}")
 
 
