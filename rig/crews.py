@@ -82,7 +82,7 @@ class CrewPool:
         url = transport.crew_url(self.backend.broker_url(name), db)
         # Its own controller app and client: none of their connections outlive the
         # crew (a broker restart leaves dead ones behind).
-        app = controller_app(url, owner=f"crew-{number}", queue_type=setup.get("queue_type"))
+        app = controller_app(url, owner=f"crew-{number}", declared=setup.get("declared"))
         control = Control(with_db(self.services.control_url, db))
         broker = transport.Broker(url, self.backend.broker_admin(name))
         crew = Crew(db, named, broker, control, app, threading.Thread())

@@ -19,7 +19,9 @@ from rig.prefetch import FINISHING_EVENTS
 from rig.waiting import until_nothing_missing
 
 
-def controller_app(broker_url: str, owner: str = "rig", queue_type: str | None = None) -> Celery:
+def controller_app(
+    broker_url: str, owner: str = "rig", declared: dict[str, str] | None = None
+) -> Celery:
     """A bare Celery app for sending by name and receiving events; no Django needed.
 
     kombu keeps one global connection pool per broker address and options, so
@@ -30,8 +32,7 @@ def controller_app(broker_url: str, owner: str = "rig", queue_type: str | None =
     app.conf.broker_connection_retry_on_startup = True
     app.conf.broker_transport_options = {"rig_owner": owner}
     app.conf.task_send_sent_event = False  # the history records "sent" itself
-    if queue_type:  # the workers' own: RabbitMQ refuses a queue declared two ways
-        app.conf.task_default_queue_type = queue_type
+    app.conf.update(declared or {})  # as the workers declare: RabbitMQ refuses a second way
     return app
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from rig import checker
 from rig.crews import Crew
 from rig.errors import BrokerDown
-from rig.history import SETTLED, History
+from rig.history import SENT, SETTLED, History
 from rig.settings import Settings
 from rig.transports import TRANSPORTS
 from rig.waiting import until_nothing_missing
@@ -35,8 +35,11 @@ def deadline_s(settings: Settings) -> float:
     )
 
 
-def unsettled(crew: Crew, history: History) -> str:
+def unsettled(crew: Crew, history: History, countdown_s: float) -> str:
     """What the run still waits for, in words, or "" once nothing can happen."""
+    due_s = due_in(history, countdown_s)
+    if due_s > 0:
+        return f"a countdown due in {due_s:.0f} s"
     try:
         pending = crew.broker.pending_messages()
     except BrokerDown:
@@ -61,6 +64,16 @@ def unsettled(crew: Crew, history: History) -> str:
     # A task neither finished nor failed is lost for good once nothing is
     # queued or unacknowledged: on Redis only those come back.
     return ""
+
+
+def due_in(history: History, countdown_s: float, now: float | None = None) -> float:
+    """Seconds until the last task sent with a countdown is due, 0 once all are:
+    until then the broker may hold it where no queue shows it (RabbitMQ's native
+    delayed delivery keeps it in its delay exchanges' queues)."""
+    sent = [event.at for event in history.events(SENT)]
+    if not sent or not countdown_s:
+        return 0.0
+    return max(0.0, max(sent) + countdown_s - (time.time() if now is None else now))
 
 
 def stranded(crew: Crew, history: History) -> bool:
@@ -90,7 +103,11 @@ def _kind(reason: str) -> str:
 
 def wait_settled(crew: Crew, settings: Settings, history: History, progress: Progress) -> None:
     """Wait, bounded, until nothing more can happen; record whether it did settle."""
-    reason = wait_quiet(lambda: unsettled(crew, history), deadline_s(settings), progress)
+
+    def probe() -> str:
+        return unsettled(crew, history, settings.countdown)
+
+    reason = wait_quiet(probe, deadline_s(settings), progress)
     quiet = "every worker exited" if stranded(crew, history) else "drained and quiet"
     history.add(SETTLED, settled=not reason, reason=reason or quiet)
 

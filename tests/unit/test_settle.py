@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rig.history import BACKEND, CELERY, History
-from rig.settle import started_not_recorded
+from rig.history import BACKEND, CELERY, SENT, History
+from rig.settle import due_in, started_not_recorded
 
 T0 = 1_700_000_000.0
 
@@ -51,3 +51,12 @@ def test_a_draining_queue_is_said_once_per_kind_not_once_per_message() -> None:
     reason = wait_quiet(lambda: next(left, ""), timeout_s=10, progress=said.append)
     assert reason == ""
     assert said == ["waiting: 30 message(s) still queued or unacknowledged", "waiting: settling"]
+
+
+def test_a_countdown_not_yet_due_is_waited_for_though_no_queue_shows_it() -> None:
+    history = History()
+    history.add(SENT, at=T0, task_id="t1", task="create_record", business_key="k")
+    history.add(SENT, at=T0 + 1, task_id="t2", task="create_record", business_key="k2")
+    assert due_in(history, countdown_s=10, now=T0 + 4) == 7  # the last one sent is due at 11
+    assert due_in(history, countdown_s=10, now=T0 + 12) == 0
+    assert due_in(history, countdown_s=0, now=T0) == 0  # no countdown: nothing to wait for

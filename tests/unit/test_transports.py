@@ -40,11 +40,29 @@ def test_each_transport_gives_the_workers_its_own_settings() -> None:
     assert "broker_transport_options" not in conf  # no visibility timeout on RabbitMQ
 
 
+def test_the_controller_declares_the_queue_and_exchange_as_the_workers_do() -> None:
+    """RabbitMQ refuses a queue or an exchange declared a second way."""
+    from rig.events import controller_app
+    from rig.transports import TRANSPORTS
+
+    settings = make_settings(transport="rabbitmq", queue_type="quorum", exchange_type="topic")
+    declared = TRANSPORTS["rabbitmq"].crew_setup(settings)["declared"]
+    app = controller_app("amqp://127.0.0.1:1//", declared=declared)
+    conf = settings.celery_settings()
+    for name in ("task_default_queue_type", "task_default_exchange_type"):
+        assert app.conf[name] == conf[name]
+    assert (conf["task_default_queue_type"], conf["task_default_exchange_type"]) == (
+        "quorum",
+        "topic",
+    )
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
         ({"queue_type": "quorum"}, "transport=redis: queue_type: RabbitMQ's"),
         ({"consumer_timeout": 2}, "transport=redis: consumer_timeout: RabbitMQ's"),
+        ({"exchange_type": "topic"}, "transport=redis: exchange_type: RabbitMQ's"),
         ({"transport": "rabbitmq", "delivery_limit": 2}, "delivery_limit needs queue_type=quorum"),
         ({"transport": "kafka"}, "transport='kafka'"),
         ({"fault_times": 3}, "fault_times needs a fault"),

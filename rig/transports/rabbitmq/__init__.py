@@ -37,6 +37,10 @@ from rig.transports.rabbitmq.node import (
 NAME = "rabbitmq"
 SUMMARY = "RabbitMQ, kombu's pyamqp transport (requeue on connection loss, consumer_timeout)"
 QUEUES = ("celery", "long")
+# Celery's native delayed delivery (quorum queues on a topic exchange): a message
+# waits in these until due, so a crew starting here must not inherit one.
+DELAY_QUEUES = tuple(f"celery_delayed_{level}" for level in range(28))
+DELAY_EXCHANGES = (*DELAY_QUEUES, "celery_delayed_delivery")
 EMULATED_PREFETCH = False  # basic.qos: worker_disable_prefetch does not apply
 DEAD_LETTER = "rig.dead-letter"  # an exchange and a queue, where a delivery-limit sends
 CHANNEL_TICK_MS = 1000
@@ -51,6 +55,11 @@ class Parameters:
 
     queue_type: Literal["classic", "quorum"] | None = setting(
         None, "RabbitMQ: the queues' type (task_default_queue_type); None: the app's own"
+    )
+    exchange_type: Literal["direct", "topic"] | None = setting(
+        None,
+        "RabbitMQ: the default exchange's type (task_default_exchange_type); topic with "
+        "quorum queues turns on Celery's native delayed delivery (5.5+); None: the app's own",
     )
     delivery_limit: int = setting(
         0,
@@ -76,6 +85,7 @@ def describe(settings: Any) -> str:
     """The report's phrase for what this transport was given, or ""."""
     given = [
         f"{settings.queue_type} queue" if settings.queue_type else "",
+        f"{settings.exchange_type} exchange" if settings.exchange_type else "",
         f"delivery-limit {settings.delivery_limit}" if settings.delivery_limit else "",
         f"consumer_timeout {settings.consumer_timeout:g}s" if settings.consumer_timeout else "",
         f"heartbeat {settings.heartbeat:g}s" if settings.heartbeat else "",
@@ -95,10 +105,19 @@ def crew_url(url: str, slot: int) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{vhost(slot)}"))
 
 
+def declared(settings: Any) -> dict[str, str]:
+    """How the workers declare their queues and exchange, where given: whoever
+    else declares them (the rig's controller) must do it alike, or RabbitMQ
+    refuses the second declaration."""
+    given = {
+        "task_default_queue_type": settings.queue_type,
+        "task_default_exchange_type": settings.exchange_type,
+    }
+    return {name: value for name, value in given.items() if value}
+
+
 def celery_settings(settings: Any) -> dict[str, Any]:
-    conf: dict[str, Any] = {}
-    if settings.queue_type:
-        conf["task_default_queue_type"] = settings.queue_type
+    conf: dict[str, Any] = declared(settings)
     if settings.heartbeat:
         conf["broker_heartbeat"] = settings.heartbeat
     return conf
@@ -127,7 +146,7 @@ def node_wide(settings: Any) -> str:
 def crew_setup(settings: Any) -> dict[str, Any]:
     """What a crew's virtual host is set up with before its workers start."""
     return {
-        "queue_type": settings.queue_type,  # None: the app's own
+        "declared": declared(settings),  # the controller's app declares alike
         "delivery_limit": settings.delivery_limit,
         "consumer_timeout_ms": int(settings.consumer_timeout * 1000) or DEFAULT_CONSUMER_TIMEOUT_MS,
     }
@@ -148,8 +167,10 @@ class Broker:
         connection = connect(self.url)
         try:
             channel = connection.channel()
-            for queue in (*QUEUES, DEAD_LETTER):
+            for queue in (*QUEUES, DEAD_LETTER, *DELAY_QUEUES):
                 channel.queue_delete(queue)
+            for exchange in (*QUEUES, *DELAY_EXCHANGES):  # each may come back of another type
+                channel.exchange_delete(exchange)
             channel.exchange_declare(DEAD_LETTER, "fanout", durable=True, auto_delete=False)
             channel.queue_declare(DEAD_LETTER, durable=True, auto_delete=False)
             channel.queue_bind(DEAD_LETTER, DEAD_LETTER)

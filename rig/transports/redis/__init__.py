@@ -94,7 +94,13 @@ def redelivery_wait_s(settings: Any) -> float:
 
 
 def unsupported(settings: Any) -> str | None:
-    rabbitmq_only = ("queue_type", "delivery_limit", "consumer_timeout", "heartbeat")
+    rabbitmq_only = (
+        "queue_type",
+        "exchange_type",
+        "delivery_limit",
+        "consumer_timeout",
+        "heartbeat",
+    )
     given = [name for name in rabbitmq_only if getattr(settings, name)]
     if given:
         return f"{', '.join(given)}: RabbitMQ's; Redis has a visibility timeout instead"
