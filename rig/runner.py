@@ -9,6 +9,7 @@ crew starts while this one settles (rig.crews).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -178,8 +179,11 @@ class Runner:
         try:
             try:
                 plan.execute(run)
-            finally:
-                run.wait_producers()
+            except BaseException:
+                with contextlib.suppress(Exception):  # the plan's error is the one to tell
+                    run.wait_producers()
+                raise
+            run.wait_producers()
             run.wait_healed()
             # The faults have landed: earlier crews may go, the next crew may start.
             self.crews.dismiss_finished()
