@@ -184,9 +184,10 @@ def redelivery_after_kill(results: list[Any]) -> dict[str, list[float]]:
 
 
 def side_by_side(entry: dict[str, Any]) -> Table:
-    """Each scenario on each transport: executions, lost, duplicate rows, and the
-    first redelivery latency (s) after its fault."""
-    table = Table(title=f"{entry['backend']}: executions / lost / duplicate rows / redelivery s")
+    """Each scenario on each transport: executions, lost, duplicate rows, never
+    sent, and the first redelivery latency (s) after its fault."""
+    title = "executions / lost / duplicate rows / never sent / redelivery s"
+    table = Table(title=f"{entry['backend']}: {title}")
     table.add_column("scenario")
     for transport in entry["transports"]:
         table.add_column(transport)
@@ -202,6 +203,7 @@ def side_by_side(entry: dict[str, Any]) -> Table:
             latency = found.get("redelivery_latency_s") or []
             cells.append(
                 f"{counts['executions']} / {counts['lost']} / {counts['duplicate_rows']} / "
+                f"{counts.get('never_sent', 0)} / "
                 + (f"{latency[0]:.2f}" if latency else "-")
                 + ("" if found["verdict"] == "pass" else f" [red]{found['verdict']}[/]")
             )
