@@ -42,7 +42,7 @@ from functools import partial
 from typing import Any
 
 import redis
-from celery import Celery, Task
+from celery import Celery, Task, current_app
 from celery.app.utils import find_app
 from celery.signals import (
     after_task_publish,
@@ -349,8 +349,6 @@ def _open_publishing_connection() -> None:
     sent a task before holds it: a publish then meets a broker that went away
     on a live connection (kombu's retry policy applies), not on a first connect
     (bounded by broker_connection_timeout whatever the policy)."""
-    from celery import current_app
-
     with current_app.producer_or_acquire() as producer:
         producer.channel  # noqa: B018 - evaluating the channel promise connects
 
