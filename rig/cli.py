@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import sys
 import time
 from collections import Counter
@@ -418,6 +419,7 @@ def command_soak(args: argparse.Namespace) -> int:
     scenarios = on_transports(_only(load_catalog(), args.only), _transports(args))
     wrong: Counter[str] = Counter()
     verdicts: dict[str, Counter[str]] = {s.label: Counter() for s in scenarios}
+    to_verdict: dict[str, list[float]] = {s.label: [] for s in scenarios}
     seconds: list[float] = []
     with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
         for run in range(1, args.runs + 1):
@@ -427,6 +429,7 @@ def command_soak(args: argparse.Namespace) -> int:
             seconds.append(time.time() - started)
             for result in results:
                 verdicts[result.name][result.outcome.verdict] += 1
+                to_verdict[result.name].append(result.seconds)
                 if result.outcome.verdict != "pass":
                     wrong[result.name] += 1
             for row in skipped:
@@ -442,11 +445,21 @@ def command_soak(args: argparse.Namespace) -> int:
         "runs": args.runs,
         "seconds_per_run": [round(s, 1) for s in seconds],
         "scenarios": {
-            name: {"wrong": wrong[name], "verdicts": dict(v)} for name, v in verdicts.items()
+            name: {
+                "wrong": wrong[name],
+                "verdicts": dict(v),
+                "median_s": round(statistics.median(to_verdict[name]), 1)
+                if to_verdict[name]
+                else None,
+            }
+            for name, v in verdicts.items()
         },
     }
     for name, entry in tally["scenarios"].items():
-        console.print(f"{name}: {entry['wrong']} wrong of {args.runs} ({entry['verdicts']})")
+        median = f", median {entry['median_s']} s" if entry["median_s"] is not None else ""
+        console.print(
+            f"{name}: {entry['wrong']} wrong of {args.runs} ({entry['verdicts']}){median}"
+        )
     if args.json:
         args.json.write_text(json.dumps(tally, indent=2))
     return 0 if not wrong else 1

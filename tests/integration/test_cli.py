@@ -82,3 +82,18 @@ def test_a_scenario_that_crashes_is_an_error_result_and_the_report_lists_all(
     # In process (as pytest runs it) the rig is the installed celery-rig.
     assert "replay:" in output and f"celery-rig run {crashing} --backend local" in output
     assert all(len(line) <= 100 for line in output.splitlines()), output
+
+
+@pytest.mark.integration
+def test_a_soak_tallies_each_scenarios_verdicts_and_its_time_to_a_verdict(tmp_path: Path) -> None:
+    tally_path = tmp_path / "soak.json"
+    done = rig(
+        "soak", "--runs", "2", "--only", "early_ack_kill_before_write", "--transport", "redis",
+        "--backend", "local", "--json", str(tally_path), timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    tally = json.loads(tally_path.read_text())
+    entry = tally["scenarios"]["early_ack_kill_before_write"]
+    assert (tally["runs"], entry["wrong"], entry["verdicts"]) == (2, 0, {"pass": 2})
+    assert 0 < entry["median_s"] <= max(tally["seconds_per_run"]), tally
+    assert "early_ack_kill_before_write: 0 wrong of 2" in done.stdout, done.stdout
