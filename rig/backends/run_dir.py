@@ -40,7 +40,16 @@ def remove_stale_runs(runs_dir: Path = RUNS_DIR) -> list[str]:
                     pass
         shutil.rmtree(run_dir, ignore_errors=True)
         cleaned.append(run_dir.name)
+    _remove_if_empty(runs_dir)
     return cleaned
+
+
+def _remove_if_empty(runs_dir: Path) -> None:
+    """No empty RUNS_DIR left behind; one that holds another live run stays."""
+    try:
+        runs_dir.rmdir()
+    except OSError:  # not empty (a run beside this one), or already gone
+        pass
 
 
 class RunDirectory:
@@ -48,7 +57,10 @@ class RunDirectory:
         self.dir = RUNS_DIR / run_id
 
     def create(self) -> None:
-        self.dir.mkdir(parents=True)
+        try:
+            self.dir.mkdir(parents=True)
+        except FileNotFoundError:  # another run removed the empty RUNS_DIR in between
+            self.dir.mkdir(parents=True)
         (self.dir / "owner").write_text(str(os.getpid()))
 
     def spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -80,3 +92,4 @@ class RunDirectory:
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+        _remove_if_empty(self.dir.parent)
