@@ -46,8 +46,9 @@ soak: setup       ## the catalog RUNS times (default 20), counting wrong verdict
 	@$(PY) -m rig soak --runs $${RUNS:-20}
 
 check: setup      ## lint, mypy and the unit room (no broker, no Docker): under a minute
-	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
-	@.venv/bin/pytest tests/unit -q
+	@# Lint and the unit room side by side: neither waits for the other.
+	@(.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy) & lint=$$!; \
+	  .venv/bin/pytest tests/unit -q; tests=$$?; wait $$lint && exit $$tests
 
 test: setup       ## lint, unit tests, integration tests and the catalog on both backends
 	@$(IMAGES_IF_DOCKER)

@@ -46,11 +46,11 @@ def test_a_draining_queue_is_said_once_per_kind_not_once_per_message() -> None:
     run waits for changes, and the count again only every few seconds."""
     from rig.settle import wait_quiet
 
-    left = iter([*(f"{n} message(s) still queued or unacknowledged" for n in range(30, 0, -1))])
+    left = iter([*(f"{n} message(s) still queued or unacknowledged" for n in range(12, 0, -1))])
     said: list[str] = []
     reason = wait_quiet(lambda: next(left, ""), timeout_s=10, progress=said.append)
     assert reason == ""
-    assert said == ["waiting: 30 message(s) still queued or unacknowledged", "waiting: settling"]
+    assert said == ["waiting: 12 message(s) still queued or unacknowledged", "waiting: settling"]
 
 
 def test_a_countdown_not_yet_due_is_waited_for_though_no_queue_shows_it() -> None:
