@@ -6,7 +6,6 @@ that lands outside any execution brings its own (kill-fetching)."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import subprocess
 import tempfile
@@ -27,7 +26,7 @@ from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
 from rig.history import CHECKPOINT, FAULT, HEAL, NOTE, PRODUCED, History
 from rig.settings import Settings
-from rig.target import Target, start_agent
+from rig.target import Target, marked_answer, start_agent
 from rig.workloads.registry import WORKLOADS
 
 # How long a repeated fault waits for the next execution of the task it hit
@@ -49,11 +48,10 @@ class Producer:
     def answer(self) -> dict[str, Any]:
         """What it published and raised (rig.agent.produce), from its marked line."""
         output = self.log.read_text(errors="replace")
-        for line in reversed(output.splitlines()):
-            if line.startswith(contract.MARK):
-                answer: dict[str, Any] = json.loads(line[len(contract.MARK) :])
-                return answer
-        raise RigError(f"a producer failed: {last_line(output)}")
+        answer: dict[str, Any] | None = marked_answer(output)
+        if answer is None:
+            raise RigError(f"a producer failed: {last_line(output)}")
+        return answer
 
     def close(self) -> None:
         if self.process.poll() is None:

@@ -268,10 +268,18 @@ def probe(app: str, project_dir: str, variables: tuple[tuple[str, str], ...]) ->
 
 def answer(done: subprocess.CompletedProcess[str], what: str) -> Any:
     """The marked JSON line of rig.agent's output (the app may print as it loads)."""
-    for line in reversed(done.stdout.splitlines()):
+    found = marked_answer(done.stdout)
+    if found is None:
+        raise BadInput(f"{what}: no answer in its output: {done.stdout.strip()[-200:]!r}")
+    return found
+
+
+def marked_answer(output: str) -> Any | None:
+    """The JSON of the last line rig.agent marked (contract.MARK), or None."""
+    for line in reversed(output.splitlines()):
         if line.startswith(contract.MARK):
             return json.loads(line[len(contract.MARK) :])
-    raise BadInput(f"{what}: no answer in its output: {done.stdout.strip()[-200:]!r}")
+    return None
 
 
 def agent_command(
