@@ -66,6 +66,7 @@ from rig.checkpoints import (
     received,
     set_current,
 )
+from rig.errors import one_line
 
 GENERATED_SETTINGS = "rig.project_settings"
 WRITE = re.compile(
@@ -372,7 +373,7 @@ def produce(function: str, key: str, task_id: str, kwargs: str) -> dict[str, Any
         producer(key, task_id, json.loads(kwargs))
         raised = ""
     except Exception as error:  # noqa: BLE001 - what the user's code raised is the answer
-        raised = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        raised = one_line(error)
     return {"published": published, "raised": raised}
 
 

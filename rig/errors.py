@@ -19,3 +19,9 @@ class EnvironmentProblem(RigError):
 
 class BrokerDown(Exception):
     """The broker does not answer (restarting, partitioned, gone): the runner waits."""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    message = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {message[0]}" if message else type(error).__name__

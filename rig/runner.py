@@ -21,7 +21,7 @@ from rig import checker
 from rig.backends.base import Backend, Services, WorkerSpec, last_line
 from rig.checker import Expected, Outcome
 from rig.crews import SLOTS, Crew, CrewFailed, CrewPool
-from rig.errors import BrokerDown, RigError
+from rig.errors import BrokerDown, RigError, one_line
 from rig.events import EventListener
 from rig.faults.registry import part as fault_part
 from rig.history import BROKER, EFFECTS, ERROR, LEDGER, NOTE, ROW, SETTLED, History
@@ -261,9 +261,3 @@ def worker_specs(settings: Settings, target: Target) -> list[WorkerSpec]:
         )
         for i in range(1, settings.workers + 1)
     ]
-
-
-def one_line(error: BaseException) -> str:
-    """An exception as one line: its type and the first line of its message."""
-    message = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
