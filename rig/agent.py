@@ -73,7 +73,6 @@ WRITE = re.compile(
     r'^\s*(INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE|DELETE\s+FROM)\s+[`"\[]?([\w.]+)',
     re.IGNORECASE,
 )
-MARK = contract.MARK
 
 
 def load_app() -> Celery:
@@ -381,13 +380,13 @@ def main(argv: list[str]) -> None:
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
     # The answer is the last line, marked: a user's app may print as it loads.
     if command == "probe":
-        print(MARK + json.dumps(probe()))
+        print(contract.MARK + json.dumps(probe()))
     elif command == "manage":
         manage(rest)
     elif command == "effects":
-        print(MARK + json.dumps(effects(rest[0])))
+        print(contract.MARK + json.dumps(effects(rest[0])))
     elif command == "produce":
-        print(MARK + json.dumps(produce(*rest)))
+        print(contract.MARK + json.dumps(produce(*rest)))
     else:
         raise SystemExit(
             "usage: python -m rig.agent probe | manage ARGS... | effects MODULE:FN "
