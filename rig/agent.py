@@ -53,7 +53,7 @@ from celery.signals import (
     worker_init,
 )
 
-from rig import contract, isolation
+from rig import contract, isolation, outbound
 from rig.checkpoints import (
     LEDGER_KEY,
     PRODUCER,
@@ -77,6 +77,7 @@ WRITE = re.compile(
 
 def load_app() -> Celery:
     """The user's app with the rig's settings; Django (if any) pointed at the rig's database."""
+    outbound.install(_record_effect)  # before the app's code runs: nothing leaves unseen
     project = os.environ.get(contract.PROJECT_DIR)
     if project and project not in sys.path:
         sys.path.insert(0, project)
@@ -169,6 +170,9 @@ class Record:
     state: str = ""
     writes: list[dict[str, Any]] = field(default_factory=list)
     integrity_errors: int = 0  # duplicates a constraint stopped
+    calls: list[dict[str, Any]] = field(default_factory=list)  # HTTP the sink answered
+    emails: list[dict[str, Any]] = field(default_factory=list)  # mail the rig's backend took
+    refused: list[dict[str, Any]] = field(default_factory=list)  # connections the guard refused
 
     def save(self) -> None:
         client = control()
@@ -185,6 +189,14 @@ _records = threading.local()
 
 def _record() -> Record | None:
     return getattr(_records, "record", None)
+
+
+def _record_effect(kind: str, effect: dict[str, Any]) -> None:
+    """rig.outbound's recorder: an effect of the running execution, saved at once."""
+    record = _record()
+    if record is not None:
+        getattr(record, kind).append(effect)
+        record.save()
 
 
 @task_prerun.connect

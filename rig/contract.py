@@ -14,6 +14,9 @@ PROJECT_DIR = "RIG_PROJECT_DIR"  # put first on sys.path
 CONF = "RIG_CONF"  # JSON: the Celery settings the rig overrides
 GIVEN_SETTINGS = "RIG_GIVEN_SETTINGS"  # DJANGO_SETTINGS_MODULE as --env gave it
 USER_SETTINGS = "RIG_USER_SETTINGS"  # the user's Django settings module, found at import
+SINK = "RIG_SINK"  # JSON: how the HTTP sink answers (rig.outbound.Sink)
+# The rig's own services: the only places a TCP connection may go (rig.outbound).
+SERVICE_URLS = (BROKER_URL, CONTROL_URL, DATABASE_URL)
 
 # What the controller reads back from a process it started.
 MARK = "RIG-JSON "  # starts the one line of a probe's, effects' or producer's output it reads

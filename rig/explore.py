@@ -410,8 +410,9 @@ def scenario_file(first: Exploration, shrunk: Shrunk) -> str:
     )
     failed = shrunk.last_failure.result.outcome.counts
     count = SHOWN_BY[first.expect]
-    if first.expect == "exactly-once-effects" and not failed.duplicate_rows:
-        count = "missing_rows"
+    if first.expect == "exactly-once-effects":
+        shown = ("duplicate_rows", "duplicate_external_effects", "duplicate_emails")
+        count = next((c for c in shown if getattr(failed, c)), "missing_rows")
     values = {k: v for k, v in settings.as_dict().items() if v not in (None, "", ())}
     lines = [
         'description = """',

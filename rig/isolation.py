@@ -143,7 +143,7 @@ def check_django(database_url: str) -> None:
 
 
 LOCAL_CACHE = "django.core.cache.backends.locmem.LocMemCache"
-LOCAL_MAIL = "django.core.mail.backends.locmem.EmailBackend"
+LOCAL_MAIL = "rig.mail.EmailBackend"  # Django's in-memory backend, counted per execution
 
 
 def _uri(url: str) -> str:

@@ -20,6 +20,8 @@ from rig.errors import BadInput
 from rig.faults import broker_outage, broker_restart, oom, partition, pause, stall, term
 from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
+from rig.outbound import KEY_HEADER, Sink
+from rig.outbound import POINTS as EFFECT_POINTS
 from rig.target import BUILTIN_TASKS, TargetSettings
 from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS, rabbitmq, redis
 from rig.workloads import countdown, producer
@@ -70,7 +72,8 @@ class CommonSettings:
     at: str = setting(
         "after_commit",
         f"the checkpoint where the fault lands: {', '.join(AUTOMATIC)} (passed in every "
-        f"task, no code change), {RECEIVED} (a message a worker holds, not started: a "
+        f"task, no code change), {', '.join(EFFECT_POINTS)} (around an outbound HTTP call or "
+        f"email), {RECEIVED} (a message a worker holds, not started: a "
         f"prefetched or an ETA one), {RETRIED} (a task that called self.retry, its retry "
         "message out), or a name your code passes to rig.checkpoint()",
     )
@@ -129,6 +132,22 @@ class CommonSettings:
         0, "each worker's memory limit in MiB, 0 for none (a container's --memory)", minimum=0
     )
 
+    http_status: int = setting(
+        200, "the status the rig's HTTP sink answers every outbound call with", minimum=100
+    )
+    http_body: str = setting("{}", "the body the rig's HTTP sink answers with")
+    idempotency_header: str = setting(
+        KEY_HEADER,
+        "the request header the sink reads an idempotency key from (besides "
+        f"{KEY_HEADER}): a repeated key gets the first answer and no second effect",
+    )
+    idempotency_key_seconds: float = setting(
+        86400.0,
+        "how long the sink remembers an idempotency key, as a payment provider does "
+        "(0: keys are not honoured)",
+        minimum=0,
+    )
+
     pool: Pool | None = setting(None, "the worker's execution pool (worker_pool)")
     concurrency: int | None = setting(
         None, "processes or threads per worker (worker_concurrency)", minimum=1
@@ -177,12 +196,9 @@ class Settings(
                     f"({', '.join(held)}): a message held there has no pool process to hit"
                 )
         elif not POINT_NAME.match(self.at) or (
-            not self.app and self.at not in (*AUTOMATIC, RETRIED, *self.workload_points())
+            not self.app and self.at not in self.builtin_points()
         ):
-            raise BadInput(
-                f"at={self.at!r}: expected one of "
-                + ", ".join((*AUTOMATIC, RECEIVED, RETRIED, *self.workload_points()))
-            )
+            raise BadInput(f"at={self.at!r}: expected one of " + ", ".join(self.builtin_points()))
         self.validate_target(self.task, self.tasks)
         unsupported = TRANSPORTS[self.transport].unsupported(self)
         if unsupported:
@@ -204,6 +220,10 @@ class Settings(
             for declared in fields(parameters):
                 if getattr(self, declared.name) != declared.default:
                     raise BadInput(f"{declared.name} needs workload={name}")
+
+    def builtin_points(self) -> tuple[str, ...]:
+        """The points the built-in exam_app's runs pass (a user's code may add its own)."""
+        return (*AUTOMATIC, *EFFECT_POINTS, RECEIVED, RETRIED, *self.workload_points())
 
     def workload_points(self) -> tuple[str, ...]:
         """Checkpoints the workload's own code passes (a producer's before_commit)."""
@@ -257,10 +277,18 @@ class Settings(
         }
 
     def worker_environment(self) -> dict[str, str]:
-        """What a worker's agent reads (rig.agent): the Celery settings and the park time."""
+        """What a worker's agent reads (rig.agent): the Celery settings, the park
+        time and how the HTTP sink answers."""
+        sink = Sink(
+            self.http_status,
+            self.http_body,
+            self.idempotency_header,
+            self.idempotency_key_seconds,
+        )
         return {
             contract.CONF: json.dumps(self.celery_settings()),
             contract.PARK_SECONDS: str(contract.PARK_S),
+            contract.SINK: json.dumps(asdict(sink)),
         }
 
 

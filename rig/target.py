@@ -36,6 +36,9 @@ BUILTIN_TASKS = {
     "get_or_create": ("exam_app.users.tasks.get_or_create_record", "users_idempotentrecord"),
     "retry_then_create": ("exam_app.users.tasks.retry_then_create", "users_naiverecord"),
     "fulfil_order": ("exam_app.users.tasks.fulfil_order", "users_naiverecord"),
+    "charge": ("exam_app.users.tasks.charge", "users_naiverecord"),
+    "charge_with_key": ("exam_app.users.tasks.charge_with_key", "users_naiverecord"),
+    "send_receipt": ("exam_app.users.tasks.send_receipt", "users_naiverecord"),
     "get_or_create_unconstrained": (
         "exam_app.users.tasks.get_or_create_unconstrained",
         "users_unconstrainedrecord",

@@ -1,11 +1,15 @@
-"""What tests in both rooms share: the repository's root and the real command
-line run as a user runs it."""
+"""What tests in both rooms share: the repository's root, the real command
+line run as a user runs it, and a listener that tells whether anything reached it."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,3 +34,33 @@ def assert_clear_error(result: subprocess.CompletedProcess[str], code: int, *nee
     assert "Traceback" not in output, output
     for needle in needles:
         assert needle in output, f"{needle!r} not in:\n{output}"
+
+
+@dataclass
+class Listener:
+    """A real port that counts the connections it accepts."""
+
+    sock: socket.socket
+    accepted: list[str] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def serve(self) -> None:
+        while True:
+            try:
+                connection, address = self.sock.accept()
+            except OSError:
+                return  # closed
+            self.accepted.append(f"{address[0]}:{address[1]}")
+            connection.close()
+
+
+def listening() -> Iterator[Listener]:
+    """A Listener on a free loopback port, for as long as the generator lives (a fixture)."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    listener = Listener(sock)
+    threading.Thread(target=listener.serve, daemon=True).start()
+    yield listener
+    sock.close()

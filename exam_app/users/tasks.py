@@ -12,7 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import requests
 from celery import Task, shared_task
+from django.core.mail import send_mail
 from django.db import models, transaction
 
 from exam_app.users import ledger
@@ -23,6 +25,10 @@ from exam_app.users.models import (
     Order,
     UnconstrainedRecord,
 )
+
+# A payment provider's API. Under the rig no call leaves the worker: its sink
+# answers (rig.outbound); ".invalid" never resolves anywhere else either.
+PAYMENTS_URL = "https://payments.example.invalid/v1/charges"
 
 
 def retrieve(seconds: float) -> str:
@@ -134,3 +140,36 @@ def _get_or_create(model: type[models.Model], task: Task, key: str, seconds: flo
         business_key=key,
         defaults={"payload": lambda: retrieve(seconds), "task_id": task.request.id},
     )
+
+
+# The external effects: a charge at a payment provider, a receipt by email,
+# each then recorded in the database, naively. A worker that dies between the
+# effect and the commit leaves the effect done and unrecorded: a late-ack
+# redelivery does it again.
+
+
+def _charge(task: Task, key: str, idempotency_key: str) -> None:
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    response = requests.post(PAYMENTS_URL, json={"order": key, "amount": 1000}, headers=headers)
+    response.raise_for_status()
+    _create_naive(task, key, 0.0, 0)
+
+
+@shared_task(bind=True, name="exam_app.users.tasks.charge")
+def charge(self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 0) -> None:
+    """Charges the order with no idempotency key: a second run is a second charge."""
+    _charge(self, key, idempotency_key="")
+
+
+@shared_task(bind=True, name="exam_app.users.tasks.charge_with_key")
+def charge_with_key(self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 0) -> None:
+    """Charges with the order's key as the Idempotency-Key: the provider answers a
+    second run's charge with the first one's and charges once."""
+    _charge(self, key, idempotency_key=f"charge-{key}")
+
+
+@shared_task(bind=True, name="exam_app.users.tasks.send_receipt")
+def send_receipt(self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 0) -> None:
+    """Emails the customer a receipt, then records it: a second run, a second email."""
+    send_mail(f"Your receipt for {key}", "Thank you.", None, [f"{key}@example.invalid"])
+    _create_naive(self, key, 0.0, 0)

@@ -11,6 +11,7 @@ is "error", with the crash's message.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -50,6 +51,13 @@ class Counts:
     dead_lettered: int = 0  # messages the broker gave up on (a delivery-limit); also lost
     stranded: int = 0  # messages left on the broker once every worker had exited; also lost
     workers_crashed: int = 0  # workers that exited during the run with no fault aimed at them
+    external_calls: int = 0  # outbound HTTP calls the rig's sink answered (rig.outbound)
+    # One logical call (a task's n-th call of a method on a host and path) that
+    # had an effect in more than one execution: the second charge. A repeat the
+    # sink answered from an idempotency key had none.
+    duplicate_external_effects: int = 0
+    emails: int = 0  # messages handed to the rig's mail backend
+    duplicate_emails: int = 0  # one task's n-th email to the same recipients and subject, again
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -150,7 +158,57 @@ def count(history: History) -> Counts:
         dead_lettered=sum(e.data["dead_lettered"] for e in history.events(BROKER)),
         stranded=sum(e.data.get("stranded", 0) for e in history.events(BROKER)),
         workers_crashed=len(crashed_workers(history)),
+        external_calls=sum(len(r.get("calls", [])) for rows in attempts.values() for r in rows),
+        duplicate_external_effects=repeated_effects(attempts, "calls", call_effect),
+        emails=sum(len(r.get("emails", [])) for rows in attempts.values() for r in rows),
+        duplicate_emails=repeated_effects(attempts, "emails", email_effect),
     )
+
+
+def call_effect(call: dict[str, Any]) -> tuple[str, ...] | None:
+    """What makes two HTTP calls the same logical call; None: no effect (a replayed key)."""
+    return None if call.get("replayed") else (call["method"], call["host"], call["path"])
+
+
+def email_effect(email: dict[str, Any]) -> tuple[str, ...] | None:
+    return (",".join(email["to"]), email["subject"])
+
+
+# The outbound effects, each by the ledger record's list and what makes two the same.
+OUTBOUND = {"calls": call_effect, "emails": email_effect}
+
+
+def repeated_effects(
+    attempts: dict[str, list[dict[str, Any]]],
+    kind: str,
+    effect_of: Callable[[dict[str, Any]], tuple[str, ...] | None],
+) -> int:
+    """Effects one task had more than once: for each task, each execution's
+    n-th effect of a kind (the same call, the same email) counts once per
+    execution beyond the first that had it."""
+    repeats = 0
+    for rows in attempts.values():
+        executions_with: Counter[tuple[Any, ...]] = Counter()
+        for row in rows:
+            seen: Counter[tuple[str, ...]] = Counter()
+            for item in row.get(kind, []):
+                effect = effect_of(item)
+                if effect is not None:
+                    seen[effect] += 1
+                    executions_with[(effect, seen[effect])] += 1
+        repeats += sum(n - 1 for n in executions_with.values())
+    return repeats
+
+
+def refused_connections(history: History) -> list[str]:
+    """One line per connection a task tried outside the rig, which the guard refused."""
+    return [
+        f"task {row['task_id']} tried to connect to {refused['address']}, which is not one of "
+        "the rig's services: refused (outbound HTTP is answered by the rig's sink only "
+        "through urllib3, as requests uses it)"
+        for row in (e.data for e in history.events(LEDGER))
+        for refused in row.get("refused", [])
+    ]
 
 
 def never_sent(history: History) -> set[str]:
@@ -269,7 +327,7 @@ def check(
     counts = count(history)
     latencies = redelivery_latencies(history)
     faults = [e.data for e in history.events(FAULT)]
-    crashes = [e.data["message"] for e in history.events(ERROR)]
+    crashes = [e.data["message"] for e in history.events(ERROR)] + refused_connections(history)
     if crashes:
         return Outcome("error", counts, crashes, latencies, faults)
     unknown = _unknown_reasons(history, counts, fault_expected)

@@ -8,7 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rig.checker import Outcome, Verdict, executions_by_task, rows_per_key
+from rig.checker import (
+    OUTBOUND,
+    Outcome,
+    Verdict,
+    executions_by_task,
+    repeated_effects,
+    rows_per_key,
+)
 from rig.history import SENT, History
 
 
@@ -51,8 +58,13 @@ def _no_duplicate_rows(f: Facts, task: dict[str, Any]) -> str:
 
 
 def _exactly_once_effects(f: Facts, task: dict[str, Any]) -> str:
+    """One row for its key, and no HTTP call or email had its effect twice."""
     rows = f.rows[task["business_key"]]
-    return f"{rows} rows" if rows != 1 else ""
+    runs = {task["task_id"]: f.executions[task["task_id"]]}
+    repeats = {kind: repeated_effects(runs, kind, effect) for kind, effect in OUTBOUND.items()}
+    problems = [f"{rows} rows"] if rows != 1 else []
+    problems += [f"{n} of its {kind} again" for kind, n in repeats.items() if n]
+    return ", ".join(problems)
 
 
 # name -> (what it promises, the test of one task; "" when it holds)
@@ -60,7 +72,10 @@ PROPERTIES: dict[str, tuple[str, Callable[[Facts, dict[str, Any]], str]]] = {
     "no-lost": ("every task completes", _no_lost),
     "at-most-once": ("no task runs more than once", _at_most_once),
     "no-duplicate-rows": ("no business key has more than one row", _no_duplicate_rows),
-    "exactly-once-effects": ("every business key has exactly one row", _exactly_once_effects),
+    "exactly-once-effects": (
+        "every business key has exactly one row, and no HTTP call or email happens twice",
+        _exactly_once_effects,
+    ),
 }
 NEEDS_ROWS = {"no-duplicate-rows", "exactly-once-effects"}
 

@@ -4,6 +4,7 @@ that is not Django."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from rig.runner import Runner
-from rig.settings import make_settings
-from tests.helpers import ROOT, assert_clear_error, rig
+from rig.settings import Settings, make_settings
+from tests.helpers import ROOT, Listener, assert_clear_error, listening, rig
 
 SHOP = ROOT / "examples" / "shop"
 SHOP_APP = ["--app", "shop.celery:app", "--project-dir", str(SHOP)]
@@ -208,3 +209,36 @@ def test_a_run_that_ends_unknown_keeps_its_workers_logs(tmp_path: Path) -> None:
     assert kept, f"no worker log kept under {tmp_path}/reports:\n{output}"
     assert "celery@w1-" in kept[0].read_text(), kept[0].read_text()[-500:]
     assert f"kept: the workers' logs and the history in reports/{kept[0].parts[-3]}/" in output
+
+
+outside = pytest.fixture(listening, name="outside")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("runner", ["local"], indirect=True)
+def test_no_outbound_connection_leaves_a_worker(runner: Runner, outside: Listener) -> None:
+    """A task's HTTP call to a real port is answered by the rig's sink and counted
+    per execution (twice: killed after the answer, run again); a raw connection to
+    it is refused and the run's error names it. The port never hears from either."""
+
+    def plain(task: str, kwargs: dict[str, object], **settings: object) -> Settings:
+        return make_settings(
+            app="tests.plain_celery.app:app",
+            project_dir=str(ROOT),
+            task=task,
+            kwargs=json.dumps(kwargs),
+            **settings,
+        )
+
+    url = f"http://127.0.0.1:{outside.port}/v1/charges"
+    kill = {"fault": "container", "at": "after_http", "acks": "late"}
+    posted = runner.run("outbound-http", plain("plain.post", {"url": url}, **kill), None)
+    assert posted.outcome.verdict == "observed", posted.outcome.reasons
+    counts = posted.outcome.counts
+    assert (counts.executions, counts.completed) == (2, 1), counts
+    assert (counts.external_calls, counts.duplicate_external_effects) == (2, 1), counts
+
+    raw = runner.run("outbound-raw", plain("plain.connect", {"port": outside.port}), None)
+    assert raw.outcome.verdict == "error", raw.outcome
+    assert f"tried to connect to 127.0.0.1:{outside.port}" in raw.outcome.reasons[0]
+    assert outside.accepted == [], "a connection left a worker"

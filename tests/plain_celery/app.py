@@ -29,3 +29,19 @@ def dump(value: int) -> str:
     import tomli_w
 
     return tomli_w.dumps({"value": value})
+
+
+@app.task(name="plain.post")
+def post(url: str) -> int:
+    """Calls an HTTP API (requests, in the rig's image): the rig's sink answers."""
+    import requests
+
+    return requests.post(url, json={"amount": 1}, timeout=5).status_code
+
+
+@app.task(name="plain.connect")
+def connect(port: int) -> None:
+    """Opens a raw connection, as a client the sink does not answer would."""
+    import socket
+
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()

@@ -289,3 +289,60 @@ def test_a_producer_that_published_nothing_left_its_task_never_sent_and_lost() -
 
 def test_a_producer_whose_publish_went_through_sent_its_task() -> None:
     assert check(produced(published=True), None, fault_expected=True).counts.never_sent == 0
+
+
+def _charged_twice(second_call: dict[str, object], emails: int = 0) -> History:
+    """Killed after a charge (and `emails` receipts), run again: both executions called out."""
+    history = History()
+    history.add(SENT, at=1.0, task_id="t1", task="charge", business_key="k")
+    call = {"method": "POST", "host": "pay.example", "path": "/v1/charges", "key": ""}
+    email = {"to": ["k@example.invalid"], "subject": "Your receipt"}
+    for attempt, made in ((1, call | {"replayed": False}), (2, second_call)):
+        history.add(
+            LEDGER,
+            task_id="t1",
+            attempt=attempt,
+            hostname=f"celery@w{attempt}",
+            started_at=float(attempt),
+            written_at=None,
+            finished_at=2.5 if attempt == 2 else None,
+            calls=[made],
+            emails=[email] * emails,
+        )
+    _kill(history, 1.5)
+    history.add(SETTLED, settled=True, reason="drained and quiet")
+    return history
+
+
+def test_a_charge_made_again_is_a_duplicate_external_effect() -> None:
+    again = {"method": "POST", "host": "pay.example", "path": "/v1/charges", "replayed": False}
+    counts = check(_charged_twice(again), None, fault_expected=True).counts
+    assert (counts.external_calls, counts.duplicate_external_effects) == (2, 1)
+
+
+def test_a_charge_the_sink_replayed_from_its_key_has_no_second_effect() -> None:
+    replayed = {"method": "POST", "host": "pay.example", "path": "/v1/charges", "replayed": True}
+    counts = check(_charged_twice(replayed), None, fault_expected=True).counts
+    assert (counts.external_calls, counts.duplicate_external_effects) == (2, 0)
+
+
+def test_another_call_is_not_a_duplicate_but_a_second_receipt_is() -> None:
+    refund = {"method": "POST", "host": "pay.example", "path": "/v1/refunds", "replayed": False}
+    counts = check(_charged_twice(refund, emails=2), None, fault_expected=True).counts
+    assert counts.duplicate_external_effects == 0
+    # Each execution sent two receipts: its first and its second are each repeated once.
+    assert (counts.emails, counts.duplicate_emails) == (4, 2)
+
+
+def test_a_refused_connection_is_the_runs_error_naming_it() -> None:
+    history = _charged_twice({"method": "GET", "host": "h", "path": "/", "replayed": False})
+    refused = [{"address": "10.0.0.9:6379"}]
+    history.add(LEDGER, task_id="t1", attempt=3, hostname="celery@w1", started_at=3.0,
+                written_at=None, finished_at=None, refused=refused)  # fmt: skip
+    outcome = check(history, None, fault_expected=True)
+    assert outcome.verdict == "error"
+    assert outcome.reasons == [
+        "task t1 tried to connect to 10.0.0.9:6379, which is not one of the rig's services: "
+        "refused (outbound HTTP is answered by the rig's sink only through urllib3, as "
+        "requests uses it)"
+    ]

@@ -51,5 +51,8 @@ def test_the_builtin_targets_name_the_models_tables() -> None:
         "get_or_create": IdempotentRecord._meta.db_table,
         "retry_then_create": NaiveRecord._meta.db_table,
         "fulfil_order": NaiveRecord._meta.db_table,
+        "charge": NaiveRecord._meta.db_table,
+        "charge_with_key": NaiveRecord._meta.db_table,
+        "send_receipt": NaiveRecord._meta.db_table,
         "get_or_create_unconstrained": UnconstrainedRecord._meta.db_table,
     }
