@@ -1,6 +1,6 @@
 """A run in plain words, task by task: how often it ran, where, what each
-execution wrote and whether that committed, which fault hit it, how many rows
-its business key has. Pure: reads a History, like the checker."""
+execution wrote and whether that committed, what it called and emailed,
+which fault hit it, how many rows its business key has. Pure: reads a History, like the checker."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ def _execution(row: dict[str, Any], fault: dict[str, Any] | None) -> str:
         text += f": {len(writes)} write(s), none committed"
     else:
         text += ": wrote nothing"
+    text += "".join(outbound_phrases(row))
     if row.get("integrity_errors"):
         text += f", {row['integrity_errors']} refused by a constraint"
     if fault is not None:
@@ -66,3 +67,14 @@ def _execution(row: dict[str, Any], fault: dict[str, Any] | None) -> str:
     elif fault is None:
         text += f"; did not finish ({row.get('state') or 'its worker died'})"
     return text
+
+
+def outbound_phrases(row: dict[str, Any]) -> list[str]:
+    """What an execution sent outside: each HTTP call the sink answered, each email."""
+    calls = [
+        f", called {c['method']} {c['host']}{c['path']}"
+        + (" (answered from its idempotency key)" if c.get("replayed") else "")
+        for c in row.get("calls", [])
+    ]
+    emails = [f", emailed {', '.join(e['to'])}: {e['subject']}" for e in row.get("emails", [])]
+    return calls + emails

@@ -146,7 +146,8 @@ def _path(url: str) -> str:
 class RigEndpoints:
     """The rig's own services as this process reaches them: the only places a
     TCP connection may go. Names are resolved again on a miss (a restarted
-    broker container may come back at another address)."""
+    broker container may come back at another address); an address once
+    known stays allowed (a partitioned worker cannot resolve names at all)."""
 
     names: tuple[tuple[str, int], ...]
     addresses: frozenset[tuple[str, int]] = frozenset()
@@ -166,7 +167,7 @@ class RigEndpoints:
             except OSError:
                 continue  # not resolvable now: a later miss tries again
             found |= {(str(info[4][0]), port) for info in infos}
-        self.addresses = frozenset(found)
+        self.addresses |= found
 
     def allows(self, host: str, port: int) -> bool:
         if (host, port) in self.addresses:

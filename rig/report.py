@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from rich.table import Table
 
 from rig.checker.schedule import parse_schedule
+from rig.explain import outbound_phrases
 from rig.fairness import FairnessResult
 from rig.faults.registry import part as fault_part
 from rig.history import FAULT, HEAL, LEDGER, SENT, History
@@ -158,6 +159,7 @@ def _bar(
         f" on {row['hostname']} pid {row.get('pid')}, {state}"
         + (", wrote its row" if row.get("written_at") else "")
         + (", a redelivery" if row.get("redelivered") else "")
+        + "".join(outbound_phrases(row))
     )
     task = row.get("business_key") or row["task_id"][:8]
     label = f"{task} #{row['attempt']} on {_worker(row['hostname'])}"
@@ -269,12 +271,18 @@ def fault_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "lost": row["counts"]["lost"],
             "run_again": row["counts"]["redelivered"],
             "duplicate_rows": row["counts"]["duplicate_rows"],
+            "duplicate_effects": _duplicate_effects(row["counts"]),
             "verdict": row["verdict"],
         }
         for row in rows
         if row.get("counts") and row["verdict"] != "skipped"
     ]
     return sorted(table, key=lambda entry: (entry["fault"], entry["scenario"]))
+
+
+def _duplicate_effects(counts: dict[str, int]) -> int:
+    """HTTP calls and emails that had their effect twice (older histories: 0)."""
+    return counts.get("duplicate_external_effects", 0) + counts.get("duplicate_emails", 0)
 
 
 def _fault_of(row: dict[str, Any]) -> str:
@@ -316,6 +324,7 @@ def transport_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[st
             "executions": counts.get("executions"),
             "lost": counts.get("lost"),
             "duplicate_rows": counts.get("duplicate_rows"),
+            "duplicate_effects": _duplicate_effects(counts),
             "latency_s": min(latencies) if latencies else None,
             "reason": row["reasons"][0] if row["verdict"] == "skipped" else "",
         }

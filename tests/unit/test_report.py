@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rig.checker import Counts
-from rig.history import FAULT, HEAL, SENT, History
+from rig.history import FAULT, HEAL, LEDGER, SENT, History
 from rig.report import VERDICT_WORDS, fault_table, nice_ticks, timeline, write_reports
 from rig.runner import Result
 from rig.settings import make_settings
@@ -135,18 +135,33 @@ def test_two_pauses_in_one_run_are_each_shaded_to_their_own_heal() -> None:
 def test_the_by_fault_table_groups_results_by_fault() -> None:
     rows = [
         {"scenario": name, "verdict": "pass", "settings": make_settings(**kw).as_dict(),
-         "counts": Counts(lost=lost, redelivered=again).as_dict()}
+         "counts": Counts(lost=lost, redelivered=again,
+                          duplicate_external_effects=again * (name == "a_charge")).as_dict()}
         for name, kw, lost, again in [
             ("b_term", {"fault": "term"}, 0, 1),
             ("a_kill", {"fault": "container", "acks": "early"}, 1, 0),
+            ("a_charge", {"fault": "container", "at": "after_http"}, 0, 1),
             ("c_term_early", {"fault": "term", "acks": "early"}, 1, 0),
         ]
     ]  # fmt: skip
     table = fault_table(rows)
     assert [(r["fault"], r["scenario"]) for r in table] == [
-        ("container", "a_kill"), ("term", "b_term"), ("term", "c_term_early"),
+        ("container", "a_charge"), ("container", "a_kill"), ("term", "b_term"),
+        ("term", "c_term_early"),
     ]  # fmt: skip
-    assert (table[0]["lost"], table[1]["run_again"]) == (1, 1)
+    assert (table[1]["lost"], table[2]["run_again"]) == (1, 1)
+    assert [r["duplicate_effects"] for r in table] == [1, 0, 0, 0]
+
+
+def test_an_executions_calls_and_emails_are_in_its_tooltip() -> None:
+    history = killed_then_redelivered()
+    for event in history.events(LEDGER):
+        event.data["calls"] = [{"method": "POST", "host": "pay.example", "path": "/v1/charges",
+                                "replayed": event.data["attempt"] == 2}]  # fmt: skip
+        event.data["emails"] = [{"to": ["k@example.invalid"], "subject": "Your receipt"}]
+    first, second = (bar.tooltip for bar in timeline(history).bars)
+    assert ", called POST pay.example/v1/charges, emailed k@example.invalid: Your receipt" in first
+    assert "/v1/charges (answered from its idempotency key)" in second
 
 
 def test_a_stored_run_rechecked_offline_gives_its_verdicts(report: Path) -> None:

@@ -69,3 +69,23 @@ def test_charge_once_survives_the_same_kill_on_rabbitmq(celery_chaos: Any) -> No
     assert result.counts.redelivered >= 1, result.explain()
     assert result.counts.duplicate_rows == 0, result.explain()
     assert result.counts.missing_rows == 0, result.explain()
+
+
+@pytest.mark.celery_chaos(app="shop.celery:app", fault="container", at="after_http", acks="late")
+def test_a_kill_after_the_providers_answer_charges_the_card_twice(celery_chaos: Any) -> None:
+    result = celery_chaos.run("payments.tasks.charge_card", kwargs={"order_id": "{key}"}, tasks=2)
+    # The provider answered, the worker died before the payment was recorded: the
+    # task ran again and called the provider again. One order, two charges.
+    assert result.counts.external_calls == 3, result.explain()
+    assert result.counts.duplicate_external_effects == 1, result.explain()
+
+
+@pytest.mark.celery_chaos(app="shop.celery:app", fault="container", at="after_http", acks="late")
+def test_an_idempotency_key_makes_the_second_call_harmless(celery_chaos: Any) -> None:
+    result = celery_chaos.run(
+        "payments.tasks.charge_card_once", kwargs={"order_id": "{key}"}, tasks=2
+    )
+    # The same kill and the same second call; the provider (the rig's sink, as a
+    # provider does) answered it from the key with the first charge.
+    assert result.counts.external_calls == 3, result.explain()
+    assert result.counts.duplicate_external_effects == 0, result.explain()
