@@ -3,6 +3,9 @@ unchanged, with the rig's broker, database and checkpoints.
 
 Importing this module (in the worker's main process, before it forks):
 
+0. installs the HTTP sink and the connection guard (rig.outbound): nothing
+   the project's code sends leaves the process, and what it sends is
+   recorded on the execution that sent it;
 1. puts the project directory on sys.path and imports the user's app as
    `celery -A` would (RIG_APP, MODULE[:ATTR]);
 2. if the app named its Django settings (the usual `os.environ.setdefault(
