@@ -22,7 +22,8 @@ Importing this module (in the worker's main process, before it forks):
    INSERT/UPDATE/DELETE), in_transaction (that write ran inside an atomic
    block not yet committed), after_commit (the transaction holding it
    committed; in autocommit right after the statement) and task_end
-   (task_postrun: the body returned, a late ack is not sent yet).
+   (task_postrun: the body returned, a late ack is not sent yet); a chain's
+   step passes next_published first (its next step is published by then).
 
 The ledger lives in the control store (its own Redis, never the user's), one
 record per execution, written before the execution can go on past each step.
@@ -59,6 +60,7 @@ from celery.signals import (
 from rig import contract, isolation, outbound
 from rig.checkpoints import (
     LEDGER_KEY,
+    NEXT_PUBLISHED,
     PRODUCER,
     RETRIED,
     Execution,
@@ -97,7 +99,7 @@ def load_app() -> Celery:
         os.environ[contract.USER_SETTINGS] = user_settings
         os.environ["DJANGO_SETTINGS_MODULE"] = GENERATED_SETTINGS
     conf = json.loads(os.environ.get(contract.CONF) or "{}")
-    isolation.take_over(app, conf | isolation.infrastructure(_broker_url()))
+    isolation.take_over(app, conf | isolation.infrastructure(_broker_url(), _results_url()))
     check_isolation(app)
     _override_task_options(app, conf)
     return app
@@ -107,10 +109,15 @@ def _broker_url() -> str:
     return os.environ.get(contract.BROKER_URL, "memory://")
 
 
+def _results_url() -> str | None:
+    """The rig's result store when a run asks for one: the crew's corner of the control store."""
+    return os.environ[contract.CONTROL_URL] if os.environ.get(contract.RESULTS) else None
+
+
 def check_isolation(app: Celery) -> None:
     """Refuse (one line, before anything connects) unless the app's effective
     broker, result backend, databases, caches and mail are the rig's."""
-    isolation.check_celery(app, _broker_url())
+    isolation.check_celery(app, _broker_url(), _results_url())
     if uses_django():
         isolation.check_django(os.environ[contract.DATABASE_URL])
 
@@ -173,6 +180,7 @@ class Record:
     state: str = ""
     writes: list[dict[str, Any]] = field(default_factory=list)
     integrity_errors: int = 0  # duplicates a constraint stopped
+    chained: bool = False  # a chain's step with a step after it, published when the body returns
     calls: list[dict[str, Any]] = field(default_factory=list)  # HTTP the sink answered
     emails: list[dict[str, Any]] = field(default_factory=list)  # mail the rig's backend took
     refused: list[dict[str, Any]] = field(default_factory=list)  # connections the guard refused
@@ -224,6 +232,7 @@ def _task_started(task_id: str, task: Task, **_: Any) -> None:
         acks_late=bool(task.acks_late),
         reject_on_worker_lost=bool(task.reject_on_worker_lost),
         started_at=time.time(),
+        chained=bool(request.chain),
     )
     record.save()
     _records.record = record
@@ -264,6 +273,8 @@ def _task_ended(state: str | None = None, **_: Any) -> None:
         if state == "SUCCESS":
             record.finished_at = record.ended_at
         record.save()
+        if state == "SUCCESS" and record.chained:
+            checkpoint(NEXT_PUBLISHED)  # Celery published the next step before postrun
         checkpoint("task_end")
     finally:
         _records.record = None

@@ -38,6 +38,9 @@ RECEIVED = "received"  # a message reserved, not started: attempt 0, the main pr
 # A task that called self.retry: its retry message is published, the original
 # not yet acknowledged (Celery's task_retry signal, in the pool process).
 RETRIED = "after_retry"
+# A step of a chain whose body returned: Celery has published the chain's next
+# step, and (late ack) not acknowledged this one (celery/app/trace.py).
+NEXT_PUBLISHED = "next_published"
 PRODUCER = "producer"  # the hostname of a producer's checkpoints (rig.workloads.producer)
 REPORTS_KEY = "rig:checkpoints"
 LEDGER_KEY = "rig:ledger"  # hash: "<task id>:<attempt>" -> one execution's record (JSON)

@@ -14,6 +14,7 @@ PROJECT_DIR = "RIG_PROJECT_DIR"  # put first on sys.path
 CONF = "RIG_CONF"  # JSON: the Celery settings the rig overrides
 GIVEN_SETTINGS = "RIG_GIVEN_SETTINGS"  # DJANGO_SETTINGS_MODULE as --env gave it
 USER_SETTINGS = "RIG_USER_SETTINGS"  # the user's Django settings module, found at import
+RESULTS = "RIG_RESULTS"  # "redis": the app stores results in its corner of the control store
 SINK = "RIG_SINK"  # JSON: how the HTTP sink answers (rig.outbound.Sink)
 # The rig's own services: the only places a TCP connection may go (rig.outbound).
 SERVICE_URLS = (BROKER_URL, CONTROL_URL, DATABASE_URL)

@@ -14,6 +14,7 @@ from typing import Any
 
 from celery import Celery
 
+from rig import contract
 from rig.backends.base import Backend, Services, WorkerSpec
 from rig.control import Control, with_db
 from rig.events import controller_app, pool_processes, wait_answering
@@ -82,8 +83,9 @@ class CrewPool:
         url = transport.crew_url(self.backend.broker_url(name), db)
         # Its own controller app and client: none of their connections outlive the
         # crew (a broker restart leaves dead ones behind).
-        app = controller_app(url, owner=f"crew-{number}", declared=setup.get("declared"))
         control = Control(with_db(self.services.control_url, db))
+        results = control.url if specs[0].environment.get(contract.RESULTS) else None
+        app = controller_app(url, f"crew-{number}", setup.get("declared"), results)
         broker = transport.Broker(url, self.backend.broker_admin(name))
         crew = Crew(db, named, broker, control, app, threading.Thread())
 

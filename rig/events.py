@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
+from celery.backends.redis import RedisBackend
 
 from rig.errors import EnvironmentProblem
 from rig.history import CELERY, History
@@ -20,20 +21,42 @@ from rig.waiting import until_nothing_missing
 
 
 def controller_app(
-    broker_url: str, owner: str = "rig", declared: dict[str, str] | None = None
+    broker_url: str,
+    owner: str = "rig",
+    declared: dict[str, str] | None = None,
+    results_url: str | None = None,
 ) -> Celery:
     """A bare Celery app for sending by name and receiving events; no Django needed.
 
     kombu keeps one global connection pool per broker address and options, so
     apps on the same address share pooled connections, and a connection a
     broker restart killed would surface in a later app. `owner` (ignored by the
-    transport) gives each app a pool of its own, closed with the app."""
-    app = Celery("rig-controller", broker=broker_url)
+    transport) gives each app a pool of its own, closed with the app. With the
+    workers' result store (`results_url`), it can send a chord: the sender
+    records the chord's size there."""
+    backend = f"{__name__}:SendingRedisBackend+{results_url}" if results_url else None
+    app = Celery("rig-controller", broker=broker_url, backend=backend)
     app.conf.broker_connection_retry_on_startup = True
     app.conf.broker_transport_options = {"rig_owner": owner}
     app.conf.task_send_sent_event = False  # the history records "sent" itself
     app.conf.update(declared or {})  # as the workers declare: RabbitMQ refuses a second way
     return app
+
+
+class SendingRedisBackend(RedisBackend):
+    """The controller's result store: it sends chords (the sender records their
+    size) and never awaits a result. Celery's Redis backend subscribes to every
+    result a group awaits (vine's barrier) and unsubscribes as each result
+    object is collected, at the latest as the interpreter exits, when the
+    crew's Redis is gone: an ignored traceback."""
+
+    def add_pending_result(
+        self, result: Any, weak: bool = False, start_drainer: bool = True
+    ) -> Any:
+        return result
+
+    def remove_pending_result(self, result: Any) -> Any:
+        return result
 
 
 class EventListener:

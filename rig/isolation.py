@@ -48,14 +48,14 @@ class Refused(SystemExit):
         super().__init__(f"refusing to run: {what}; the rig uses only its own services")
 
 
-def infrastructure(broker_url: str) -> dict[str, Any]:
+def infrastructure(broker_url: str, results_url: str | None) -> dict[str, Any]:
     """The settings that name infrastructure, as the rig's processes must have them."""
     return {
         "broker_url": broker_url,
         "broker_read_url": None,
         "broker_write_url": None,
         "broker_use_ssl": None,
-        "result_backend": None,  # never the project's result store
+        "result_backend": results_url,  # the rig's own result store, or none; never the project's
     }
 
 
@@ -74,8 +74,9 @@ def take_over(app: Celery, settings: dict[str, Any]) -> None:
     conf.update(forced)
 
 
-def check_celery(app: Celery, broker_url: str) -> None:
-    """Refuse unless the app's effective broker is the rig's and it has no result backend."""
+def check_celery(app: Celery, broker_url: str, results_url: str | None = None) -> None:
+    """Refuse unless the app's effective broker is the rig's, and its result backend
+    is the rig's (results_url) or none."""
     conf = app.conf
     ours = _uri(broker_url)
     for name in ("broker_url", "broker_read_url", "broker_write_url"):
@@ -93,12 +94,19 @@ def check_celery(app: Celery, broker_url: str) -> None:
     pool = getattr(app, "_pool", None)  # built as the app module loaded, before the rig's turn
     if pool is not None and pool.connection is not None and pool.connection.as_uri() != ours:
         raise Refused(f"the app's connection pool points at {_safe(pool.connection.as_uri())}")
-    if conf.result_backend is not None:
+    _check_results(app, results_url)
+
+
+def _check_results(app: Celery, results_url: str | None) -> None:
+    conf = app.conf
+    if conf.result_backend != results_url:
         raise Refused(f"the project's result backend {_safe(conf.result_backend)} stayed set")
     backend = app.backend
-    if type(backend).__name__ != "DisabledBackend":
-        url = getattr(backend, "url", None) or type(backend).__name__
-        raise Refused(f"the app's result backend is {_safe(str(url))}")
+    if results_url is None and type(backend).__name__ == "DisabledBackend":
+        return
+    url = str(getattr(backend, "url", None) or type(backend).__name__)
+    if results_url is None or _uri(url) != _uri(results_url):
+        raise Refused(f"the app's result backend is {_safe(url)}")
 
 
 def django_database(url: str) -> dict[str, Any]:

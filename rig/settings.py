@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from rig import contract, schema
-from rig.checkpoints import AUTOMATIC, RECEIVED, RETRIED
+from rig.checkpoints import AUTOMATIC, NEXT_PUBLISHED, RECEIVED, RETRIED
 from rig.errors import BadInput
 from rig.faults import broker_outage, broker_restart, oom, partition, pause, stall, term
 from rig.faults.registry import FAULTS
@@ -24,7 +24,7 @@ from rig.outbound import KEY_HEADER, Sink
 from rig.outbound import POINTS as EFFECT_POINTS
 from rig.target import BUILTIN_TASKS, TargetSettings
 from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS, rabbitmq, redis
-from rig.workloads import countdown, producer
+from rig.workloads import chord, countdown, producer
 from rig.workloads.registry import WORKLOADS
 from rig.workloads.registry import part as workload_part
 
@@ -73,7 +73,8 @@ class CommonSettings:
         "after_commit",
         f"the checkpoint where the fault lands: {', '.join(AUTOMATIC)} (passed in every "
         f"task, no code change), {', '.join(EFFECT_POINTS)} (around an outbound HTTP call or "
-        f"email), {RECEIVED} (a message a worker holds, not started: a "
+        f"email), {NEXT_PUBLISHED} (a chain's step returned, its next step published), "
+        f"{RECEIVED} (a message a worker holds, not started: a "
         f"prefetched or an ETA one), {RETRIED} (a task that called self.retry, its retry "
         "message out), or a name your code passes to rig.checkpoint()",
     )
@@ -132,6 +133,11 @@ class CommonSettings:
         0, "each worker's memory limit in MiB, 0 for none (a container's --memory)", minimum=0
     )
 
+    result_backend: Literal["none", "redis"] = setting(
+        "none",
+        "where the workers store task results: none (the rig's default), or redis (the "
+        "rig's own, a database of its control Redis), as a chord needs",
+    )
     http_status: int = setting(
         200, "the status the rig's HTTP sink answers every outbound call with", minimum=100
     )
@@ -162,6 +168,7 @@ class Settings(
     # A dataclass lists its bases' fields from the last base to the first: the
     # common axes come first, then the target's, each transport's, each fault's,
     # each workload's.
+    chord.Parameters,
     countdown.Parameters,
     producer.Parameters,
     broker_restart.Parameters,
@@ -223,7 +230,8 @@ class Settings(
 
     def builtin_points(self) -> tuple[str, ...]:
         """The points the built-in exam_app's runs pass (a user's code may add its own)."""
-        return (*AUTOMATIC, *EFFECT_POINTS, RECEIVED, RETRIED, *self.workload_points())
+        points = (*AUTOMATIC, *EFFECT_POINTS, NEXT_PUBLISHED, RECEIVED, RETRIED)
+        return (*points, *self.workload_points())
 
     def workload_points(self) -> tuple[str, ...]:
         """Checkpoints the workload's own code passes (a producer's before_commit)."""
@@ -289,6 +297,7 @@ class Settings(
             contract.CONF: json.dumps(self.celery_settings()),
             contract.PARK_SECONDS: str(contract.PARK_S),
             contract.SINK: json.dumps(asdict(sink)),
+            contract.RESULTS: "" if self.result_backend == "none" else self.result_backend,
         }
 
 

@@ -204,9 +204,10 @@ class Target:
         digest = hashlib.sha1(f"{self.app}\0{self.project_dir}".encode()).hexdigest()[:10]
         return f"rig_{digest}" + (f"_l{self.lane}" if self.lane else "")
 
-    def call(self, index: int) -> tuple[str, list[Any], dict[str, Any]]:
-        """The business key of the index-th task, and its arguments."""
-        key = f"key-{index}"
+    def call(self, index: int, part: str = "") -> tuple[str, list[Any], dict[str, Any]]:
+        """The business key of the index-th task (of a part of it: a chain's step,
+        a chord's header), and its arguments."""
+        key = f"key-{index}" + (f".{part}" if part else "")
         return key, _with_key(self.args, key), _with_key(self.kwargs, key)
 
     def environment(self) -> dict[str, str]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from rig.workloads import countdown, keyed, producer
+from rig.workloads import chain, chord, countdown, keyed, producer
 
-WORKLOADS: dict[str, ModuleType] = {module.NAME: module for module in (keyed, countdown, producer)}
+WORKLOADS: dict[str, ModuleType] = {
+    module.NAME: module for module in (keyed, countdown, producer, chain, chord)
+}
 
 
 def part(workload: str, name: str, default: Any = None) -> Any:

@@ -54,6 +54,10 @@ def test_a_publish_retry_lasts_the_seconds_given() -> None:
         ({"countdown": 5}, "countdown needs workload=countdown"),
         ({"publish": "in_transaction"}, "publish needs workload=producer"),
         ({"fault": "broker-outage", "outage_seconds": -1}, "outage_seconds=-1: must be at least 0"),
+        ({"workload": "chord"}, "workload=chord needs result_backend=redis"),
+        ({"chord_size": 3}, "chord_size needs workload=chord"),
+        ({"result_backend": "database"}, "result_backend='database'"),
+        ({"http_status": 42}, "http_status=42: must be at least 100"),
     ],
 )
 def test_bad_settings_are_errors(values: dict, message: str) -> None:
@@ -127,7 +131,7 @@ def test_the_flags_of_a_setting_recreate_it(settings: Settings) -> None:
 def test_checkpoints_are_the_automatic_ones_or_a_users_own_name() -> None:
     from rig.checkpoints import AUTOMATIC
 
-    for point in AUTOMATIC:
+    for point in (*AUTOMATIC, "before_http", "after_http", "after_email", "next_published"):
         assert make_settings(at=point).at == point
     with pytest.raises(BadInput, match="expected one of task_start"):
         make_settings(at="after_write")  # exam_app names none of its own
