@@ -35,6 +35,10 @@ BUILTIN_TASKS = {
     "create": ("exam_app.users.tasks.create_record", "users_naiverecord"),
     "get_or_create": ("exam_app.users.tasks.get_or_create_record", "users_idempotentrecord"),
     "retry_then_create": ("exam_app.users.tasks.retry_then_create", "users_naiverecord"),
+    "autoretry_then_create": (
+        "exam_app.users.tasks.autoretry_then_create",
+        "users_naiverecord",
+    ),
     "fulfil_order": ("exam_app.users.tasks.fulfil_order", "users_naiverecord"),
     "charge": ("exam_app.users.tasks.charge", "users_naiverecord"),
     "charge_with_key": ("exam_app.users.tasks.charge_with_key", "users_naiverecord"),

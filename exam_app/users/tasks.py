@@ -107,6 +107,21 @@ def retry_then_create(self: Task, key: str, seconds: float = 0.0, allocate_mb: i
     _create_naive(self, key, seconds, allocate_mb)
 
 
+@shared_task(
+    bind=True,
+    name="exam_app.users.tasks.autoretry_then_create",
+    autoretry_for=(ConnectionError,),
+    retry_kwargs={"max_retries": 3, "countdown": 1},
+)
+def autoretry_then_create(self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 0) -> None:
+    """Its first run fails with ConnectionError (a provider that did not
+    answer); Celery's autoretry_for retries it (Task.retry, as self.retry
+    does, with a 1 s countdown); the retry writes naively."""
+    if self.request.retries == 0:
+        raise ConnectionError("the provider did not answer")
+    _create_naive(self, key, seconds, allocate_mb)
+
+
 @shared_task(bind=True, name="exam_app.users.tasks.fulfil_order")
 def fulfil_order(self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 0) -> None:
     """Sent by the producer for the order it saves (exam_app.users.producer): looks

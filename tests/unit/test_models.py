@@ -50,6 +50,7 @@ def test_the_builtin_targets_name_the_models_tables() -> None:
         "create": NaiveRecord._meta.db_table,
         "get_or_create": IdempotentRecord._meta.db_table,
         "retry_then_create": NaiveRecord._meta.db_table,
+        "autoretry_then_create": NaiveRecord._meta.db_table,
         "fulfil_order": NaiveRecord._meta.db_table,
         "charge": NaiveRecord._meta.db_table,
         "charge_with_key": NaiveRecord._meta.db_table,
