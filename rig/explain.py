@@ -1,6 +1,7 @@
 """A run in plain words, task by task: how often it ran, where, what each
 execution wrote and whether that committed, what it called and emailed,
-which fault hit it, how many rows its business key has. Pure: reads a History, like the checker."""
+which fault hit it, how many rows its business key has. Pure: reads a
+History, like the checker."""
 
 from __future__ import annotations
 

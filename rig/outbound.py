@@ -55,8 +55,9 @@ def record(kind: str, effect: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class Sink:
-    """How the sink answers: the settings' http_status, http_body, key header
-    and key lifetime (rig.settings.Settings.sink)."""
+    """How the sink answers: the settings' http_status, http_body,
+    idempotency_header and idempotency_key_seconds, passed to every process as
+    JSON (rig.settings.Settings.worker_environment)."""
 
     status: int = 200
     body: str = "{}"
