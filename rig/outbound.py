@@ -4,8 +4,9 @@ Every process that loads a user's app (rig.agent: the workers, the probe, the
 producer) installs two things before the app is imported:
 
 - **the HTTP sink**: a request made through urllib3 (so requests, botocore,
-  the Sentry SDK and anything else built on it) is answered here, in the
-  process, with the sink's status and body, and never leaves it. Each call is
+  the Sentry SDK and anything else built on it) or httpx (sync and async) is
+  answered here, in the process, with the sink's status and body, and never
+  leaves it. Each call is
   recorded on the execution that made it, between the points `before_http`
   and `after_http`. An idempotency key (the `Idempotency-Key` header, or the
   one the sink is told to read) is honoured as a payment provider does: a
@@ -13,17 +14,19 @@ producer) installs two things before the app is imported:
   effect (the control store remembers keys across workers);
 - **the connection guard**: any other TCP connection to a place that is not
   one of the rig's own services (its broker, control store, database) is
-  refused and recorded: a raw socket, http.client, urllib.request, or the
-  project's own Redis read from a setting the rig does not know about. The
+  refused and recorded: a raw socket, http.client, urllib.request, aiohttp,
+  or the project's own Redis read from a setting the rig does not know about. The
   checker turns a refused connection into the run's error, naming it.
 
 Mail is counted by the rig's mail backend (rig.mail), through `record`.
-Light on purpose: imported in every worker; urllib3 only if installed.
+Light on purpose: imported in every worker; urllib3 and httpx only if installed.
 """
 
 from __future__ import annotations
 
 import errno
+import importlib
+import importlib.util
 import io
 import json
 import os
@@ -107,7 +110,9 @@ def install(recorder: Recorder) -> None:
     if _recorder is not None:
         return
     _recorder = recorder
-    _install_urllib3(Sink.from_environment())
+    sink = Sink.from_environment()
+    _install_urllib3(sink)
+    _install_httpx(sink)
     _install_guard(RigEndpoints.from_environment())
 
 
@@ -135,6 +140,30 @@ def _install_urllib3(sink: Sink) -> None:
         )
 
     HTTPConnectionPool.urlopen = urlopen  # type: ignore[method-assign, assignment]
+
+
+# --- httpx --------------------------------------------------------------------
+def _install_httpx(sink: Sink) -> None:
+    """httpx's transports answer from the sink (httpx is not a dependency of the
+    rig: imported by name, only where the project installed it)."""
+    if importlib.util.find_spec("httpx") is None:
+        return
+    httpx = importlib.import_module("httpx")
+
+    def answer(request: Any) -> Any:
+        url = request.url
+        status, text = sink.answer(request.method, url.host, url.path or "/", dict(request.headers))
+        headers = {"Content-Type": "application/json"}
+        return httpx.Response(status, headers=headers, content=text.encode(), request=request)
+
+    def handle_request(transport: Any, request: Any) -> Any:
+        return answer(request)
+
+    async def handle_async_request(transport: Any, request: Any) -> Any:
+        return answer(request)
+
+    httpx.HTTPTransport.handle_request = handle_request
+    httpx.AsyncHTTPTransport.handle_async_request = handle_async_request
 
 
 def _path(url: str) -> str:

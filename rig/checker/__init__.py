@@ -204,8 +204,8 @@ def refused_connections(history: History) -> list[str]:
     """One line per connection a task tried outside the rig, which the guard refused."""
     return [
         f"task {row['task_id']} tried to connect to {refused['address']}, which is not one of "
-        "the rig's services: refused (outbound HTTP is answered by the rig's sink only "
-        "through urllib3, as requests uses it)"
+        "the rig's services: refused (the rig's sink answers outbound HTTP made through "
+        "urllib3, as requests does, or httpx)"
         for row in (e.data for e in history.events(LEDGER))
         for refused in row.get("refused", [])
     ]

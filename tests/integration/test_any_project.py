@@ -171,6 +171,29 @@ def test_extra_requirements_reach_docker_workers_through_a_cached_layer(runner: 
 
 
 @pytest.mark.integration
+@pytest.mark.docker
+@pytest.mark.parametrize("runner", ["docker"], indirect=True)
+def test_httpx_calls_are_answered_by_the_sink_in_docker_workers(runner: Runner) -> None:
+    """httpx (installed from the project's requirements) is answered like requests:
+    killed after the provider's answer, the task calls again and is counted twice."""
+    settings = make_settings(
+        app="tests.plain_celery.app:app",
+        project_dir=str(ROOT),
+        task="plain.post_httpx",
+        kwargs=json.dumps({"url": "https://api.payments.example/v1/charges"}),
+        requirements="tests/plain_celery/requirements.txt",
+        fault="container",
+        at="after_http",
+        acks="late",
+    )
+    result = runner.run("plain-httpx", settings, None)
+    assert result.outcome.verdict == "observed", result.outcome.reasons
+    counts = result.outcome.counts
+    assert (counts.executions, counts.completed) == (2, 1), counts
+    assert (counts.external_calls, counts.duplicate_external_effects) == (2, 1), counts
+
+
+@pytest.mark.integration
 def test_a_projects_own_scenario_files_run_with_chaos(tmp_path: Path) -> None:
     done = rig(
         "chaos",

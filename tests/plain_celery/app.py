@@ -39,6 +39,14 @@ def post(url: str) -> int:
     return requests.post(url, json={"amount": 1}, timeout=5).status_code
 
 
+@app.task(name="plain.post_httpx")
+def post_httpx(url: str) -> int:
+    """Calls an HTTP API with httpx (tests/plain_celery/requirements.txt): the sink answers."""
+    import httpx
+
+    return httpx.post(url, json={"amount": 1}, timeout=5).status_code
+
+
 @app.task(name="plain.connect")
 def connect(port: int) -> None:
     """Opens a raw connection, as a client the sink does not answer would."""

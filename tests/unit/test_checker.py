@@ -343,6 +343,6 @@ def test_a_refused_connection_is_the_runs_error_naming_it() -> None:
     assert outcome.verdict == "error"
     assert outcome.reasons == [
         "task t1 tried to connect to 10.0.0.9:6379, which is not one of the rig's services: "
-        "refused (outbound HTTP is answered by the rig's sink only through urllib3, as "
-        "requests uses it)"
+        "refused (the rig's sink answers outbound HTTP made through urllib3, as requests "
+        "does, or httpx)"
     ]
