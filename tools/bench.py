@@ -185,8 +185,11 @@ def redelivery_after_kill(results: list[Any]) -> dict[str, list[float]]:
 
 def side_by_side(entry: dict[str, Any]) -> Table:
     """Each scenario on each transport: executions, lost, duplicate rows, never
-    sent, and the first redelivery latency (s) after its fault."""
-    title = "executions / lost / duplicate rows / never sent / redelivery s"
+    sent, duplicate calls and emails, and the first redelivery latency (s) after
+    its fault."""
+    title = (
+        "executions / lost / duplicate rows / never sent / duplicate calls+emails / redelivery s"
+    )
     table = Table(title=f"{entry['backend']}: {title}")
     table.add_column("scenario")
     for transport in entry["transports"]:
@@ -204,6 +207,8 @@ def side_by_side(entry: dict[str, Any]) -> Table:
             cells.append(
                 f"{counts['executions']} / {counts['lost']} / {counts['duplicate_rows']} / "
                 f"{counts.get('never_sent', 0)} / "
+                f"{counts.get('duplicate_external_effects', 0) + counts.get('duplicate_emails', 0)}"
+                " / "
                 + (f"{latency[0]:.2f}" if latency else "-")
                 + ("" if found["verdict"] == "pass" else f" [red]{found['verdict']}[/]")
             )
