@@ -163,28 +163,30 @@ def _get_or_create(model: type[models.Model], task: Task, key: str, seconds: flo
 # redelivery does it again.
 
 
-def _charge(task: Task, key: str, idempotency_key: str) -> None:
+def _charge(task: Task, key: str, idempotency_key: str, seconds: float) -> None:
+    """The charge, then `seconds` of further work before its record commits."""
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     response = requests.post(PAYMENTS_URL, json={"order": key, "amount": 1000}, headers=headers)
     response.raise_for_status()
-    _create_naive(task, key, 0.0, 0)
+    _create_naive(task, key, seconds, 0)
 
 
 @shared_task(bind=True, name="exam_app.users.tasks.charge")
 def charge(self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 0) -> None:
     """Charges the order with no idempotency key: a second run is a second charge."""
-    _charge(self, key, idempotency_key="")
+    _charge(self, key, idempotency_key="", seconds=seconds)
 
 
 @shared_task(bind=True, name="exam_app.users.tasks.charge_with_key")
 def charge_with_key(self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 0) -> None:
     """Charges with the order's key as the Idempotency-Key: the provider answers a
     second run's charge with the first one's and charges once."""
-    _charge(self, key, idempotency_key=f"charge-{key}")
+    _charge(self, key, idempotency_key=f"charge-{key}", seconds=seconds)
 
 
 @shared_task(bind=True, name="exam_app.users.tasks.send_receipt")
 def send_receipt(self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 0) -> None:
-    """Emails the customer a receipt, then records it: a second run, a second email."""
+    """Emails the customer a receipt, then records it (`seconds` of work before
+    the record commits): a second run, a second email."""
     send_mail(f"Your receipt for {key}", "Thank you.", None, [f"{key}@example.invalid"])
-    _create_naive(self, key, 0.0, 0)
+    _create_naive(self, key, seconds, 0)
