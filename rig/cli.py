@@ -36,11 +36,10 @@ if TYPE_CHECKING:
     from rig.runner import Progress, Runner
 
 # Scenarios at once in `chaos` and `soak`, chosen by measurement on a 2-core
-# machine: at 2, one Docker catalog run in six ended unknown (a time limit's
-# kill not seen within 11 s under the load), so a first `make chaos` could
-# fail; 1 until that race is controlled (docs/measurements.md; make bench
-# measures the catalog at 2).
-DEFAULT_JOBS = 1
+# machine (docs/measurements.md): at 2, 0 wrong verdicts in Docker and local
+# catalog soaks under extra load, once the time limit's kill watcher no longer
+# lost a pool child that exited first (ESRCH); at 3, errors.
+DEFAULT_JOBS = 2
 
 EXAMPLES = {
     "list": """examples:

@@ -16,6 +16,7 @@ import pytest
 
 from rig.catalog import replay_command, run_scenarios, skip_reason
 from rig.checker import Counts, matches
+from rig.cli import DEFAULT_JOBS
 from rig.runner import Result, Runner
 from rig.scenarios import load_catalog
 from rig.transports import TRANSPORTS
@@ -23,7 +24,7 @@ from tests.conftest import matrix_settings
 
 CATALOG = load_catalog()
 BACKENDS = ("docker", "local")
-JOBS = int(os.environ.get("RIG_TEST_JOBS", "1"))  # as chaos --jobs (rig.cli.DEFAULT_JOBS)
+JOBS = int(os.environ.get("RIG_TEST_JOBS", str(DEFAULT_JOBS)))  # as chaos --jobs
 _RESULTS: dict[str, dict[str, Result]] = {}  # backend -> scenario label -> its result
 
 
