@@ -45,7 +45,7 @@ soak: setup       ## the catalog RUNS times (default 20), counting wrong verdict
 	@$(IMAGES_IF_DOCKER)
 	@$(PY) -m rig soak --runs $${RUNS:-20}
 
-check: setup      ## lint, mypy and the unit room (no broker, no Docker): about a minute
+check: setup      ## lint, mypy and the unit room (no broker, no Docker): under a minute
 	@# Lint and the unit room side by side: neither waits for the other.
 	@(.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy) & lint=$$!; \
 	  .venv/bin/pytest tests/unit -q; tests=$$?; wait $$lint && exit $$tests
