@@ -22,6 +22,13 @@ ORDER_KEY = '{"order_id": "{key}"}'
 EFFECTS = "SELECT order_id, count(*) FROM {table} GROUP BY order_id"
 
 
+def plain_settings(task: str, **settings: object) -> Settings:
+    """A run of tests/plain_celery (no Django) with these settings."""
+    return make_settings(
+        app="tests.plain_celery.app:app", project_dir=str(ROOT), task=task, **settings
+    )
+
+
 def shop_settings(task: str, table: str, **settings: object) -> object:
     return make_settings(
         app="shop.celery:app",
@@ -71,15 +78,8 @@ def test_the_apps_own_acks_stand_when_not_given(runner: Runner) -> None:
 @pytest.mark.integration
 @pytest.mark.parametrize("runner", ["local"], indirect=True)
 def test_a_project_that_is_not_django_runs_with_task_checkpoints(runner: Runner) -> None:
-    settings = make_settings(
-        app="tests.plain_celery.app:app",
-        project_dir=str(ROOT),
-        task="plain.add",
-        args="[1, 2]",
-        fault="container",
-        at="task_end",
-        acks="late",
-    )
+    kill = {"fault": "container", "at": "task_end", "acks": "late"}
+    settings = plain_settings("plain.add", args="[1, 2]", **kill)
     result = runner.run("plain", settings, None)
     assert result.outcome.verdict == "observed", result.outcome.reasons
     assert result.outcome.counts.executions == 2 and result.outcome.counts.completed == 1
@@ -158,12 +158,8 @@ def test_fixtures_load_before_every_run_and_effects_can_be_a_function(runner: Ru
 @pytest.mark.docker
 @pytest.mark.parametrize("runner", ["docker"], indirect=True)
 def test_extra_requirements_reach_docker_workers_through_a_cached_layer(runner: Runner) -> None:
-    settings = make_settings(
-        app="tests.plain_celery.app:app",
-        project_dir=str(ROOT),
-        task="plain.dump",
-        args="[7]",
-        requirements="tests/plain_celery/requirements.txt",
+    settings = plain_settings(
+        "plain.dump", args="[7]", requirements="tests/plain_celery/requirements.txt"
     )
     result = runner.run("plain-requirements", settings, None)
     assert result.outcome.verdict == "observed", result.outcome.reasons
@@ -176,10 +172,8 @@ def test_extra_requirements_reach_docker_workers_through_a_cached_layer(runner: 
 def test_httpx_calls_are_answered_by_the_sink_in_docker_workers(runner: Runner) -> None:
     """httpx (installed from the project's requirements) is answered like requests:
     killed after the provider's answer, the task calls again and is counted twice."""
-    settings = make_settings(
-        app="tests.plain_celery.app:app",
-        project_dir=str(ROOT),
-        task="plain.post_httpx",
+    settings = plain_settings(
+        "plain.post_httpx",
         kwargs=json.dumps({"url": "https://api.payments.example/v1/charges"}),
         requirements="tests/plain_celery/requirements.txt",
         fault="container",
@@ -244,24 +238,17 @@ def test_no_outbound_connection_leaves_a_worker(runner: Runner, outside: Listene
     per execution (twice: killed after the answer, run again); a raw connection to
     it is refused and the run's error names it. The port never hears from either."""
 
-    def plain(task: str, kwargs: dict[str, object], **settings: object) -> Settings:
-        return make_settings(
-            app="tests.plain_celery.app:app",
-            project_dir=str(ROOT),
-            task=task,
-            kwargs=json.dumps(kwargs),
-            **settings,
-        )
-
     url = f"http://127.0.0.1:{outside.port}/v1/charges"
     kill = {"fault": "container", "at": "after_http", "acks": "late"}
-    posted = runner.run("outbound-http", plain("plain.post", {"url": url}, **kill), None)
+    call = plain_settings("plain.post", kwargs=json.dumps({"url": url}), **kill)
+    posted = runner.run("outbound-http", call, None)
     assert posted.outcome.verdict == "observed", posted.outcome.reasons
     counts = posted.outcome.counts
     assert (counts.executions, counts.completed) == (2, 1), counts
     assert (counts.external_calls, counts.duplicate_external_effects) == (2, 1), counts
 
-    raw = runner.run("outbound-raw", plain("plain.connect", {"port": outside.port}), None)
+    connect = plain_settings("plain.connect", kwargs=json.dumps({"port": outside.port}))
+    raw = runner.run("outbound-raw", connect, None)
     assert raw.outcome.verdict == "error", raw.outcome
     assert f"tried to connect to 127.0.0.1:{outside.port}" in raw.outcome.reasons[0]
     assert outside.accepted == [], "a connection left a worker"
