@@ -393,12 +393,18 @@ def describe(first: Exploration, shrunk: Shrunk | None, replay: str, directory: 
     return lines
 
 
-# The count that shows each property broken, for a scenario file's [expect].
+# The counts that can show each property broken, for a scenario file's
+# [expect]: the first the failing run has, else the last.
 SHOWN_BY = {
-    "no-lost": "lost",
-    "at-most-once": "redelivered",
-    "no-duplicate-rows": "duplicate_rows",
-    "exactly-once-effects": "duplicate_rows",
+    "no-lost": ("lost",),
+    "at-most-once": ("redelivered",),
+    "no-duplicate-rows": ("duplicate_rows",),
+    "exactly-once-effects": (
+        "duplicate_rows",
+        "duplicate_external_effects",
+        "duplicate_emails",
+        "missing_rows",
+    ),
 }
 
 
@@ -409,10 +415,8 @@ def scenario_file(first: Exploration, shrunk: Shrunk) -> str:
         shrunk.last_failure.result.settings, fault=step.fault, at=step.point, tasks=shrunk.tasks
     )
     failed = shrunk.last_failure.result.outcome.counts
-    count = SHOWN_BY[first.expect]
-    if first.expect == "exactly-once-effects":
-        shown = ("duplicate_rows", "duplicate_external_effects", "duplicate_emails")
-        count = next((c for c in shown if getattr(failed, c)), "missing_rows")
+    shown = SHOWN_BY[first.expect]
+    count = next((c for c in shown if getattr(failed, c)), shown[-1])
     values = {k: v for k, v in settings.as_dict().items() if v not in (None, "", ())}
     lines = [
         'description = """',

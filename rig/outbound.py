@@ -101,7 +101,7 @@ class Sink:
 
 def _header(headers: dict[str, str], name: str) -> str:
     wanted = name.lower()
-    return next((str(v) for k, v in (headers or {}).items() if k.lower() == wanted), "")
+    return next((str(v) for k, v in headers.items() if k.lower() == wanted), "")
 
 
 def install(recorder: Recorder) -> None:
