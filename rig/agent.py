@@ -402,6 +402,19 @@ def produce(function: str, key: str, task_id: str, kwargs: str) -> dict[str, Any
     return {"published": published, "raised": raised}
 
 
+def beat(name: str, schedule: str, slots: str) -> None:
+    """Run the app's beat (rig.beat) on the rig's services, Django set up."""
+    from rig import beat as rig_beat
+
+    app = load_app()
+    if uses_django():
+        import django as django_module
+
+        django_module.setup()
+    app.loader.import_default_modules()
+    rig_beat.run(app, name, schedule, int(slots))
+
+
 def main(argv: list[str]) -> None:
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
     # The answer is the last line, marked: a user's app may print as it loads.
@@ -413,10 +426,12 @@ def main(argv: list[str]) -> None:
         print(contract.MARK + json.dumps(effects(rest[0])))
     elif command == "produce":
         print(contract.MARK + json.dumps(produce(*rest)))
+    elif command == "beat":
+        beat(*rest)
     else:
         raise SystemExit(
             "usage: python -m rig.agent probe | manage ARGS... | effects MODULE:FN "
-            "| produce MODULE:FN KEY TASK_ID KWARGS"
+            "| produce MODULE:FN KEY TASK_ID KWARGS | beat NAME SCHEDULE_FILE SLOTS"
         )
 
 

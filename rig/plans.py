@@ -60,6 +60,16 @@ class Producer:
         self.log.unlink(missing_ok=True)
 
 
+class Sender(Protocol):
+    """Processes a workload started that send on their own (beat)."""
+
+    def wait(self, history: History) -> None:
+        """Wait, bounded, until they are done; record what they sent."""
+
+    def close(self) -> None:
+        """Stop them, and remove what they left."""
+
+
 @dataclass
 class RunContext:
     """One run as a plan and a workload see it: send, arm, inject, heal."""
@@ -75,29 +85,51 @@ class RunContext:
     _fault_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _healing: list[threading.Thread] = field(default_factory=list)
     _producers: list[Producer] = field(default_factory=list)
+    _senders: list[Sender] = field(default_factory=list)
 
     def send(self, index: int) -> None:
         """The index-th unit of the settings' workload."""
         WORKLOADS[self.settings.workload].send(self, index)
 
-    def start_producer(self, task_id: str, arguments: list[str]) -> None:
-        """A producer of task_id (`python -m rig.agent produce ...`) in a process of
-        its own, on the rig's database and the crew's broker: a workload's unit of work."""
+    def start_process(
+        self, arguments: list[str], log: Path, environment: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """`python -m rig.agent ARGUMENTS` in a process of its own, on the rig's
+        database and the crew's broker and control store, its output to `log`."""
         urls = {
             contract.BROKER_URL: self.crew.app.conf.broker_url,
             contract.CONTROL_URL: self.crew.control.url,
             contract.DATABASE_URL: self.database_url,
             **self.settings.worker_environment(),
+            **(environment or {}),
         }
+        return start_agent(arguments, self.target, urls, log)
+
+    def start_producer(self, task_id: str, arguments: list[str]) -> None:
+        """A producer of task_id (`python -m rig.agent produce ...`): a workload's unit of work."""
         handle, path = tempfile.mkstemp(prefix="celery-rig-producer-", suffix=".log")
         os.close(handle)  # the process writes it through a handle of its own
         log = Path(path)
-        process = start_agent(arguments, self.target, urls, log)
-        self._producers.append(Producer(task_id, process, log))
+        self._producers.append(Producer(task_id, self.start_process(arguments, log), log))
 
-    def wait_producers(self) -> None:
+    def add_sender(self, sender: Sender) -> None:
+        """Processes a workload started that send on their own (beat): waited for with producers."""
+        self._senders.append(sender)
+
+    def wait_senders(self) -> None:
         """Wait, bounded, for every producer, and record what each published and
-        raised; one that did not answer (its code did not load) is the run's error."""
+        raised; one that did not answer (its code did not load) is the run's error.
+        Then the same for the other senders (beat)."""
+        try:
+            self._wait_producers()
+            for sender in self._senders:
+                sender.wait(self.history)
+        finally:
+            for sender in self._senders:
+                sender.close()
+            self._senders.clear()
+
+    def _wait_producers(self) -> None:
         deadline = time.time() + PRODUCER_WAIT_S
         try:
             for producer in self._producers:

@@ -181,9 +181,9 @@ class Runner:
                 plan.execute(run)
             except BaseException:
                 with contextlib.suppress(Exception):  # the plan's error is the one to tell
-                    run.wait_producers()
+                    run.wait_senders()
                 raise
-            run.wait_producers()
+            run.wait_senders()
             run.wait_healed()
             # The faults have landed: earlier crews may go, the next crew may start.
             self.crews.dismiss_finished()

@@ -43,6 +43,7 @@ BUILTIN_TASKS = {
     "charge": ("exam_app.users.tasks.charge", "users_naiverecord"),
     "charge_with_key": ("exam_app.users.tasks.charge_with_key", "users_naiverecord"),
     "send_receipt": ("exam_app.users.tasks.send_receipt", "users_naiverecord"),
+    "digest": ("exam_app.users.tasks.send_digest", ""),  # beat's: writes no row
     "get_or_create_unconstrained": (
         "exam_app.users.tasks.get_or_create_unconstrained",
         "users_unconstrainedrecord",
@@ -228,7 +229,7 @@ def resolve(settings: Any) -> Target:
         task_name, table = BUILTIN_TASKS[settings.task]
         kwargs = {"key": KEY, "seconds": settings.task_seconds} | settings.task_kwargs()
         effects = f"SELECT business_key, count(*) FROM {table} GROUP BY business_key"
-        return Target(BUILTIN_APP, "", task_name, kwargs, [], effects)
+        return Target(BUILTIN_APP, "", task_name, kwargs, [], effects if table else "")
     project_dir = str(Path(settings.project_dir or os.getcwd()).resolve())
     if not Path(project_dir).is_dir():
         raise BadInput(f"project_dir {settings.project_dir}: no such directory")

@@ -190,3 +190,14 @@ def send_receipt(self: Task, key: str, seconds: float = 0.0, allocate_mb: int = 
     the record commits): a second run, a second email."""
     send_mail(f"Your receipt for {key}", "Thank you.", None, [f"{key}@example.invalid"])
     _create_naive(self, key, seconds, 0)
+
+
+# A periodic job, sent by celery beat (the rig runs beat with this entry for
+# its beat workload): every run emails the daily digest once more.
+
+
+@shared_task(bind=True, name="exam_app.users.tasks.send_digest")
+def send_digest(self: Task, seconds: float = 0.0) -> None:
+    """Emails the team its digest, after `seconds` of gathering it."""
+    retrieve(seconds)
+    send_mail("Daily digest", "All quiet.", None, ["team@example.invalid"])

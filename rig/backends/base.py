@@ -154,9 +154,11 @@ class Backend(Protocol):
         (not root, a tool missing), each with the reason."""
         ...
 
-    def signal_worker(self, name: str, signal: str) -> None:
+    def signal_worker(self, name: str, signal: str) -> bool:
         """Send a signal to the worker's main process, as `docker kill -s` does to
-        PID 1; SIGKILL takes the whole worker (container, or process group)."""
+        PID 1; SIGKILL takes the whole worker (container, or process group).
+        False: the worker had already exited, so nothing got it (wait_exit then
+        answers with that exit)."""
         ...
 
     def wait_exit(self, name: str, timeout_s: float) -> Exit | None:

@@ -18,6 +18,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
+from http import HTTPStatus
 from pathlib import Path
 from signal import Signals
 from typing import Any
@@ -231,10 +232,18 @@ class DockerBackend:
             }
         return {}
 
-    def signal_worker(self, name: str, signal: str) -> None:
+    def signal_worker(self, name: str, signal: str) -> bool:
         container = self.workers[name]
         self.deaths.expect(container.id)
-        container.kill(signal=signal)
+        try:
+            container.kill(signal=signal)
+        except docker.errors.APIError as error:
+            if error.status_code != HTTPStatus.CONFLICT:  # 409: "is not running"
+                raise
+            container.reload()  # it exited before the signal: its die event may be read already
+            self.deaths.died_before_signal(container.id, container.attrs["State"])
+            return False
+        return True
 
     def wait_exit(self, name: str, timeout_s: float) -> Exit | None:
         return self.deaths.wait_death(self.workers[name].id, timeout_s)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import docker
@@ -62,6 +63,16 @@ class DeathWatch:
     def expect(self, container_id: str) -> None:
         """A signal is about to go to this container: wait_death waits for the next die."""
         self._death(container_id).clear()
+
+    def died_before_signal(self, container_id: str, state: dict[str, Any]) -> None:
+        """The container had exited when a signal came: its death is the engine's
+        record of it (State.FinishedAt, nanoseconds, UTC)."""
+        finished = state.get("FinishedAt", "")
+        seconds, _, fraction = finished.rstrip("Z").partition(".")
+        at = datetime.fromisoformat(seconds).replace(tzinfo=UTC).timestamp()
+        at += float(f"0.{fraction or 0}")
+        self._death_info[container_id] = (at, str(state.get("ExitCode", "?")))
+        self._death(container_id).set()
 
     def wait_death(self, container_id: str, timeout_s: float) -> Exit | None:
         if not self._death(container_id).wait(timeout_s):

@@ -176,12 +176,15 @@ class LocalBackend:
     def unavailable(self) -> dict[str, str]:
         return {}
 
-    def signal_worker(self, name: str, signal: str) -> None:
+    def signal_worker(self, name: str, signal: str) -> bool:
         process = self.processes[name]
+        if process.poll() is not None:
+            return False
         if signal == "SIGKILL":  # the whole worker, as a container dies whole
             os.killpg(process.pid, Signals.SIGKILL)
         else:  # the main process only, as Docker signals PID 1
             os.kill(process.pid, Signals[signal])
+        return True
 
     def wait_exit(self, name: str, timeout_s: float) -> Exit | None:
         try:

@@ -58,6 +58,9 @@ class Counts:
     duplicate_external_effects: int = 0
     emails: int = 0  # messages handed to the rig's mail backend
     duplicate_emails: int = 0  # one task's n-th email to the same recipients and subject, again
+    # A schedule slot (an entry's n-th due run, rig.workloads.beat) whose task
+    # completed from more than one message: the periodic job ran twice.
+    duplicate_scheduled_runs: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -162,7 +165,16 @@ def count(history: History) -> Counts:
         duplicate_external_effects=repeated_effects(attempts, "calls", call_effect),
         emails=sum(len(r.get("emails", [])) for rows in attempts.values() for r in rows),
         duplicate_emails=repeated_effects(attempts, "emails", email_effect),
+        duplicate_scheduled_runs=repeated_slots(sent, completed_ids),
     )
+
+
+def repeated_slots(sent: list[dict[str, Any]], completed_ids: set[str]) -> int:
+    """For each schedule slot, the messages of it whose task completed, beyond the first."""
+    runs: Counter[str] = Counter(
+        s["slot"] for s in sent if s.get("slot") and s["task_id"] in completed_ids
+    )
+    return sum(n - 1 for n in runs.values())
 
 
 def call_effect(call: dict[str, Any]) -> tuple[str, ...] | None:

@@ -7,6 +7,7 @@ from types import ModuleType
 from typing import Any
 
 from rig.faults import (
+    beat_kill,
     broker_outage,
     broker_restart,
     deploy,
@@ -38,6 +39,7 @@ FAULTS: dict[str, ModuleType] = {
         broker_restart,
         broker_outage,
         kill_fetching,
+        beat_kill,
     )
 }
 

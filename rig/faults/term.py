@@ -43,8 +43,11 @@ def start(ctx: FaultContext) -> FaultRecord:
     exited = ctx.backend.wait_exit(ctx.worker, timeout_s=ctx.settings.grace)
     if exited is not None:
         return record(NAME, ctx, "SIGTERM", exited, ends_execution=False, landed=True)
-    ctx.backend.signal_worker(ctx.worker, "SIGKILL")
+    killed = ctx.backend.signal_worker(ctx.worker, "SIGKILL")
     died = ctx.backend.wait_exit(ctx.worker, timeout_s=10)
+    if not killed:  # its warm shutdown ended between the grace's end and the SIGKILL
+        action = f"SIGTERM, exited just after the {ctx.settings.grace:g} s grace"
+        return record(NAME, ctx, action, died, ends_execution=False, landed=died is not None)
     action = f"SIGTERM, SIGKILL after {ctx.settings.grace:g} s"
     return record(NAME, ctx, action, died, ends_execution=True, landed=died is not None)
 
