@@ -24,7 +24,7 @@ from rig.outbound import KEY_HEADER, Sink
 from rig.outbound import POINTS as EFFECT_POINTS
 from rig.target import BUILTIN_TASKS, TargetSettings
 from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS, rabbitmq, redis
-from rig.workloads import beat, chord, countdown, producer
+from rig.workloads import beat, chord, countdown, group, producer
 from rig.workloads.registry import WORKLOADS
 from rig.workloads.registry import part as workload_part
 
@@ -169,6 +169,7 @@ class Settings(
     # common axes come first, then the target's, each transport's, each fault's,
     # each workload's.
     beat.Parameters,
+    group.Parameters,
     chord.Parameters,
     countdown.Parameters,
     producer.Parameters,

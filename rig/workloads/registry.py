@@ -5,10 +5,10 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from rig.workloads import beat, chain, chord, countdown, keyed, producer
+from rig.workloads import beat, chain, chord, countdown, group, keyed, producer
 
 WORKLOADS: dict[str, ModuleType] = {
-    module.NAME: module for module in (keyed, countdown, producer, chain, chord, beat)
+    module.NAME: module for module in (keyed, countdown, producer, chain, group, chord, beat)
 }
 
 
