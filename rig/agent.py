@@ -50,6 +50,7 @@ from celery import Celery, Task, current_app
 from celery.app.utils import find_app
 from celery.signals import (
     after_task_publish,
+    before_task_publish,
     task_postrun,
     task_prerun,
     task_received,
@@ -59,6 +60,7 @@ from celery.signals import (
 
 from rig import contract, isolation, outbound
 from rig.checkpoints import (
+    BEFORE_PUBLISH,
     LEDGER_KEY,
     NEXT_PUBLISHED,
     PRODUCER,
@@ -68,6 +70,7 @@ from rig.checkpoints import (
     checkpoint,
     control,
     current,
+    published_key,
     received,
     set_current,
 )
@@ -391,8 +394,12 @@ def produce(function: str, key: str, task_id: str, kwargs: str) -> dict[str, Any
 
     def on_publish(headers: dict[str, Any] | None = None, **_: Any) -> None:
         published.append(str((headers or {}).get("id", "")))
+        client = control()
+        if client is not None:  # kept at once: a producer killed later still published it
+            client.rpush(published_key(task_id), published[-1])
 
     after_task_publish.connect(on_publish, weak=False)
+    before_task_publish.connect(lambda **_: checkpoint(BEFORE_PUBLISH), weak=False)
     set_current(Execution(task_id, 0, PRODUCER))
     try:
         producer(key, task_id, json.loads(kwargs))

@@ -41,6 +41,9 @@ RETRIED = "after_retry"
 # A step of a chain whose body returned: Celery has published the chain's next
 # step, and (late ack) not acknowledged this one (celery/app/trace.py).
 NEXT_PUBLISHED = "next_published"
+# A producer's task is about to go to the broker (Celery's before_task_publish):
+# with on_commit, the order is committed by then.
+BEFORE_PUBLISH = "before_publish"
 PRODUCER = "producer"  # the hostname of a producer's checkpoints (rig.workloads.producer)
 REPORTS_KEY = "rig:checkpoints"
 LEDGER_KEY = "rig:ledger"  # hash: "<task id>:<attempt>" -> one execution's record (JSON)
@@ -52,6 +55,11 @@ def armed_key(point: str) -> str:
 
 def release_key(task_id: str, attempt: int) -> str:
     return f"rig:release:{task_id}:{attempt}"
+
+
+def published_key(task_id: str) -> str:
+    """The task ids a producer of task_id published, each as the broker took it."""
+    return f"rig:published:{task_id}"
 
 
 def attempts_key(task_id: str) -> str:

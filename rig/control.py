@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from rig import contract
-from rig.checkpoints import LEDGER_KEY, REPORTS_KEY, armed_key, release_key
+from rig.checkpoints import LEDGER_KEY, REPORTS_KEY, armed_key, published_key, release_key
 
 PARK_S = contract.PARK_S  # an armed checkpoint parks its task at most this long
 WAIT_LIMIT_S = 60.0  # no wait for a checkpoint is longer
@@ -81,6 +81,11 @@ class Control:
         """Every execution's record, in the order they started."""
         records = [json.loads(raw) for raw in self.client.hvals(LEDGER_KEY)]
         return sorted(records, key=lambda record: (record["started_at"], record["attempt"]))
+
+    def published(self, task_id: str) -> list[str]:
+        """The task ids the producer of task_id published, as it went (rig.agent.produce)."""
+        raws = self.client.lrange(published_key(task_id), 0, -1)
+        return [raw.decode() if isinstance(raw, bytes) else raw for raw in raws]
 
     def close(self) -> None:
         self.client.close()

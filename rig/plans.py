@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from signal import Signals
 from typing import Any, Protocol
 
 from rig import contract
 from rig.backends.base import Backend, last_line
-from rig.control import PARK_S
+from rig.control import PARK_S, Control
 from rig.crews import Crew
 from rig.errors import RigError
 from rig.faults import FaultContext, FaultRecord, Heal
@@ -45,8 +46,14 @@ class Producer:
     process: subprocess.Popen[bytes]
     log: Path
 
-    def answer(self) -> dict[str, Any]:
-        """What it published and raised (rig.agent.produce), from its marked line."""
+    def answer(self, control: Control) -> dict[str, Any]:
+        """What it published and raised (rig.agent.produce), from its marked line;
+        for one a signal killed (fault=sender-kill), what it had published by then."""
+        if self.process.returncode is not None and self.process.returncode < 0:
+            return {
+                "published": control.published(self.task_id),
+                "raised": f"killed by {Signals(-self.process.returncode).name}",
+            }
         output = self.log.read_text(errors="replace")
         answer: dict[str, Any] | None = marked_answer(output)
         if answer is None:
@@ -138,7 +145,7 @@ class RunContext:
                 except subprocess.TimeoutExpired:  # killed below, with any other still running
                     message = f"a producer did not end within {PRODUCER_WAIT_S:g} s"
                     raise TimeoutError(message) from None
-                answer = producer.answer()
+                answer = producer.answer(self.crew.control)
                 self.history.add(PRODUCED, task_id=producer.task_id, **answer)
                 if answer["raised"]:
                     text = f"the producer of {producer.task_id} raised {answer['raised']}"

@@ -7,7 +7,6 @@ from types import ModuleType
 from typing import Any
 
 from rig.faults import (
-    beat_kill,
     broker_outage,
     broker_restart,
     deploy,
@@ -18,6 +17,7 @@ from rig.faults import (
     partition,
     pause,
     quit,
+    sender_kill,
     stall,
     term,
     time_limit,
@@ -39,7 +39,7 @@ FAULTS: dict[str, ModuleType] = {
         broker_restart,
         broker_outage,
         kill_fetching,
-        beat_kill,
+        sender_kill,
     )
 }
 

@@ -2,7 +2,7 @@
 rig's broker and database (rig.beat), sends the work; each beat stops after
 --tasks slots. `--beats 2` runs two beats on one schedule, each with its own
 schedule file, as two hosts that both start beat do. A beat that dies
-(fault=beat-kill) is started again at once on its schedule file, as a
+(fault=sender-kill) is started again at once on its schedule file, as a
 process manager does.
 
 The built-in app's schedule is one entry, `digest`, every --beat-interval

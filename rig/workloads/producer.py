@@ -2,8 +2,10 @@
 process of its own, that saves an order in a transaction and sends the task
 that fulfils it, inside the transaction or on its commit (`publish`). The
 process runs on the rig's database and the crew's broker, never the
-project's; a fault can land at its checkpoint `before_commit` (the stall
-fault holds the transaction open there).
+project's; a fault can land at its checkpoints `before_commit` (the stall
+fault holds the transaction open there) and `before_publish` (Celery's
+before_task_publish: with on_commit, the order is committed by then; the
+sender-kill fault kills the producer there).
 
 Built in for exam_app (exam_app.users.producer, the task fulfil_order); a
 project's own producers are the next step."""
@@ -15,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from rig.checkpoints import BEFORE_PUBLISH
 from rig.errors import BadInput
 from rig.history import SENT
 from rig.schema import setting
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
 
 NAME = "producer"
 SUMMARY = "an order saved in a transaction and its task sent (--publish), by Django code"
-POINTS = ("before_commit",)  # the producer's checkpoint, on top of the tasks' own
+POINTS = ("before_commit", BEFORE_PUBLISH)  # the producer's, on top of the tasks' own
 TASK = "fulfil_order"
 FUNCTIONS = "exam_app.users.producer"
 

@@ -74,7 +74,10 @@ def test_a_second_message_of_a_slot_that_never_completed_is_no_second_run() -> N
     ("values", "message"),
     [
         ({"workload": "beat"}, "needs task=digest"),
-        ({"fault": "beat-kill", "at": "task_start"}, "fault=beat-kill needs workload=beat"),
+        (
+            {"fault": "sender-kill", "at": "task_start"},
+            "fault=sender-kill needs workload=producer or beat",
+        ),
         ({"beats": 2}, "beats needs workload=beat"),
         (
             {"workload": "beat", "task": "digest", "tasks": 40, "beat_interval": 2},
