@@ -208,7 +208,8 @@ class Settings(
             not self.app and self.at not in self.builtin_points()
         ):
             raise BadInput(f"at={self.at!r}: expected one of " + ", ".join(self.builtin_points()))
-        self.validate_target(self.task, self.tasks)
+        calls = self.tasks if workload_part(self.workload, "BUILDS_CALLS", True) else 0
+        self.validate_target(self.task, calls)
         unsupported = TRANSPORTS[self.transport].unsupported(self)
         if unsupported:
             raise BadInput(f"transport={self.transport}: {unsupported}")

@@ -96,7 +96,8 @@ class TargetSettings:
     )
 
     def validate_target(self, task: str, tasks: int) -> None:
-        """What can be told without importing anything."""
+        """What can be told without importing anything; `tasks` is how many calls
+        the rig builds from --kwargs and --args (none when beat sends the work)."""
         if not self.app:
             given = [
                 name

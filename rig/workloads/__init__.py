@@ -10,11 +10,14 @@ A workload module declares NAME, SUMMARY and
                            business key)
 
 and optionally Parameters (its settings, a base of rig.settings.Settings),
-validate(settings), describe(settings) (the report's phrase) and POINTS (the
-checkpoints its own code passes). Today: keyed, countdown (ETA messages) and
-producer (Django code that sends inside a transaction or on its commit).
+validate(settings), describe(settings) (the report's phrase), POINTS (the
+checkpoints its own code passes) and BUILDS_CALLS (False: it sends no call
+built from --kwargs and --args, as beat does).
+
+Today: keyed, countdown (ETA messages), producer (Django code that sends
+inside a transaction or on its commit), chain, group, chord, and beat (celery
+beat itself sends, from its schedule; rig.workloads.beat).
 
 A plan (rig.plans) decides when each unit goes out: all at once for a
-catalog scenario, spread over the run for explore. The next kinds (chains,
-groups, chords, beat) are modules here.
+catalog scenario, spread over the run for explore.
 """

@@ -41,6 +41,7 @@ SUMMARY = "celery beat sends --tasks slots of its schedule (built in: one entry,
 POINTS = beat.POINTS
 ENTRY = "digest"  # the built-in schedule's one entry
 BUILTIN_TASK = "digest"
+BUILDS_CALLS = False  # beat's entries carry their own arguments: no call from --kwargs
 WAIT_S = 90.0  # a beat sends its slots within this (slots * interval, restarts, an outage)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from rig.history import SENT
 from rig.runner import Runner
 from rig.settings import Settings, make_settings
 from tests.helpers import ROOT, Listener, assert_clear_error, listening, rig
@@ -252,3 +253,19 @@ def test_no_outbound_connection_leaves_a_worker(runner: Runner, outside: Listene
     assert raw.outcome.verdict == "error", raw.outcome
     assert f"tried to connect to 127.0.0.1:{outside.port}" in raw.outcome.reasons[0]
     assert outside.accepted == [], "a connection left a worker"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("runner", ["local"], indirect=True)
+def test_a_projects_own_beat_schedule_runs_under_the_rig(runner: Runner) -> None:
+    """tests/plain_celery's own beat_schedule (plain.add every second), run by the
+    rig's beat on the rig's broker; killed right after a send and started again,
+    it sends that slot again."""
+    kill = {"fault": "sender-kill", "at": "after_beat_send"}
+    beat = plain_settings("plain.add", workload="beat", tasks=2, **kill)
+    result = runner.run("project-beat", beat, None)
+    assert result.outcome.verdict == "observed", result.outcome.reasons
+    counts = result.outcome.counts
+    assert (counts.sent, counts.completed, counts.duplicate_scheduled_runs) == (3, 3, 1), counts
+    sent = {event.data["task"] for event in result.history.events(SENT)}
+    assert sent == {"plain.add"}, sent

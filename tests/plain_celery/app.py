@@ -8,6 +8,8 @@ from rig import checkpoint
 # An app may print as it loads; the rig's probe reads only its own marked line.
 print("plain: loading the app")
 app = Celery("plain")
+# Its periodic job, every second, which the rig's beat workload runs as it is.
+app.conf.beat_schedule = {"plain-tick": {"task": "plain.add", "schedule": 1.0, "args": (1, 2)}}
 
 
 @app.task(name="plain.halves")
