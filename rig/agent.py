@@ -413,6 +413,7 @@ def beat(name: str, schedule: str, slots: str) -> None:
     """Run the app's beat (rig.beat) on the rig's services, Django set up."""
     from rig import beat as rig_beat
 
+    _exit_with_the_rig()
     app = load_app()
     if uses_django():
         import django as django_module
@@ -420,6 +421,19 @@ def beat(name: str, schedule: str, slots: str) -> None:
         django_module.setup()
     app.loader.import_default_modules()
     rig_beat.run(app, name, schedule, int(slots))
+
+
+def _exit_with_the_rig() -> None:
+    """A beat outlives no rig: once the controller that started it is gone (this
+    process handed to another parent), it exits too, whatever it was doing."""
+    rig = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == rig:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="rig-watch", daemon=True).start()
 
 
 def main(argv: list[str]) -> None:

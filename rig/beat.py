@@ -31,9 +31,9 @@ from rig.checkpoints import Execution, checkpoint, control, set_current
 from rig.errors import one_line
 
 BEAT_SENDS = "rig:beat:sends"  # list: one JSON record per send of an entry
-DUE = "beat_due"
-SENT = "after_beat_send"
-POINTS = (DUE, SENT)
+BEAT_DUE = "beat_due"
+AFTER_BEAT_SEND = "after_beat_send"
+POINTS = (BEAT_DUE, AFTER_BEAT_SEND)
 HOST = "beat"  # a beat's checkpoints come from "beat@<its name>"
 
 
@@ -62,7 +62,7 @@ def install(name: str, slots: int) -> None:
         sending[task_id] = send | {"task_id": task_id}
         set_current(Execution(task_id, 0, f"{HOST}@{name}"))
         try:
-            checkpoint(DUE)
+            checkpoint(BEAT_DUE)
             return original(self, entry, producer, advance, **kw)
         except Exception as error:  # recorded, then Celery logs it ("Message Error")
             if task_id in sending:  # not taken by the broker
@@ -76,7 +76,7 @@ def install(name: str, slots: int) -> None:
         send = sending.pop(str((headers or {}).get("id", "")), None)
         if send is not None:  # one of beat's sends, taken by the broker
             _record(send | {"published": True, "raised": ""})
-            checkpoint(SENT)
+            checkpoint(AFTER_BEAT_SEND)
 
     Scheduler.apply_async = apply_async
     after_task_publish.connect(on_publish, weak=False)

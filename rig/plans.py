@@ -99,7 +99,11 @@ class RunContext:
         WORKLOADS[self.settings.workload].send(self, index)
 
     def start_process(
-        self, arguments: list[str], log: Path, environment: dict[str, str] | None = None
+        self,
+        arguments: list[str],
+        log: Path,
+        environment: dict[str, str] | None = None,
+        session: bool = False,
     ) -> subprocess.Popen[bytes]:
         """`python -m rig.agent ARGUMENTS` in a process of its own, on the rig's
         database and the crew's broker and control store, its output to `log`."""
@@ -110,7 +114,7 @@ class RunContext:
             **self.settings.worker_environment(),
             **(environment or {}),
         }
-        return start_agent(arguments, self.target, urls, log)
+        return start_agent(arguments, self.target, urls, log, session)
 
     def start_producer(self, task_id: str, arguments: list[str]) -> None:
         """A producer of task_id (`python -m rig.agent produce ...`): a workload's unit of work."""
@@ -127,16 +131,6 @@ class RunContext:
         """Wait, bounded, for every producer, and record what each published and
         raised; one that did not answer (its code did not load) is the run's error.
         Then the same for the other senders (beat)."""
-        try:
-            self._wait_producers()
-            for sender in self._senders:
-                sender.wait(self.history)
-        finally:
-            for sender in self._senders:
-                sender.close()
-            self._senders.clear()
-
-    def _wait_producers(self) -> None:
         deadline = time.time() + PRODUCER_WAIT_S
         try:
             for producer in self._producers:
@@ -150,10 +144,20 @@ class RunContext:
                 if answer["raised"]:
                     text = f"the producer of {producer.task_id} raised {answer['raised']}"
                     self.history.add(NOTE, text=text)
+            for sender in self._senders:
+                sender.wait(self.history)
         finally:
-            for producer in self._producers:
-                producer.close()
-            self._producers.clear()
+            self.stop_senders()
+
+    def stop_senders(self) -> None:
+        """Stop every producer and sender still running, at once (the plan failed,
+        or the run was interrupted), and remove what they left."""
+        for producer in self._producers:
+            producer.close()
+        self._producers.clear()
+        for sender in self._senders:
+            sender.close()
+        self._senders.clear()
 
     def parks(self, settings: Settings) -> int:
         """How many executions settings.at holds for the fault: one, unless the

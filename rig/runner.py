@@ -9,7 +9,6 @@ crew starts while this one settles (rig.crews).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -180,8 +179,7 @@ class Runner:
             try:
                 plan.execute(run)
             except BaseException:
-                with contextlib.suppress(Exception):  # the plan's error is the one to tell
-                    run.wait_senders()
+                run.stop_senders()  # the plan's error is the one to tell
                 raise
             run.wait_senders()
             run.wait_healed()

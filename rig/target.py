@@ -325,10 +325,11 @@ def agent_command(
 
 
 def start_agent(
-    arguments: list[str], target: Target, urls: dict[str, str], log: Path
+    arguments: list[str], target: Target, urls: dict[str, str], log: Path, session: bool = False
 ) -> subprocess.Popen[bytes]:
     """`python -m rig.agent ...` in the background, on the rig's services (`urls`:
-    rig.contract names to URLs as this machine reaches them), its output to `log`."""
+    rig.contract names to URLs as this machine reaches them), its output to `log`;
+    `session`: in a session of its own, so a leftover's cleanup can kill its group."""
     environment = {**os.environ, **target.environment(), **urls, "PYTHONPATH": python_path()}
     environment.pop("DJANGO_SETTINGS_MODULE", None)  # the app's own module names its settings
     with log.open("ab") as output:
@@ -338,6 +339,7 @@ def start_agent(
             env=environment,
             stdout=output,
             stderr=subprocess.STDOUT,
+            start_new_session=session,
         )
 
 

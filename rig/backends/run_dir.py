@@ -76,9 +76,13 @@ class RunDirectory:
             start_new_session=True,
         )
         log.close()
+        self.record(process)
+        return process
+
+    def record(self, process: subprocess.Popen[bytes]) -> None:
+        """A process group started for this run (its leader), for a leftover's cleanup."""
         with (self.dir / "pids").open("a") as pids:
             pids.write(f"{process.pid} {start_time(process.pid)}\n")
-        return process
 
     def kill_group(self, process: subprocess.Popen[bytes]) -> None:
         try:

@@ -17,23 +17,22 @@ broker or not: a send that raised is never_sent)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import redis
-
 from rig import beat, contract
+from rig.backends.run_dir import RunDirectory
 from rig.errors import BadInput
 from rig.history import NOTE, PRODUCED, SENT, History
 from rig.schema import setting
 
 if TYPE_CHECKING:
+    import redis
+
     from rig.plans import RunContext
 
 NAME = "beat"
@@ -42,6 +41,7 @@ POINTS = beat.POINTS
 ENTRY = "digest"  # the built-in schedule's one entry
 BUILTIN_TASK = "digest"
 BUILDS_CALLS = False  # beat's entries carry their own arguments: no call from --kwargs
+MAX_RESTARTS = 10  # a beat that dies more often than faults kill it is broken: its log says why
 WAIT_S = 90.0  # a beat sends its slots within this (slots * interval, restarts, an outage)
 
 
@@ -90,36 +90,44 @@ class Beats:
     """The run's beat processes, each restarted whenever it dies before its slots are sent."""
 
     run: RunContext
-    directory: Path
+    directory: RunDirectory
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     restarts: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _supervisor: threading.Thread | None = None
 
     @classmethod
     def start(cls, run: RunContext) -> Beats:
-        beats = cls(run, Path(tempfile.mkdtemp(prefix="celery-rig-beat-")))
+        # A run directory of its own: if the rig is killed, its next start (or
+        # `celery-rig clean`) kills these beats and removes their files.
+        directory = RunDirectory(f"run-beat-{uuid.uuid4().hex[:12]}")
+        directory.create()
+        beats = cls(run, directory)
         for number in range(1, run.settings.beats + 1):
             beats._start(f"beat-{number}")
-        threading.Thread(target=beats._supervise, name="beat-supervisor", daemon=True).start()
+        beats._supervisor = threading.Thread(
+            target=beats._supervise, name="beat-supervisor", daemon=True
+        )
+        beats._supervisor.start()
         return beats
 
     def _start(self, name: str) -> None:
-        arguments = ["beat", name, str(self.directory / f"{name}.db"), str(self.run.settings.tasks)]
+        files = self.directory.dir
+        arguments = ["beat", name, str(files / f"{name}.db"), str(self.run.settings.tasks)]
         extra = {}
-        if not self.run.settings.app:
-            conf = json.loads(self.run.settings.worker_environment()[contract.CONF])
-            conf["beat_schedule"] = schedule(self.run.settings, self.run.target.task_name)
-            extra[contract.CONF] = json.dumps(conf)
-        self.processes[name] = self.run.start_process(
-            arguments, self.directory / f"{name}.log", extra
-        )
+        if not self.run.settings.app:  # the built-in app has no schedule of its own
+            built_in = {"beat_schedule": schedule(self.run.settings, self.run.target.task_name)}
+            extra[contract.CONF] = json.dumps(self.run.settings.celery_settings() | built_in)
+        process = self.run.start_process(arguments, files / f"{name}.log", extra, session=True)
+        self.directory.record(process)
+        self.processes[name] = process
 
     def _supervise(self) -> None:
         """Restart a beat that died (a non-zero exit: killed); one that exited 0 is done."""
         while not self._stop.wait(0.1):
             for name, process in list(self.processes.items()):
                 code = process.poll()
-                if code not in (None, 0) and len(self.restarts) < 10:
+                if code not in (None, 0) and len(self.restarts) < MAX_RESTARTS:
                     self.restarts.append(name)
                     self.run.history.add(NOTE, text=f"{name} exited ({code}): started again")
                     self._start(name)
@@ -150,19 +158,21 @@ class Beats:
 
     def _failed_for_good(self) -> str:
         """A beat's last log line once it has died more often than any fault kills it."""
-        if len(self.restarts) < 10:
+        if len(self.restarts) < MAX_RESTARTS:
             return ""
-        log = max(self.directory.glob("*.log"), key=lambda path: path.stat().st_mtime)
+        log = max(self.directory.dir.glob("*.log"), key=lambda path: path.stat().st_mtime)
         lines = log.read_text(errors="replace").strip().splitlines()
         return lines[-1] if lines else "no output"
 
     def close(self) -> None:
         self._stop.set()
+        if self._supervisor is not None:  # it starts no beat once it has seen the stop
+            self._supervisor.join()
         for process in self.processes.values():
             if process.poll() is None:
                 process.kill()
             process.wait()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory.remove()
 
 
 def record_sends(client: redis.Redis, history: History) -> None:
