@@ -38,7 +38,7 @@ def entry(row: dict[str, Any], name_width: int, replay: str | None = None) -> li
     style = VERDICT_STYLE[verdict]
     name_width = min(name_width, 44)
     seconds = f"{row.get('seconds', 0):>5.1f} s"
-    head = f"{row['scenario']:<{name_width}}  [{style}]{verdict:<8}[/]{seconds}  "
+    head = f"{row['scenario']:<{name_width}}  [{style}]{verdict:<8}[/] {seconds}  "
     visible = len(head) - len(f"[{style}][/]")
     body = row["reasons"][0] if verdict == "skipped" else counts_text(row.get("counts", {}))
     wrapped = textwrap.wrap(body, WIDTH - visible) or [""]
