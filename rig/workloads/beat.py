@@ -54,7 +54,13 @@ class Parameters:
 
 
 def validate(settings: Any) -> None:
-    if not settings.app and settings.task != BUILTIN_TASK:
+    if settings.app:
+        if settings.beat_interval != Parameters.beat_interval:
+            raise BadInput(
+                "beat_interval sets the built-in schedule: a project's beat runs its own"
+            )
+        return
+    if settings.task != BUILTIN_TASK:
         raise BadInput(f"workload=beat runs the built-in schedule: it needs task={BUILTIN_TASK}")
     if settings.tasks * settings.beat_interval > WAIT_S / 2:
         raise BadInput(

@@ -83,6 +83,10 @@ def test_a_second_message_of_a_slot_that_never_completed_is_no_second_run() -> N
             {"workload": "beat", "task": "digest", "tasks": 40, "beat_interval": 2},
             "longer than a run waits for beat",
         ),
+        (
+            {"workload": "beat", "app": "proj.celery:app", "task": "t", "beat_interval": 5},
+            "a project's beat runs its own",
+        ),
     ],
 )
 def test_beat_settings_that_cannot_run_are_refused(values: dict, message: str) -> None:

@@ -215,6 +215,6 @@ def test_the_checker_package_rechecks_a_stored_run_without_celery(report: Path) 
 
 def test_two_beats_sending_every_slot_twice_is_work_run_again() -> None:
     counts = Counts(sent=4, executions=4, duplicate_scheduled_runs=2).as_dict()
-    row = {"scenario": "two_beats", "verdict": "pass", "counts": counts,
-           "settings": make_settings(workload="beat", task="digest", beats=2).as_dict()}  # fmt: skip
+    settings = make_settings(workload="beat", task="digest", beats=2).as_dict()
+    row = {"scenario": "two_beats", "verdict": "pass", "counts": counts, "settings": settings}
     assert fault_table([row])[0]["run_again"] == 2
