@@ -59,18 +59,13 @@ RIG_MOUNT = "/opt/celery-rig"
 _SIGNAL_AND_CONFIRM = (
     inspect.getsource(pids)
     + """
-import sys, time
+import sys
 pid, signal, timeout = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 if signal:
     os.kill(pid, signal)
-deadline = time.time() + timeout
-while time.time() < deadline:
-    if zombie(pid):
-        print(time.time())
-        sys.exit(0)
-    time.sleep(0.01)
-print("alive")
-sys.exit(1)
+gone = wait_gone(pid, timeout)
+print("alive" if gone is None else gone)
+sys.exit(1 if gone is None else 0)
 """
 )
 

@@ -38,7 +38,7 @@ from rig.backends.base import (
     last_line,
 )
 from rig.backends.hosts import BrokerNodes
-from rig.backends.pids import alive, stopped, zombie
+from rig.backends.pids import alive, stopped, wait_gone
 from rig.backends.postgres_node import LocalPostgres
 from rig.backends.postgres_node import binaries as postgres_binaries
 from rig.backends.run_dir import RunDirectory, remove_stale_runs
@@ -203,12 +203,8 @@ class LocalBackend:
         return self.wait_process_gone(name, pid, timeout_s=10)
 
     def wait_process_gone(self, name: str, pid: int, timeout_s: float) -> Exit | None:
-        deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            if zombie(pid):
-                return Exit(time.time(), "process table: gone")
-            time.sleep(0.01)
-        return None
+        gone = wait_gone(pid, timeout_s)
+        return None if gone is None else Exit(gone, "process table: gone")
 
     def pause_worker(self, name: str) -> Exit | None:
         group = self.processes[name].pid

@@ -1,8 +1,11 @@
-"""Is a process still there? Shared by both backends' leftover bookkeeping."""
+"""Is a process still there? Shared by both backends' leftover bookkeeping, their
+kills' confirmations (the Docker backend runs this module inside a container),
+and the sender-kill fault's."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 
@@ -19,6 +22,17 @@ def zombie(pid: int) -> bool:
     """True if the process is gone or dead but not yet reaped."""
     fields = _stat_fields(pid)
     return fields is None or fields[0] in ("Z", "X")
+
+
+def wait_gone(pid: int, timeout_s: float) -> float | None:
+    """When the process was seen gone or a zombie (its table entry, polled), or
+    None if it was still there after timeout_s."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if zombie(pid):
+            return time.time()
+        time.sleep(0.01)
+    return None
 
 
 def stopped(pid: int) -> bool:

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from typing import Any
 
 from rig.backends.base import Exit
-from rig.backends.pids import zombie
+from rig.backends.pids import wait_gone
 from rig.errors import BadInput
 from rig.faults import FaultContext, FaultRecord, record
 
@@ -37,15 +36,7 @@ def validate(settings: Any) -> None:
 def start(ctx: FaultContext) -> FaultRecord:
     pid = ctx.report.pid
     os.kill(pid, signal.SIGKILL)
-    gone = _wait_gone(pid, timeout_s=10)
+    seen_gone = wait_gone(pid, timeout_s=10)  # dead; its parent (the rig) reaps it
+    gone = None if seen_gone is None else Exit(seen_gone, "process table: gone or a zombie")
     target = f"{ctx.worker} pid {pid}"
     return record(NAME, ctx, "SIGKILL", gone, ends_execution=False, target=target)
-
-
-def _wait_gone(pid: int, timeout_s: float) -> Exit | None:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if zombie(pid):  # dead; its parent (the rig) reaps it
-            return Exit(time.time(), "process table: gone or a zombie")
-        time.sleep(0.01)
-    return None
