@@ -22,6 +22,7 @@ from rig.backends.base import Backend, last_line
 from rig.control import PARK_S, Control
 from rig.crews import Crew
 from rig.errors import RigError
+from rig.events import wait_answering
 from rig.faults import FaultContext, FaultRecord, Heal
 from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
@@ -190,11 +191,20 @@ class RunContext:
             report,
             PARK_S,
             self.parks(settings),
+            answers=self._answers,
         )
         started = FAULTS[settings.fault].start(context)
         self.history.add(FAULT, at=started.confirmed_at or time.time(), **started.as_dict())
         self._heal_later(context, started)
         return started
+
+    def _answers(self, worker: str, timeout_s: float) -> bool:
+        """Does the crew's worker of that name answer a ping within timeout_s?"""
+        try:
+            wait_answering(self.crew.app, [f"celery@{worker}"], timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     def _heal_later(self, context: FaultContext, fault: FaultRecord) -> None:
         """Heal a fault that lasts once its time from its checkpoint is up, on a

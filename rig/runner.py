@@ -27,7 +27,7 @@ from rig.history import BROKER, EFFECTS, ERROR, LEDGER, NOTE, ROW, SETTLED, Hist
 from rig.plans import OneFault, Plan, RunContext
 from rig.provision import Provisioner
 from rig.settings import Settings
-from rig.settle import stranded, wait_settled
+from rig.settle import stopped_consuming, stranded, wait_settled
 from rig.store import Store
 from rig.target import Target, resolve
 from rig.transports import TRANSPORTS
@@ -227,9 +227,16 @@ def collect(
         for row in ledger:
             history.add(LEDGER, at=row["started_at"], **row)
         try:
-            # What no worker was left to take (every one exited) stays there: stranded.
+            # What no worker was left to take (every one exited) stays there: stranded;
+            # what live workers left in the queue, having stopped consuming: unconsumed.
             left = crew.broker.pending_messages() if stranded(crew, history) else 0
-            history.add(BROKER, dead_lettered=crew.broker.dead_lettered(), stranded=left)
+            unconsumed = crew.broker.ready_messages() if stopped_consuming(history) else 0
+            history.add(
+                BROKER,
+                dead_lettered=crew.broker.dead_lettered(),
+                stranded=left,
+                unconsumed=unconsumed,
+            )
         except BrokerDown as error:
             history.add(ERROR, message=f"the broker did not answer: {one_line(error)}")
     if store is not None and target is not None:

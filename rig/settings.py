@@ -17,7 +17,7 @@ from typing import Any, Literal
 from rig import contract, schema
 from rig.checkpoints import AUTOMATIC, NEXT_PUBLISHED, RECEIVED, RETRIED
 from rig.errors import BadInput
-from rig.faults import broker_outage, broker_restart, oom, partition, pause, stall, term
+from rig.faults import blips, broker_outage, broker_restart, oom, partition, pause, stall, term
 from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
 from rig.outbound import KEY_HEADER, Sink
@@ -176,6 +176,7 @@ class Settings(
     broker_restart.Parameters,
     broker_outage.Parameters,
     partition.Parameters,
+    blips.Parameters,
     oom.Parameters,
     stall.Parameters,
     pause.Parameters,

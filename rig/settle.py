@@ -9,6 +9,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rig import checker
@@ -46,25 +47,49 @@ def deadline_s(settings: Settings) -> float:
     )
 
 
-def unsettled(crew: Crew, history: History, countdown_s: float) -> str:
+# A message waits in the queue while no execution runs anywhere and a worker is
+# alive: after this long, that worker has stopped consuming (celery#8030). It is
+# longer than a worker's restart on a busy machine (a deploy), so a worker on
+# its way back never reaches it.
+STOPPED_CONSUMING_S = 30.0
+
+
+@dataclass
+class IdleQueue:
+    """How long messages have waited in the queue while nothing ran, as of the
+    last look."""
+
+    since: float | None = None
+    waited_s: float = 0.0
+
+    def look(self, waiting: int, now: float) -> float:
+        """Record what the last look saw (messages waiting while nothing ran); the seconds so."""
+        self.since = (self.since or now) if waiting else None
+        self.waited_s = now - self.since if self.since is not None else 0.0
+        return self.waited_s
+
+    @property
+    def stopped_consuming(self) -> bool:
+        return self.waited_s >= STOPPED_CONSUMING_S
+
+
+def unsettled(crew: Crew, history: History, countdown_s: float, idle: IdleQueue) -> str:
     """What the run still waits for, in words, or "" once nothing can happen."""
     due_s = due_in(history, countdown_s)
     if due_s > 0:
         return f"a countdown due in {due_s:.0f} s"
     try:
         pending = crew.broker.pending_messages()
+        ledger = crew.control.ledger()
+        live = running(ledger, history)
+        waiting = crew.broker.ready_messages() if pending and not live else 0
     except BrokerDown:
         return "the broker does not answer"
     if pending and not stranded(crew, history):
+        if idle.look(waiting, time.time()) >= STOPPED_CONSUMING_S:
+            return ""  # the live workers stopped consuming: nothing more will happen
         return f"{pending} message(s) still queued or unacknowledged"
-    ledger = crew.control.ledger()
-    live = [
-        row
-        for row in ledger
-        if not row.get("ended_at")
-        and not checker.silenced(row, history)
-        and not checker.reported_failed(row, history)
-    ]
+    idle.look(0, time.time())
     if live:
         return f"{len(live)} execution(s) still running or not yet reported"
     # Early ack acknowledges before the task body runs: a started task can be
@@ -75,6 +100,18 @@ def unsettled(crew: Crew, history: History, countdown_s: float) -> str:
     # A task neither finished nor failed is lost for good once nothing is
     # queued or unacknowledged: on Redis only those come back.
     return ""
+
+
+def running(ledger: list[dict[str, Any]], history: History) -> list[dict[str, Any]]:
+    """The executions not yet ended, leaving out those that never will (their
+    worker was killed, or it reported them failed)."""
+    return [
+        row
+        for row in ledger
+        if not row.get("ended_at")
+        and not checker.silenced(row, history)
+        and not checker.reported_failed(row, history)
+    ]
 
 
 def due_in(history: History, countdown_s: float, now: float | None = None) -> float:
@@ -92,6 +129,12 @@ def stranded(crew: Crew, history: History) -> bool:
     worker that will not come (the rig does not restart a worker that exits on
     its own)."""
     return set(crew.names) <= set(checker.exits(history))
+
+
+def stopped_consuming(history: History) -> bool:
+    """Did the run settle on live workers that had stopped consuming?"""
+    settled = history.events(SETTLED)
+    return bool(settled) and bool(settled[-1].data.get("stopped_consuming"))
 
 
 def started_not_recorded(ledger: list[dict[str, Any]], history: History) -> int:
@@ -114,13 +157,26 @@ def _kind(reason: str) -> str:
 
 def wait_settled(crew: Crew, settings: Settings, history: History, progress: Progress) -> None:
     """Wait, bounded, until nothing more can happen; record whether it did settle."""
+    idle = IdleQueue()
 
     def probe() -> str:
-        return unsettled(crew, history, settings.countdown)
+        return unsettled(crew, history, settings.countdown, idle)
 
     reason = wait_quiet(probe, deadline_s(settings), progress)
-    quiet = "every worker exited" if stranded(crew, history) else "drained and quiet"
-    history.add(SETTLED, settled=not reason, reason=reason or quiet)
+    if stranded(crew, history):
+        quiet = "every worker exited"
+    elif idle.stopped_consuming:
+        quiet = (
+            f"the workers stopped consuming: messages queued {STOPPED_CONSUMING_S:g} s, none ran"
+        )
+    else:
+        quiet = "drained and quiet"
+    history.add(
+        SETTLED,
+        settled=not reason,
+        reason=reason or quiet,
+        stopped_consuming=not reason and idle.stopped_consuming,
+    )
 
 
 def wait_quiet(probe: Callable[[], str], timeout_s: float, progress: Progress) -> str:

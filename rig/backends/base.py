@@ -206,6 +206,16 @@ class Partitions(Protocol):
         database; cut=False heals it."""
         ...
 
+    def blip(self, name: str, peer: str, refuse: bool) -> Exit | None:
+        """refuse: reset every TCP connection the worker has to the peer (both ends
+        see it) and refuse its new ones; confirmed once at least one was reset.
+        refuse=False: accept them again."""
+        ...
+
+    def connections(self, name: str, peer: str) -> set[str]:
+        """The worker's established TCP connections to the peer (local ip:port)."""
+        ...
+
 
 @runtime_checkable
 class LimitsMemory(Protocol):

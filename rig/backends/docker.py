@@ -279,10 +279,30 @@ class DockerBackend:
 
     def partition(self, name: str, peer: str, cut: bool) -> Exit | None:
         """Cut the worker off from its crew's broker or from the database."""
-        broker = self.brokers[self.transports[name]].service
-        service = {"broker": broker, "database": "postgres"}[peer]
-        done = self.engine.cut(self.workers[name], self.engine.address(service), cut)
+        done = self.engine.cut(self.workers[name], self._peer_address(name, peer), cut)
         return Exit(done.at, f"{name}: {peer}: {done.detail}") if done else None
+
+    def blip(self, name: str, peer: str, refuse: bool) -> Exit | None:
+        worker, address = self.workers[name], self._peer_address(name, peer)
+        if not refuse:
+            accepted = self.engine.refuse(worker, address, refuse=False)
+            return Exit(time.time(), f"{name}: {peer}: connections accepted") if accepted else None
+        # Refuse first, then reset: a consumer that reconnects at once meets the refusal.
+        if not self.engine.refuse(worker, address, refuse=True):
+            return None
+        torn = self.engine.reset(worker, address)
+        if not torn:
+            return None
+        return Exit(
+            time.time(), f"{name}: {peer}: {len(torn)} connection(s) reset, new ones refused"
+        )
+
+    def connections(self, name: str, peer: str) -> set[str]:
+        return self.engine.connections(self.workers[name], self._peer_address(name, peer))
+
+    def _peer_address(self, name: str, peer: str) -> str:
+        broker = self.brokers[self.transports[name]].service
+        return self.engine.address({"broker": broker, "database": "postgres"}[peer])
 
     # --- stop ------------------------------------------------------------
     def close(self) -> None:

@@ -50,6 +50,9 @@ class Counts:
     retried: int = 0  # executions that asked to be retried (self.retry): ended in RETRY
     dead_lettered: int = 0  # messages the broker gave up on (a delivery-limit); also lost
     stranded: int = 0  # messages left on the broker once every worker had exited; also lost
+    # Messages left queued while live workers ran nothing for settle.STOPPED_CONSUMING_S:
+    # a worker that stopped consuming (celery#8030); also lost.
+    unconsumed: int = 0
     workers_crashed: int = 0  # workers that exited during the run with no fault aimed at them
     external_calls: int = 0  # outbound HTTP calls the rig's sink answered (rig.outbound)
     # One logical call (a task's n-th call of a method on a host and path) that
@@ -160,6 +163,7 @@ def count(history: History) -> Counts:
         retried=sum(1 for rows in attempts.values() for r in rows if r.get("state") == "RETRY"),
         dead_lettered=sum(e.data["dead_lettered"] for e in history.events(BROKER)),
         stranded=sum(e.data.get("stranded", 0) for e in history.events(BROKER)),
+        unconsumed=sum(e.data.get("unconsumed", 0) for e in history.events(BROKER)),
         workers_crashed=len(crashed_workers(history)),
         external_calls=sum(len(r.get("calls", [])) for rows in attempts.values() for r in rows),
         duplicate_external_effects=repeated_effects(attempts, "calls", call_effect),

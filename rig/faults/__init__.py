@@ -32,6 +32,7 @@ and the runner knows none of them by name.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
@@ -52,6 +53,9 @@ class FaultContext:
     report: CheckpointReport
     park_s: float  # how long the task stays parked unless released
     parks: int = 1  # how many executions the point was armed for (the fault's parks())
+    # Does this worker's consumer answer a ping within timeout_s (its broker
+    # connection is up again)? The crew's, from the runner.
+    answers: Callable[[str, float], bool] = field(default=lambda worker, timeout_s: False)
     issued_at: float = field(default_factory=time.time)  # the fault begins as its context does
 
     @property

@@ -7,6 +7,7 @@ from types import ModuleType
 from typing import Any
 
 from rig.faults import (
+    blips,
     broker_outage,
     broker_restart,
     deploy,
@@ -36,6 +37,7 @@ FAULTS: dict[str, ModuleType] = {
         time_limit,
         oom,
         partition,
+        blips,
         broker_restart,
         broker_outage,
         kill_fetching,

@@ -247,6 +247,29 @@ def test_workers_that_exit_on_their_own_explain_a_run_where_nothing_ran() -> Non
     assert (outcome.counts.lost, outcome.counts.missing_rows) == (1, 1)
 
 
+def test_messages_a_live_worker_stopped_taking_are_unconsumed_and_lost() -> None:
+    """Blips, then a worker alive and idle beside two queued messages (celery#8030):
+    the run settles on it; the two count as unconsumed and lost, not as a hang."""
+    history = History()
+    for n in (1, 2, 3):
+        history.add(SENT, at=100.0, task_id=f"t{n}", task="create_record", business_key=f"k{n}")
+    _ledger(history, "t1", 1, 100.2, written=True, finished=True)
+    history.add(
+        SETTLED,
+        at=140.0,
+        settled=True,
+        reason="the workers stopped consuming",
+        stopped_consuming=True,
+    )
+    history.add(BROKER, dead_lettered=0, stranded=0, unconsumed=2)
+    history.add(EFFECTS, source="SELECT ...")
+    history.add(ROW, business_key="k1", count=1)
+    outcome = check(history, make_expectation(unconsumed=0), fault_expected=False)
+    assert outcome.verdict == "fail"
+    assert (outcome.counts.unconsumed, outcome.counts.lost) == (2, 2)
+    assert outcome.reasons == ["unconsumed: expected 0, observed 2"]
+
+
 def test_nothing_ran_and_no_worker_crashed_is_vacuous() -> None:
     outcome = check(stranded_by_crashing_workers(exited=()), None, fault_expected=False)
     assert outcome.verdict == "unknown"

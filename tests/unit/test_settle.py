@@ -60,3 +60,20 @@ def test_a_countdown_not_yet_due_is_waited_for_though_no_queue_shows_it() -> Non
     assert due_in(history, countdown_s=10, now=T0 + 4) == 7  # the last one sent is due at 11
     assert due_in(history, countdown_s=10, now=T0 + 12) == 0
     assert due_in(history, countdown_s=0, now=T0) == 0  # no countdown: nothing to wait for
+
+
+def test_messages_queued_while_nothing_runs_for_long_mean_the_workers_stopped() -> None:
+    """celery#8030: a worker alive after a reconnection that takes nothing. The
+    wait ends on it rather than at its deadline, and a message taken in time
+    starts the clock again."""
+    from rig.settle import STOPPED_CONSUMING_S, IdleQueue
+
+    idle = IdleQueue()
+    assert idle.look(2, T0) == 0
+    assert idle.look(2, T0 + STOPPED_CONSUMING_S - 1) == STOPPED_CONSUMING_S - 1
+    assert not idle.stopped_consuming
+    assert idle.look(0, T0 + STOPPED_CONSUMING_S) == 0  # taken: the clock starts again
+    idle.look(1, T0 + 40)
+    assert not idle.stopped_consuming
+    idle.look(1, T0 + 40 + STOPPED_CONSUMING_S)
+    assert idle.stopped_consuming
