@@ -17,7 +17,7 @@ from typing import Any, Literal
 from rig import contract, schema
 from rig.checkpoints import AUTOMATIC, NEXT_PUBLISHED, RECEIVED, RETRIED
 from rig.errors import BadInput
-from rig.faults import blips, broker_outage, broker_restart, oom, partition, pause, stall, term
+from rig.faults import blips, broker_outage, broker_restart, partition, pause, stall, term
 from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
 from rig.outbound import KEY_HEADER, Sink
@@ -129,6 +129,19 @@ class CommonSettings:
         "0 to keep the app's own",
         minimum=0,
     )
+    max_memory_per_child_mb: int = setting(
+        0,
+        "MiB of resident memory after which a pool process is replaced once its task "
+        "ends (worker_max_memory_per_child; Linux counts the process's peak), "
+        "0 to keep the app's own",
+        minimum=0,
+    )
+    allocate_mb: int = setting(
+        0,
+        "MiB each built-in task allocates and holds from its first checkpoint on "
+        "(for fault=oom and max_memory_per_child_mb)",
+        minimum=0,
+    )
     memory_limit_mb: int = setting(
         0, "each worker's memory limit in MiB, 0 for none (a container's --memory)", minimum=0
     )
@@ -177,7 +190,6 @@ class Settings(
     broker_outage.Parameters,
     partition.Parameters,
     blips.Parameters,
-    oom.Parameters,
     stall.Parameters,
     pause.Parameters,
     term.Parameters,
@@ -220,6 +232,11 @@ class Settings(
         ):
             if validate is not None:
                 validate(self)
+        if self.allocate_mb and self.app:
+            raise BadInput(
+                "allocate_mb needs the built-in tasks: they allocate when asked, a task of "
+                "yours would not"
+            )
         self._no_other_workloads_settings()
 
     def _no_other_workloads_settings(self) -> None:
@@ -245,9 +262,11 @@ class Settings(
         return asdict(self)
 
     def task_kwargs(self) -> dict[str, Any]:
-        """What the fault adds to the built-in task's call (the oom fault's allocation)."""
+        """What the built-in task is called with beyond its key and seconds: its
+        allocation, and what the fault adds."""
         task_kwargs = fault_part(self.fault, "task_kwargs")
-        return task_kwargs(self) if task_kwargs is not None else {}
+        added = task_kwargs(self) if task_kwargs is not None else {}
+        return ({"allocate_mb": self.allocate_mb} if self.allocate_mb else {}) | added
 
     def celery_settings(self) -> dict[str, Any]:
         """The Celery settings a worker's app runs with: the transport's (a short
@@ -270,6 +289,7 @@ class Settings(
             "worker_prefetch_multiplier": self.prefetch_multiplier,
             "task_time_limit": self.time_limit or None,
             "worker_max_tasks_per_child": self.max_tasks_per_child or None,
+            "worker_max_memory_per_child": self.max_memory_per_child_mb * 1024 or None,
             "worker_soft_shutdown_timeout": self.soft_shutdown_timeout or None,
             "task_publish_retry_policy": self.publish_retry_policy(),
         }

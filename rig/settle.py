@@ -38,6 +38,8 @@ def deadline_s(settings: Settings) -> float:
     the pool processes recycling starts, its countdown, the transport's redelivery."""
     work_s = settings.tasks * (settings.task_seconds + TASK_OVERHEAD_S) * 3
     recycled = settings.tasks // settings.max_tasks_per_child if settings.max_tasks_per_child else 0
+    if settings.max_memory_per_child_mb and settings.allocate_mb:
+        recycled = settings.tasks  # each task's peak may be past the limit
     return (
         60
         + work_s

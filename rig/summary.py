@@ -18,8 +18,9 @@ VERDICT_STYLE = {
     "observed": "cyan",
     "skipped": "dim",
 }
-# `sent` is the input, not an outcome; every other count shows when it is not zero.
-HIDDEN_COUNTS = ("sent",)
+# `sent` is the input, not an outcome, and pool_processes is how the pools ran
+# (one per worker at least); every other count shows when it is not zero.
+HIDDEN_COUNTS = ("sent", "pool_processes")
 
 
 def counts_text(counts: dict[str, int]) -> str:

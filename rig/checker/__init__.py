@@ -61,6 +61,9 @@ class Counts:
     duplicate_external_effects: int = 0
     emails: int = 0  # messages handed to the rig's mail backend
     duplicate_emails: int = 0  # one task's n-th email to the same recipients and subject, again
+    # Pool processes (worker, pid) that ran an execution: how often the pools
+    # were recycled (worker_max_tasks_per_child, worker_max_memory_per_child).
+    pool_processes: int = 0
     # A schedule slot (an entry's n-th due run, rig.workloads.beat) whose task
     # completed from more than one message: the periodic job ran twice.
     duplicate_scheduled_runs: int = 0
@@ -170,6 +173,9 @@ def count(history: History) -> Counts:
         emails=sum(len(r.get("emails", [])) for rows in attempts.values() for r in rows),
         duplicate_emails=repeated_effects(attempts, "emails", email_effect),
         duplicate_scheduled_runs=repeated_slots(sent, completed_ids),
+        pool_processes=len(
+            {(r["hostname"], r.get("pid")) for rows in attempts.values() for r in rows}
+        ),
     )
 
 

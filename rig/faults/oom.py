@@ -7,23 +7,14 @@ this is the pool-child kill (WorkerLostError), by the kernel."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from rig.errors import BadInput
 from rig.faults import FaultContext, FaultRecord, record
-from rig.schema import setting
 
 NAME = "oom"
 SUMMARY = "the task allocates --allocate-mb past the worker's --memory-limit-mb"
 NEEDS = ("memory-limit",)
-
-
-@dataclass(frozen=True)
-class Parameters:
-    allocate_mb: int = setting(
-        0, "oom: MiB the task allocates and holds from its first checkpoint on", minimum=0
-    )
 
 
 def validate(settings: Any) -> None:
@@ -37,11 +28,6 @@ def validate(settings: Any) -> None:
             "fault=oom needs 0 < memory_limit_mb < allocate_mb: the task must allocate "
             "past the worker's limit"
         )
-
-
-def task_kwargs(settings: Any) -> dict[str, Any]:
-    """What the task is sent with: how much to allocate."""
-    return {"allocate_mb": settings.allocate_mb}
 
 
 def start(ctx: FaultContext) -> FaultRecord:
