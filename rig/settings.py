@@ -103,6 +103,11 @@ class CommonSettings:
         "0 to keep the app's own",
         minimum=0,
     )
+    soft_shutdown_on_idle: bool | None = setting(
+        None,
+        "give a cold shutdown its soft-shutdown wait even with no task running, as when "
+        "the worker only holds countdown tasks (worker_enable_soft_shutdown_on_idle)",
+    )
     time_limit: float = setting(
         0.0,
         "hard time limit per task in seconds (task_time_limit), 0 to keep the app's own",
@@ -291,6 +296,7 @@ class Settings(
             "worker_max_tasks_per_child": self.max_tasks_per_child or None,
             "worker_max_memory_per_child": self.max_memory_per_child_mb * 1024 or None,
             "worker_soft_shutdown_timeout": self.soft_shutdown_timeout or None,
+            "worker_enable_soft_shutdown_on_idle": self.soft_shutdown_on_idle,
             "task_publish_retry_policy": self.publish_retry_policy(),
         }
         return conf | {name: value for name, value in given.items() if value is not None}

@@ -61,6 +61,9 @@ class Counts:
     duplicate_external_effects: int = 0
     emails: int = 0  # messages handed to the rig's mail backend
     duplicate_emails: int = 0  # one task's n-th email to the same recipients and subject, again
+    # Countdown tasks whose first execution started more than LATE_S past their
+    # due time: held through a visibility timeout or a worker's restart.
+    ran_late: int = 0
     # Pool processes (worker, pid) that ran an execution: how often the pools
     # were recycled (worker_max_tasks_per_child, worker_max_memory_per_child).
     pool_processes: int = 0
@@ -73,6 +76,9 @@ class Counts:
 
 
 COUNT_NAMES = tuple(f.name for f in fields(Counts))
+# A countdown task that starts this long past its due time waited for something
+# other than its ETA (a worker restarts in about 3 s; a visibility timeout is longer).
+LATE_S = 2.0
 # An expected count is a number, or an inclusive [low, high] range where
 # Celery itself does not fix the number (a concurrent redelivery may repeat).
 Expected = int | tuple[int, int]
@@ -173,9 +179,21 @@ def count(history: History) -> Counts:
         emails=sum(len(r.get("emails", [])) for rows in attempts.values() for r in rows),
         duplicate_emails=repeated_effects(attempts, "emails", email_effect),
         duplicate_scheduled_runs=repeated_slots(sent, completed_ids),
+        ran_late=ran_late(sent, attempts),
         pool_processes=len(
             {(r["hostname"], r.get("pid")) for rows in attempts.values() for r in rows}
         ),
+    )
+
+
+def ran_late(sent: list[dict[str, Any]], attempts: dict[str, list[dict[str, Any]]]) -> int:
+    """Tasks sent with a due time whose first execution started LATE_S past it."""
+    return sum(
+        1
+        for s in sent
+        if s.get("due_at")
+        and attempts.get(s["task_id"])
+        and attempts[s["task_id"]][0]["started_at"] > s["due_at"] + LATE_S
     )
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from rig.history import SENT
@@ -21,8 +22,10 @@ def send(run: RunContext, index: int) -> None:
 def send_keyed(run: RunContext, index: int, **options: Any) -> None:
     """The index-th keyed call, with apply_async's options; recorded as SENT."""
     key, args, kwargs = run.target.call(index)
+    sent_at = time.time()
     result = run.crew.app.send_task(run.target.task_name, args=args, kwargs=kwargs, **options)
-    run.history.add(SENT, task_id=result.id, task=run.target.task_name, business_key=key)
+    due = {"due_at": sent_at + options["countdown"]} if options.get("countdown") else {}
+    run.history.add(SENT, task_id=result.id, task=run.target.task_name, business_key=key, **due)
 
 
 def describe(settings: Any) -> str:

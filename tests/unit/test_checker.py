@@ -270,6 +270,16 @@ def test_messages_a_live_worker_stopped_taking_are_unconsumed_and_lost() -> None
     assert outcome.reasons == ["unconsumed: expected 0, observed 2"]
 
 
+def test_a_countdown_task_that_started_well_past_its_due_time_ran_late() -> None:
+    """Held by a worker killed outright, it waited out the visibility timeout."""
+    history = History()
+    history.add(SENT, at=100.0, task_id="t1", task="create_record", business_key="k", due_at=106.0)
+    history.add(SENT, at=100.0, task_id="t2", task="create_record", business_key="k2", due_at=106.0)
+    _ledger(history, "t1", 1, 112.5, written=True, finished=True)  # 6.5 s past due
+    history.add(LEDGER, **{**history.events(LEDGER)[0].data, "task_id": "t2", "started_at": 107.0})
+    assert check(history, None, fault_expected=False).counts.ran_late == 1
+
+
 def test_nothing_ran_and_no_worker_crashed_is_vacuous() -> None:
     outcome = check(stranded_by_crashing_workers(exited=()), None, fault_expected=False)
     assert outcome.verdict == "unknown"
