@@ -50,6 +50,11 @@ def busy_port() -> Iterator[int]:
         ),
         (["run", "early_ack_kill_before_write@kafka"], ["unknown transport 'kafka'"]),
         (
+            ["run", "--app", "tests.plain_celery.app:app", "--allocate-mb", "64"],
+            ["allocate_mb needs the built-in tasks"],
+        ),
+        (["run", "--fault", "blips", "--blips", "0"], ["blips=0: must be at least 1"]),
+        (
             ["fairness", "--transport", "rabbitmq", "--only", "disable-prefetch"],
             ["disable-prefetch is Redis-only"],
         ),
