@@ -138,22 +138,7 @@ def _on_the_control_store(action: Callable[[redis.Redis], None]) -> None:
 def _park_if_armed(client: redis.Redis, point: str, execution: Execution) -> None:
     if _take_arming(client, point):
         _report(client, point, execution)
-        _wait_released(client, execution)
-
-
-def _wait_released(client: redis.Redis, execution: Execution) -> None:
-    """Stay parked until the rig releases the execution or the park ends. A
-    connection reset on the way (a blip of the store's server, rig.faults.blips)
-    is waited through: it is not a release."""
-    import redis
-
-    deadline = time.time() + park_seconds()
-    while (left := deadline - time.time()) > 0:
-        try:
-            client.blpop([release_key(execution.task_id, execution.attempt)], timeout=left)
-            return
-        except redis.ConnectionError:
-            time.sleep(0.1)
+        client.blpop([release_key(execution.task_id, execution.attempt)], timeout=park_seconds())
 
 
 def _take_arming(client: redis.Redis, point: str) -> bool:
