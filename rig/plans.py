@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from rig import contract
 from rig.backends.base import Backend, last_line
-from rig.control import PARK_S, Control
+from rig.control import Control
 from rig.crews import Crew
 from rig.errors import RigError
 from rig.events import wait_answering
@@ -189,7 +189,7 @@ class RunContext:
             self.crew.control,
             settings,
             report,
-            PARK_S,
+            settings.park_s(),
             self.parks(settings),
             answers=self._answers,
         )

@@ -266,6 +266,11 @@ class Settings(
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def park_s(self) -> float:
+        """How long an armed checkpoint holds its execution: the checkpoint's
+        default, or longer for a fault that holds it through several steps."""
+        return float(fault_part(self.fault, "PARK_S", contract.PARK_S))
+
     def task_kwargs(self) -> dict[str, Any]:
         """What the built-in task is called with beyond its key and seconds: its
         allocation, and what the fault adds."""
@@ -325,7 +330,7 @@ class Settings(
         )
         return {
             contract.CONF: json.dumps(self.celery_settings()),
-            contract.PARK_SECONDS: str(contract.PARK_S),
+            contract.PARK_SECONDS: str(self.park_s()),
             contract.SINK: json.dumps(asdict(sink)),
             contract.RESULTS: "" if self.result_backend == "none" else self.result_backend,
         }

@@ -21,15 +21,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from rig.backends.base import Exit, Partitions
+from rig.errors import BadInput
 from rig.faults import FaultContext, FaultRecord, record
 from rig.schema import setting
 
 NAME = "blips"
 SUMMARY = "--blips resets of the worker's broker connections, --blip-seconds each"
 NEEDS = ("partition",)
-# A worker reconnects within a few seconds of a blip (Celery's first retries are
-# 2 s apart); one that has not within this long will not by itself.
-RECONNECT_S = 20.0
+# A worker reconnects within a few seconds of a blip (kombu retries at once, then
+# 2, 4 and 6 s apart); one that has not within this long will not by itself.
+RECONNECT_S = 12.0
+# The execution is held through every blip and its bounded reconnection, so the
+# checkpoint parks it this long (rig.settings.Settings.park_s), not the default 20 s.
+PARK_S = 45.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,15 @@ class Parameters:
     blip_gap_seconds: float = setting(
         0.5, "blips: seconds from the worker's reconnection to the next blip", minimum=0
     )
+
+
+def validate(settings: Any) -> None:
+    longest = settings.blips * (settings.blip_seconds + RECONNECT_S + settings.blip_gap_seconds)
+    if longest >= PARK_S:
+        raise BadInput(
+            f"blips: {settings.blips} blips may take {longest:g} s with their reconnections; "
+            f"they must fit in the {PARK_S:g} s the task is held"
+        )
 
 
 def start(ctx: FaultContext) -> FaultRecord:

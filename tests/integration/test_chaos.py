@@ -1,7 +1,7 @@
 """The catalog on the real stack, on both backends and both transports; one
-marker per scenario, one per transport. The scenarios selected on a backend
-run together the first time one is asked for, RIG_TEST_JOBS at a time (the
-CLI's --jobs); each test then checks its own result.
+marker per scenario, one per transport. The selected scenarios run together
+the first time one is asked for: the two backends side by side, each
+RIG_TEST_JOBS at a time (the CLI's --jobs); each test then checks its own result.
 
 pytest -m chaos                                  # all of them
 pytest -m late_ack_kill_after_commit_create       # one, everywhere
@@ -11,6 +11,7 @@ pytest -m "chaos and rabbitmq"                   # the catalog on RabbitMQ
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -18,7 +19,7 @@ from rig.catalog import replay_command, run_scenarios, skip_reason
 from rig.checker import Counts, matches
 from rig.cli import DEFAULT_JOBS
 from rig.runner import Result, Runner
-from rig.scenarios import load_catalog
+from rig.scenarios import Scenario, load_catalog
 from rig.transports import TRANSPORTS
 from tests.conftest import matrix_settings
 
@@ -28,20 +29,41 @@ JOBS = int(os.environ.get("RIG_TEST_JOBS", str(DEFAULT_JOBS)))  # as chaos --job
 _RESULTS: dict[str, dict[str, Result]] = {}  # backend -> scenario label -> its result
 
 
-def _results_on(runner: Runner, session: pytest.Session) -> dict[str, Result]:
-    """Every selected scenario of this backend, run once, JOBS at a time."""
-    backend = runner.backend.info.name
-    if backend not in _RESULTS:
-        selected = [
-            CATALOG[item.callspec.params["name"]].on(item.callspec.params["transport"])
-            for item in session.items
-            if getattr(item, "originalname", "") == "test_scenario"
-            and item.callspec.params["runner"] == backend
-        ]
-        runnable = [s for s in selected if skip_reason(s, runner) is None]
-        results, _ = run_scenarios(runner, runnable, print, jobs=JOBS)
-        _RESULTS[backend] = {result.name: result for result in results}
-    return _RESULTS[backend]
+def _results_on(backend: str, request: pytest.FixtureRequest) -> dict[str, Result]:
+    """Every selected scenario, run once on its backend, JOBS at a time there. The
+    backends' catalogs run side by side the first time one is asked for: each has
+    brokers, databases and workers of its own, so neither waits for the other."""
+    if not _RESULTS:
+        runners = {}
+        for name, scenarios in _selected(request.session).items():
+            try:
+                runners[name] = (request.getfixturevalue(f"{name}_runner"), scenarios)
+            except pytest.skip.Exception:
+                continue  # that backend's own tests say why it is skipped
+        with ThreadPoolExecutor(max_workers=len(runners) or 1) as pool:
+            running = {
+                name: pool.submit(_run_catalog, runner, scenarios)
+                for name, (runner, scenarios) in runners.items()
+            }
+        _RESULTS.update({name: future.result() for name, future in running.items()})
+    return _RESULTS.get(backend, {})
+
+
+def _selected(session: pytest.Session) -> dict[str, list[Scenario]]:
+    """The scenarios this session selected, by backend."""
+    selected: dict[str, list[Scenario]] = {}
+    for item in session.items:
+        if getattr(item, "originalname", "") == "test_scenario":
+            params = item.callspec.params
+            scenario = CATALOG[params["name"]].on(params["transport"])
+            selected.setdefault(params["runner"], []).append(scenario)
+    return selected
+
+
+def _run_catalog(runner: Runner, scenarios: list[Scenario]) -> dict[str, Result]:
+    runnable = [s for s in scenarios if skip_reason(s, runner) is None]
+    results, _ = run_scenarios(runner, runnable, print, jobs=JOBS)
+    return {result.name: result for result in results}
 
 
 @pytest.mark.parametrize(
@@ -67,8 +89,8 @@ def test_scenario(
     reason = skip_reason(scenario, runner)
     if reason:
         pytest.skip(reason)
-    result = _results_on(runner, request.session)[scenario.label]
     backend = runner.backend.info.name
+    result = _results_on(backend, request)[scenario.label]
     replay = replay_command(scenario.label, scenario.settings, backend, catalog=True)
     assert result.outcome.verdict == "pass", (
         f"{scenario.label}: {result.outcome.verdict}: {result.outcome.reasons}; replay: {replay}"
