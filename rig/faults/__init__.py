@@ -22,8 +22,9 @@ runs) has no start(); it brings a Plan(name, settings) instead, which sends
 the work and lands the fault itself (rig.plans.Plan).
 
 And, where it has them: Parameters (a dataclass of its own settings, see
-rig.schema), validate(settings), describe(settings) for the report, and
-task_kwargs(settings) for what the task is sent with.
+rig.schema), validate(settings), describe(settings) for the report,
+task_kwargs(settings) for what the task is sent with, and PARK_S when it
+holds its execution longer than the checkpoint's default park (blips).
 
 A fault acts and confirms; it never judges the run (that is the checker's job),
 and the runner knows none of them by name.
