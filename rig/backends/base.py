@@ -212,10 +212,6 @@ class Partitions(Protocol):
         refuse=False: accept them again."""
         ...
 
-    def connections(self, name: str, peer: str) -> set[str]:
-        """The worker's established TCP connections to the peer (local ip:port)."""
-        ...
-
 
 @runtime_checkable
 class LimitsMemory(Protocol):

@@ -297,9 +297,6 @@ class DockerBackend:
             time.time(), f"{name}: {peer}: {len(torn)} connection(s) reset, new ones refused"
         )
 
-    def connections(self, name: str, peer: str) -> set[str]:
-        return self.engine.connections(self.workers[name], self._peer_address(name, peer))
-
     def _peer_address(self, name: str, peer: str) -> str:
         broker = self.brokers[self.transports[name]].service
         return self.engine.address({"broker": broker, "database": "postgres"}[peer])

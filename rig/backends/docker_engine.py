@@ -151,11 +151,6 @@ class DockerEngine:
         done = self._in_namespace(container, "ss", "-K", "-Htn", "dst", peer_ip)
         return _local_addresses(done.stdout) if done.returncode == 0 else None
 
-    def connections(self, container: Container, peer_ip: str) -> set[str]:
-        """The container's established TCP connections to peer_ip (local ip:port)."""
-        done = self._in_namespace(container, "ss", "-Htn", "state", "established", "dst", peer_ip)
-        return _local_addresses(done.stdout)
-
     def _in_namespace(
         self, container: Container, *command: str
     ) -> subprocess.CompletedProcess[str]:
@@ -217,5 +212,5 @@ def _tmpfs(spec: dict[str, Any]) -> dict[str, str]:
 
 def _local_addresses(ss_output: str) -> set[str]:
     """The local ip:port of each connection `ss -Htn` lists; its columns end with
-    Local-Address:Port Peer-Address:Port (a state filter leaves the state out)."""
+    Local-Address:Port Peer-Address:Port."""
     return {line.split()[-2] for line in ss_output.splitlines() if len(line.split()) >= 4}

@@ -42,7 +42,7 @@ class Parameters:
         3, "blips: how many times the worker's broker connections are reset", minimum=1
     )
     blip_seconds: float = setting(
-        1.0, "blips: how long each blip refuses new connections, in seconds", minimum=0.1
+        0.5, "blips: how long each blip refuses new connections, in seconds", minimum=0.1
     )
     blip_gap_seconds: float = setting(
         0.5, "blips: seconds from the worker's reconnection to the next blip", minimum=0

@@ -8,8 +8,8 @@ from rig.settings import Settings
 
 
 def test_the_local_address_of_each_connection_ss_lists() -> None:
-    # `ss -Htn state established dst IP` leaves the state column out; `ss -K -Htn`
-    # keeps it. Either way the local address is the second to last column.
+    # `ss -K -Htn dst IP` lists what it tore down; with a state filter the state
+    # column is left out. Either way the local address is the second to last.
     established = "0      0      172.18.0.5:41234   172.18.0.2:6379\n"
     killed = (
         "ESTAB 0 0 172.18.0.5:41236 172.18.0.2:6379 \nESTAB 0 0 172.18.0.5:41238 172.18.0.2:6379\n"
