@@ -23,6 +23,7 @@ from rig.fairness import FairnessResult
 from rig.faults.registry import part as fault_part
 from rig.history import FAULT, HEAL, LEDGER, SENT, History
 from rig.settings import make_settings
+from rig.summary import counts_text
 from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS
 from rig.workloads.registry import part as workload_part
 
@@ -511,6 +512,7 @@ def write_reports(
             logs=logs,
             timelines={r.name: timeline(r.history, _flagged(r)) for r in results},
             describe=_short_settings,
+            counts_text=counts_text,
             fairness=fairness["summary"] if fairness else None,
             fairness_svg=fairness_svg_text,
             throughput_text=throughput_text,
