@@ -82,16 +82,15 @@ def unsettled(crew: Crew, history: History, countdown_s: float, idle: IdleQueue)
         return f"a countdown due in {due_s:.0f} s"
     try:
         pending = crew.broker.pending_messages()
-        ledger = crew.control.ledger()
-        live = running(ledger, history)
-        waiting = crew.broker.ready_messages() if pending and not live else 0
+        if pending and not stranded(crew, history):
+            if idle.look(queued_while_idle(crew, history), time.time()) >= STOPPED_CONSUMING_S:
+                return ""  # the live workers stopped consuming: nothing more will happen
+            return f"{pending} message(s) still queued or unacknowledged"
     except BrokerDown:
         return "the broker does not answer"
-    if pending and not stranded(crew, history):
-        if idle.look(waiting, time.time()) >= STOPPED_CONSUMING_S:
-            return ""  # the live workers stopped consuming: nothing more will happen
-        return f"{pending} message(s) still queued or unacknowledged"
     idle.look(0, time.time())
+    ledger = crew.control.ledger()
+    live = running(ledger, history)
     if live:
         return f"{len(live)} execution(s) still running or not yet reported"
     # Early ack acknowledges before the task body runs: a started task can be
@@ -102,6 +101,14 @@ def unsettled(crew: Crew, history: History, countdown_s: float, idle: IdleQueue)
     # A task neither finished nor failed is lost for good once nothing is
     # queued or unacknowledged: on Redis only those come back.
     return ""
+
+
+def queued_while_idle(crew: Crew, history: History) -> int:
+    """Messages waiting in the queue while no execution runs anywhere; 0 while one
+    does (the broker is asked only then)."""
+    if running(crew.control.ledger(), history):
+        return 0
+    return int(crew.broker.ready_messages())
 
 
 def running(ledger: list[dict[str, Any]], history: History) -> list[dict[str, Any]]:
