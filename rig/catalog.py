@@ -119,8 +119,13 @@ def run_scenarios(
             skipped.append(skipped_row(scenario, reason))
             on_result(skipped[-1])
             continue
+        following = then.get(scenario.label)
         result = runner.run(
-            scenario.label, scenario.settings, scenario.expect, say, then.get(scenario.label)
+            scenario.label,
+            scenario.settings,
+            scenario.expect,
+            say,
+            lambda: following,  # noqa: B023 - called within this iteration
         )
         results.append(result)
         on_result(result.as_json())

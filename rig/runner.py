@@ -33,6 +33,9 @@ from rig.target import Target, resolve
 from rig.transports import TRANSPORTS
 
 Progress = Callable[[str], None]
+# Asked once a run's faults have landed: the next run's settings, whose crew may
+# start while this run settles, or None.
+NextRun = Callable[[], Settings | None]
 
 
 @dataclass
@@ -116,7 +119,7 @@ class Runner:
         settings: Settings,
         expect: dict[str, Expected] | None,
         progress: Progress = lambda _message: None,
-        then: Settings | None = None,
+        then: NextRun = lambda: None,
         plan: Plan | None = None,
     ) -> Result:
         """Run one scenario; `then` names the next one's settings, whose workers
@@ -171,7 +174,7 @@ class Runner:
         """The settings' target, on this lane's database."""
         return replace(resolve(settings), lane=self.lane)
 
-    def _run_plan(self, run: RunContext, plan: Plan, then: Settings | None) -> None:
+    def _run_plan(self, run: RunContext, plan: Plan, then: NextRun) -> None:
         listener = EventListener(run.crew.app, run.history)
         listener.start()
         self.backend.observe(run.history, run.crew.names)
@@ -185,18 +188,20 @@ class Runner:
             run.wait_healed()
             # The faults have landed: earlier crews may go, the next crew may start.
             self.crews.dismiss_finished()
-            if then is not None:
-                self._prepare_next(then)
+            self._prepare_next(then)
             run.progress(f"{run.name}: waiting for the run to settle (redelivery, drain)")
             wait_settled(run.crew, run.settings, run.history, run.progress)
         finally:
             listener.stop()
 
-    def _prepare_next(self, then: Settings) -> None:
-        """Start the next run's crew; a next target that does not resolve is that
-        run's error, not this one's."""
+    def _prepare_next(self, then: NextRun) -> None:
+        """Start the next run's crew, if there is one; a next target that does not
+        resolve is that run's error, not this one's."""
+        settings = then()
+        if settings is None:
+            return
         try:
-            self.crews.prepare(worker_specs(then, self._target(then)))
+            self.crews.prepare(worker_specs(settings, self._target(settings)))
         except RigError:
             pass
 

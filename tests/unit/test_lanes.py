@@ -8,7 +8,8 @@ import time
 
 from rig.backends.base import Observers
 from rig.history import History
-from rig.lanes import BrokerLocks
+from rig.lanes import BrokerLocks, Schedule
+from rig.scenarios import Scenario, load_catalog
 
 WAIT_S = 5.0
 
@@ -52,6 +53,52 @@ def test_runs_share_a_broker_and_a_broker_restart_has_it_alone() -> None:
     assert order == ["a in", "other broker", "a out", "restart in", "restart out", "b in", "b out"]
 
 
+def test_a_free_lane_runs_what_may_start_now_and_nothing_jumps_a_waiting_restart() -> None:
+    catalog = load_catalog()
+    restart = catalog["broker_restart_with_persistence"].on("redis")
+    kill, stall = catalog["late_ack_kill_after_commit_create"], catalog["stall_past_ack_deadline"]
+    schedule = Schedule([restart, kill.on("redis"), kill.on("rabbitmq"), stall.on("rabbitmq")])
+    assert schedule.locks.try_acquire("redis", alone=False)  # a run shares Redis meanwhile
+    assert schedule.take(ahead=True) is None, "the restart may be next: no crew is taken ahead"
+    assert schedule.take() == kill.on("rabbitmq"), "Redis runs wait behind the restart"
+    assert schedule.take() is None, "stall@rabbitmq needs RabbitMQ alone: a run shares it"
+    schedule.done(kill.on("rabbitmq"))
+    assert schedule.take() == stall.on("rabbitmq")
+    schedule.locks.release("redis", alone=False)  # the Redis run is over
+    assert schedule.take() == restart
+    assert schedule.take(ahead=True) is None, "Redis is restarting"
+    schedule.done(restart)
+    assert schedule.take(ahead=True) == kill.on("redis")
+
+
+def test_a_crew_is_taken_ahead_beside_a_restart_that_has_begun() -> None:
+    catalog = load_catalog()
+    restart = catalog["broker_restart_without_persistence"].on("redis")
+    kill = catalog["late_ack_kill_after_commit_create"].on("rabbitmq")
+    schedule = Schedule([restart, kill])
+    assert schedule.locks.try_acquire("redis", alone=True)  # another restart of Redis runs
+    assert schedule.take(ahead=True) == kill, "the next restart waits for this one anyway"
+
+
+def test_a_lane_with_nothing_to_start_waits_for_the_first() -> None:
+    catalog = load_catalog()
+    restart = catalog["broker_restart_with_persistence"].on("redis")
+    schedule = Schedule([restart])
+    assert schedule.locks.try_acquire("redis", alone=False)
+    taken: list[Scenario | None] = []
+    waiting = threading.Thread(target=lambda: taken.append(schedule.take_or_wait()))
+    waiting.start()
+    deadline = time.time() + WAIT_S
+    while schedule.locks._waiting["redis"] == 0:
+        assert time.time() < deadline, "the lane never started waiting"
+        time.sleep(0.01)
+    assert not schedule.locks.try_acquire("redis", alone=False), "nothing jumps the restart"
+    schedule.locks.release("redis", alone=False)
+    waiting.join(WAIT_S)
+    assert taken == [restart], "the restart never had Redis once the run sharing it was over"
+    assert schedule.take_or_wait() is None, "all are taken"
+
+
 def test_each_worker_reports_to_the_run_that_observes_it() -> None:
     observers = Observers()
     one, two = History(), History()
@@ -67,7 +114,6 @@ def test_a_run_that_stops_or_reconfigures_the_broker_has_it_alone() -> None:
     starting beside a stall scenario set it back to 30 minutes, and the stall
     ran once (seen in a soak at --jobs 2)."""
     from rig.lanes import needs_broker_alone
-    from rig.scenarios import load_catalog
 
     catalog = load_catalog()
     alone = {
