@@ -113,11 +113,10 @@ class Schedule:
             for index, scenario in enumerate(self.queue):
                 alone = needs_broker_alone(scenario)
                 if alone and ahead and not self.locks.held_alone(scenario.transport):
-                    return None  # it may well be next: a crew taken ahead would keep it waiting
-                if scenario.transport in held_back or (alone and ahead):
-                    held_back.add(scenario.transport)
+                    return None  # it may well be the lane's next: a crew ahead would delay it
+                if scenario.transport in held_back:
                     continue
-                if self.locks.try_acquire(scenario.transport, alone):
+                if not (alone and ahead) and self.locks.try_acquire(scenario.transport, alone):
                     del self.queue[index]
                     return scenario
                 if alone:
