@@ -173,16 +173,22 @@ class RunContext:
     def next_fault_id(self) -> str:
         return f"f{next(self._fault_ids)}"
 
-    def inject(self, settings: Settings, wait_s: float) -> FaultRecord | None:
+    def inject(
+        self, settings: Settings, wait_s: float, arm_next: bool = False
+    ) -> FaultRecord | None:
         """Land settings.fault on the execution parked at the armed settings.at (or
         the next to arrive within wait_s), and start its heal's timer; None if no
-        execution came."""
+        execution came. `arm_next`: arm the point again before the fault lands, so
+        the execution it brings back (a requeue after a kill) parks however soon
+        it comes."""
         report = self.crew.control.wait_checkpoint(settings.at, timeout_s=wait_s)
         if report is None:
             self.crew.control.disarm(settings.at)  # so no later execution parks unasked
             self.history.add(NOTE, text=f"no task reached {settings.at} within {wait_s:g} s")
             return None
         self.history.add(CHECKPOINT, at=report.reported_at, **report.as_dict())
+        if arm_next:
+            self.arm(settings)
         context = FaultContext(
             self.next_fault_id(),
             self.backend,
@@ -269,14 +275,15 @@ class OneFault:
         if settings.fault == "none":
             return
         run.progress(f"{self.name}: waiting for a task at {settings.at}")
-        landed = run.inject(settings, wait_s=30)
+        landed = run.inject(settings, wait_s=30, arm_next=settings.fault_times > 1)
         run.wait_healed()
         # A task that dies every time: each next execution that reaches the point
         # is hit too, until fault_times, or until none comes (the broker gave up).
+        # The point is armed again before each fault lands: a requeued message can
+        # reach it again before this loop would come round.
         for hit in range(2, settings.fault_times + 1):
             if landed is None:
                 break
-            run.arm(settings)
             run.progress(f"{self.name}: waiting for execution {hit} at {settings.at}")
-            landed = run.inject(settings, wait_s=REPEAT_WAIT_S)
+            landed = run.inject(settings, wait_s=REPEAT_WAIT_S, arm_next=hit < settings.fault_times)
             run.wait_healed()
