@@ -7,6 +7,7 @@ import os
 import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from rig import schema
@@ -119,13 +120,12 @@ def run_scenarios(
             skipped.append(skipped_row(scenario, reason))
             on_result(skipped[-1])
             continue
-        following = then.get(scenario.label)
         result = runner.run(
             scenario.label,
             scenario.settings,
             scenario.expect,
             say,
-            lambda: following,  # noqa: B023 - called within this iteration
+            partial(then.get, scenario.label),
         )
         results.append(result)
         on_result(result.as_json())

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from rig.faults.registry import part as fault_part
@@ -35,14 +34,6 @@ class BrokerLocks:
         self._sharing: Counter[str] = Counter()
         self._waiting: Counter[str] = Counter()
         self._alone: set[str] = set()
-
-    @contextmanager
-    def hold(self, transport: str, alone: bool) -> Iterator[None]:
-        self.acquire(transport, alone)
-        try:
-            yield
-        finally:
-            self.release(transport, alone)
 
     def acquire(self, transport: str, alone: bool) -> None:
         with self._changed:
@@ -97,9 +88,9 @@ def needs_broker_alone(scenario: Scenario) -> bool:
 class Schedule:
     """The scenarios not yet taken, and the brokers' locks: which a free lane runs next."""
 
-    def __init__(self, scenarios: list[Scenario], locks: BrokerLocks | None = None) -> None:
+    def __init__(self, scenarios: list[Scenario]) -> None:
         self.queue = deque(scenarios)
-        self.locks = locks or BrokerLocks()
+        self.locks = BrokerLocks()
         self._taken = threading.Lock()
 
     def take(self, ahead: bool = False) -> Scenario | None:
@@ -116,7 +107,7 @@ class Schedule:
                     return None  # it may well be the lane's next: a crew ahead would delay it
                 if scenario.transport in held_back:
                     continue
-                if not (alone and ahead) and self.locks.try_acquire(scenario.transport, alone):
+                if self.locks.try_acquire(scenario.transport, alone):  # never one held alone
                     del self.queue[index]
                     return scenario
                 if alone:
@@ -157,20 +148,19 @@ def run_in_lanes(
     crashes: list[BaseException] = []
 
     def lane(lane_runner: Runner) -> None:
-        reserved: list[Scenario] = []  # the next one, its share of the broker held
+        reserved: Scenario | None = None  # the next one, its share of the broker held
 
         def reserve_next() -> Settings | None:
             """The next scenario, if one may share its broker now: its crew
             starts while this run settles, as in the serial runner."""
-            scenario = schedule.take(ahead=True)
-            if scenario is None:
-                return None
-            reserved.append(scenario)
-            return scenario.settings
+            nonlocal reserved
+            reserved = schedule.take(ahead=True)
+            return reserved.settings if reserved is not None else None
 
         try:
             while True:
-                scenario = reserved.pop() if reserved else schedule.take_or_wait()
+                scenario = reserved if reserved is not None else schedule.take_or_wait()
+                reserved = None
                 if scenario is None:
                     return
                 try:
@@ -183,8 +173,8 @@ def run_in_lanes(
                     results[scenario.label] = result
                     on_result(result.as_json())
         except BaseException as error:  # noqa: BLE001 - raised in the main thread
-            for scenario in reserved:
-                schedule.done(scenario)
+            if reserved is not None:
+                schedule.done(reserved)
             crashes.append(error)
 
     runners = runner.lanes(jobs)

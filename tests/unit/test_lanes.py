@@ -21,17 +21,19 @@ def test_runs_share_a_broker_and_a_broker_restart_has_it_alone() -> None:
     release_first = threading.Event()
 
     def shared(name: str, hold: threading.Event | None = None) -> None:
-        with locks.hold("redis", alone=False):
-            order.append(f"{name} in")
-            if hold is not None:
-                first_in.set()
-                assert hold.wait(WAIT_S), "the test never released the first run"
-            order.append(f"{name} out")
+        locks.acquire("redis", alone=False)
+        order.append(f"{name} in")
+        if hold is not None:
+            first_in.set()
+            assert hold.wait(WAIT_S), "the test never released the first run"
+        order.append(f"{name} out")
+        locks.release("redis", alone=False)
 
     def alone() -> None:
-        with locks.hold("redis", alone=True):
-            order.append("restart in")
-            order.append("restart out")
+        locks.acquire("redis", alone=True)
+        order.append("restart in")
+        order.append("restart out")
+        locks.release("redis", alone=True)
 
     first = threading.Thread(target=shared, args=("a", release_first))
     first.start()
@@ -44,8 +46,9 @@ def test_runs_share_a_broker_and_a_broker_restart_has_it_alone() -> None:
         time.sleep(0.01)
     later = threading.Thread(target=shared, args=("b",))  # comes after: waits for the restart
     later.start()
-    with locks.hold("rabbitmq", alone=False):  # another broker is not held up
-        order.append("other broker")
+    locks.acquire("rabbitmq", alone=False)  # another broker is not held up
+    order.append("other broker")
+    locks.release("rabbitmq", alone=False)
     release_first.set()
     for thread in (first, restart, later):
         thread.join(WAIT_S)
