@@ -17,7 +17,7 @@ from pathlib import Path
 from signal import Signals
 from typing import Any, Protocol
 
-from rig import contract
+from rig import checker, contract
 from rig.backends.base import Backend, last_line
 from rig.control import Control
 from rig.crews import Crew
@@ -29,6 +29,7 @@ from rig.faults.registry import part as fault_part
 from rig.history import CHECKPOINT, FAULT, HEAL, NOTE, PRODUCED, History
 from rig.settings import Settings
 from rig.target import Target, marked_answer, start_agent
+from rig.waiting import until_nothing_missing
 from rig.workloads.registry import WORKLOADS
 
 # How long a repeated fault waits for the next execution of the task it hit
@@ -198,6 +199,7 @@ class RunContext:
             settings.park_s(),
             self.parks(settings),
             answers=self._answers,
+            all_waiting=self._all_waiting,
         )
         started = FAULTS[settings.fault].start(context)
         self.history.add(FAULT, at=started.confirmed_at or time.time(), **started.as_dict())
@@ -211,6 +213,17 @@ class RunContext:
         except TimeoutError:
             return False
         return True
+
+    def _all_waiting(self, timeout_s: float) -> bool:
+        """Is every live worker of the crew waiting on the broker for its next
+        message (Redis: blocked in BRPOP), within timeout_s?"""
+        live = len(set(self.crew.names) - set(checker.exits(self.history)))
+
+        def missing() -> str:
+            waiting = self.crew.broker.consumers_waiting()
+            return "" if waiting >= live else f"{waiting} of {live} waiting"
+
+        return not until_nothing_missing(missing, timeout_s, 0.01)
 
     def _heal_later(self, context: FaultContext, fault: FaultRecord) -> None:
         """Heal a fault that lasts once its time from its checkpoint is up, on a

@@ -57,6 +57,9 @@ class FaultContext:
     # Does this worker's consumer answer a ping within timeout_s (its broker
     # connection is up again)? The crew's, from the runner.
     answers: Callable[[str, float], bool] = field(default=lambda worker, timeout_s: False)
+    # Is every live worker of the crew waiting on the broker for its next
+    # message, within timeout_s? The crew's, from the runner.
+    all_waiting: Callable[[float], bool] = field(default=lambda timeout_s: False)
     issued_at: float = field(default_factory=time.time)  # the fault begins as its context does
 
     @property
@@ -153,12 +156,13 @@ def record(
     ends_execution: bool,
     landed: bool | None = None,
     target: str | None = None,
+    not_confirmed: str = "not confirmed",
 ) -> FaultRecord:
     """A fault's record; by default it landed if confirmed before the park ended."""
     at = confirmed.at if confirmed else None
     if landed is None:
         landed = ctx.before_park_ends(at)
-    detail = confirmed.detail if confirmed else "not confirmed"
+    detail = confirmed.detail if confirmed else not_confirmed
     if confirmed and not landed:
         detail += ", after the task had moved on"
     return FaultRecord(

@@ -3,7 +3,9 @@ data: stopped as in a maintenance restart (Redis: SHUTDOWN SAVE; RabbitMQ:
 rabbitmqctl stop), held down, started again. The execution at the point goes
 on as soon as the broker is down, so what it does next (a producer's publish
 from on_commit, a retry's publish) meets no broker; a message held at
-`received` (an ETA task in a worker's memory) sees its connection drop.
+`received` (an ETA task in a worker's memory) sees its connection drop once
+its worker waits on the broker again, as a worker holding a countdown does
+nearly all the time (see WAITING_S).
 
 Unlike broker-restart it waits for nothing the execution does: a publish
 that retries (task_publish_retry_policy) may still be retrying when the
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rig.backends.base import RestartsBrokers
+from rig.checkpoints import RECEIVED
 from rig.faults import FaultContext, FaultRecord, record
 from rig.schema import setting
 
@@ -25,6 +28,13 @@ STOPS_BROKER = True  # scenarios in parallel (rig.lanes): it has its transport's
 NEEDS = ("restart-broker",)
 # It acts on the broker, not on the execution: it can land on a message held at at=received.
 LANDS_WHILE_HELD = True
+# A message held at `received`: the broker goes away only once every worker,
+# the holder too, waits on it for its next message. The holder reports the
+# point just before it asks again, and a Redis worker that loses its broker in
+# that moment takes another path in kombu (it reconnects, where a worker that
+# was waiting exits): measured 3 of 3 with the stop landing there. Within this
+# bound, or the fault does not land.
+WAITING_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -35,12 +45,18 @@ class Parameters:
 
 
 def start(ctx: FaultContext) -> FaultRecord:
+    action = f"down {ctx.settings.outage_seconds:g} s, back with its data"
+    if ctx.report.point == RECEIVED and not ctx.all_waiting(WAITING_S):
+        waited = f"the workers were not all waiting on the broker within {WAITING_S:g} s"
+        return record(
+            NAME, ctx, action, None, False, target=ctx.settings.transport, not_confirmed=waited
+        )
+
     def away() -> None:
         ctx.release()  # the execution goes on against no broker
         time.sleep(ctx.settings.outage_seconds)  # the outage itself: this fault's length
 
     restarted = ctx.backend_as(RestartsBrokers).restart_broker(ctx.settings.transport, True, away)
-    action = f"down {ctx.settings.outage_seconds:g} s, back with its data"
     return record(
         NAME,
         ctx,

@@ -5,12 +5,12 @@ broker goes down, so what is queued at the restart is fixed. Without
 persistence (`save ""`, no AOF, as Celery's own t/smoke/redis.conf) Redis
 forgets the queue and the unacknowledged set: queued tasks never run. With
 `broker_persistence` it writes a snapshot as it stops (SHUTDOWN SAVE, as a
-maintenance restart does) and loads it again: nothing queued is lost, and
-the unacknowledged messages come back after the visibility timeout, so the
-held tasks run twice (their acks went to the old connection). The held tasks
-are let go while the broker is down and end before it comes back, so their
-late acks are lost whatever the restart's speed. The workers and the rig
-reconnect by themselves.
+maintenance restart does) and loads it again: nothing queued is lost. The
+held tasks are let go while the broker is down and end while their worker
+reconnects; their late acks wait with their results and reach Redis once it
+is back, so each runs once, unless the visibility timeout ends first (then
+Redis hands the message out again: a race the scenario avoids with a long
+one). The workers and the rig reconnect by themselves.
 
 On RabbitMQ the node stops (rabbitmqctl stop) and starts again: durable
 queues and persistent messages (Celery's defaults) survive, and the
