@@ -41,6 +41,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -57,6 +58,7 @@ from celery.signals import (
     task_retry,
     worker_init,
 )
+from kombu.asynchronous import get_event_loop
 
 from rig import contract, isolation, outbound
 from rig.checkpoints import (
@@ -248,9 +250,27 @@ def _task_started(task_id: str, task: Task, **_: Any) -> None:
 @task_received.connect
 def _task_received(request: Any = None, **_: Any) -> None:
     """A message this worker reserved and has not started (prefetched, or an ETA
-    one held until due): the point `received`."""
+    one held until due): the point `received`, reported once the worker waits
+    on the broker again (see _after_two_turns)."""
     if request is not None:
-        received(request.id, request.hostname or "")
+        _after_two_turns(partial(received, request.id, request.hostname or ""))
+
+
+def _after_two_turns(report: Callable[[], None]) -> None:
+    """Run `report` two turns of the worker's event loop from now: by then the
+    consumer has raised its prefetch for an ETA message (RabbitMQ's basic.qos
+    round trip, between two turns) and sent its next fetch (Redis' BRPOP, on
+    a turn's tick, before or after the turn's callbacks by kombu version).
+    A fault aimed at a held message then meets a worker that waits, as a
+    worker holding a countdown does nearly all the time; one that lands in
+    the middle takes other paths (a Redis worker reconnects instead of
+    exiting; a SIGQUIT breaks the AMQP frame being read). A pool with no
+    event loop (solo, threads) reports at once."""
+    hub = get_event_loop()
+    if hub is None:
+        report()
+        return
+    hub.call_soon(lambda: hub.call_soon(report))
 
 
 @task_retry.connect

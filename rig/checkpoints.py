@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # imported where used: `from rig import checkpoint` stays lig
 
 AUTOMATIC = ("task_start", "before_write", "in_transaction", "after_commit", "task_end")
 WITHOUT_DJANGO = ("task_start", "task_end")  # no database writes to watch
-RECEIVED = "received"  # a message reserved, not started: attempt 0, the main process
+# A message reserved, not started, its worker waiting again: attempt 0, the main process.
+RECEIVED = "received"
 # A task that called self.retry: its retry message is published, the original
 # not yet acknowledged (Celery's task_retry signal, in the pool process).
 RETRIED = "after_retry"

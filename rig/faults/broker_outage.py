@@ -29,11 +29,12 @@ NEEDS = ("restart-broker",)
 # It acts on the broker, not on the execution: it can land on a message held at at=received.
 LANDS_WHILE_HELD = True
 # A message held at `received`: the broker goes away only once every worker,
-# the holder too, waits on it for its next message. The holder reports the
-# point just before it asks again, and a Redis worker that loses its broker in
-# that moment takes another path in kombu (it reconnects, where a worker that
-# was waiting exits): measured 3 of 3 with the stop landing there. Within this
-# bound, or the fault does not land.
+# the holder too, is blocked on it for its next message. The holder reports
+# the point from its event loop, where a Redis worker's BRPOP may be between
+# two sends (each ends within a second and is sent again on the next turn);
+# a worker that loses Redis in that moment takes another path in kombu (it
+# reconnects, where a waiting worker exits): measured 3 of 3 with the stop
+# forced into it. Within this bound, or the fault does not land.
 WAITING_S = 10.0
 
 
