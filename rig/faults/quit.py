@@ -21,7 +21,11 @@ LANDS_WHILE_HELD = True
 
 def start(ctx: FaultContext) -> FaultRecord:
     ctx.backend.signal_worker(ctx.worker, "SIGQUIT")
-    ctx.release()  # the task goes on while the worker shuts down
+    if ctx.settings.soft_shutdown_timeout:
+        ctx.release()  # the task goes on during the soft shutdown it was given
+    # Without one (0: the app's own) the task stays held at its point, as one
+    # longer than any soft shutdown: let go, a short task could finish and ack
+    # before the pool stops, or not (a 1 s task did, 1 run in 4, locally).
     exited = ctx.backend.wait_exit(ctx.worker, timeout_s=ctx.settings.soft_shutdown_timeout + 15)
     action = f"SIGQUIT, soft shutdown {ctx.settings.soft_shutdown_timeout:g} s"
     return record(NAME, ctx, action, exited, ends_execution=False, landed=exited is not None)
