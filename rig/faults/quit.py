@@ -21,13 +21,7 @@ LANDS_WHILE_HELD = True
 
 def start(ctx: FaultContext) -> FaultRecord:
     ctx.backend.signal_worker(ctx.worker, "SIGQUIT")
-    # Without a soft shutdown (0: the app's own) a pool process's task stays
-    # held at its point, as one longer than any soft shutdown, until the cold
-    # shutdown stops the pool: let go, a short task could finish and ack first,
-    # or not (a 1 s task did, 1 run in 4, locally). A task in the worker's own
-    # process (solo, threads) is let go, or the worker could not exit.
-    if ctx.settings.soft_shutdown_timeout or ctx.settings.pool not in (None, "prefork"):
-        ctx.release()
+    ctx.release()  # the task goes on while the worker shuts down
     exited = ctx.backend.wait_exit(ctx.worker, timeout_s=ctx.settings.soft_shutdown_timeout + 15)
     action = f"SIGQUIT, soft shutdown {ctx.settings.soft_shutdown_timeout:g} s"
     return record(NAME, ctx, action, exited, ends_execution=False, landed=exited is not None)
