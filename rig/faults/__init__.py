@@ -156,13 +156,12 @@ def record(
     ends_execution: bool,
     landed: bool | None = None,
     target: str | None = None,
-    not_confirmed: str = "not confirmed",
 ) -> FaultRecord:
     """A fault's record; by default it landed if confirmed before the park ended."""
     at = confirmed.at if confirmed else None
     if landed is None:
         landed = ctx.before_park_ends(at)
-    detail = confirmed.detail if confirmed else not_confirmed
+    detail = confirmed.detail if confirmed else "not confirmed"
     if confirmed and not landed:
         detail += ", after the task had moved on"
     return FaultRecord(

@@ -14,7 +14,7 @@ broker returns, and that is what such a scenario measures."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rig.backends.base import RestartsBrokers
@@ -48,10 +48,10 @@ class Parameters:
 def start(ctx: FaultContext) -> FaultRecord:
     action = f"down {ctx.settings.outage_seconds:g} s, back with its data"
     if ctx.report.point == RECEIVED and not ctx.all_waiting(WAITING_S):
+        target = ctx.settings.transport
+        missing = record(NAME, ctx, action, None, False, landed=False, target=target)
         waited = f"the workers were not all waiting on the broker within {WAITING_S:g} s"
-        return record(
-            NAME, ctx, action, None, False, target=ctx.settings.transport, not_confirmed=waited
-        )
+        return replace(missing, detail=waited)
 
     def away() -> None:
         ctx.release()  # the execution goes on against no broker
