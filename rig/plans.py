@@ -214,16 +214,20 @@ class RunContext:
             return False
         return True
 
-    def _all_waiting(self, timeout_s: float) -> bool:
-        """Is every live worker of the crew waiting on the broker for its next
-        message (Redis: blocked in BRPOP), within timeout_s?"""
-        live = len(set(self.crew.names) - set(checker.exits(self.history)))
+    def consumers_waiting(self, at_least: int, timeout_s: float) -> bool:
+        """Are at least that many of the crew's consumers waiting on the broker
+        for their next message (Redis: blocked in BRPOP), within timeout_s?"""
 
         def missing() -> str:
             waiting = self.crew.broker.consumers_waiting()
-            return "" if waiting >= live else f"{waiting} of {live} waiting"
+            return "" if waiting >= at_least else f"{waiting} of {at_least} waiting"
 
         return not until_nothing_missing(missing, timeout_s, 0.01)
+
+    def _all_waiting(self, timeout_s: float) -> bool:
+        """Is every live worker of the crew waiting on the broker, within timeout_s?"""
+        live = len(set(self.crew.names) - set(checker.exits(self.history)))
+        return self.consumers_waiting(live, timeout_s)
 
     def _heal_later(self, context: FaultContext, fault: FaultRecord) -> None:
         """Heal a fault that lasts once its time from its checkpoint is up, on a

@@ -92,17 +92,11 @@ class Plan:
     def _freeze_waiting(run: RunContext, worker: str) -> float | None:
         """Freeze the worker while it waits on the broker: when, or None if the
         freeze caught it between two waits (then it is resumed)."""
-        broker = run.crew.broker
-        missing = until_nothing_missing(
-            lambda: "" if broker.consumers_waiting() else "no consumer waiting",
-            WAITING_S,
-            0.01,
-        )
-        if missing:
+        if not run.consumers_waiting(1, WAITING_S):
             return None
         run.backend.signal_worker(worker, "SIGSTOP")
         frozen_at = time.time()
-        if broker.consumers_waiting():
+        if run.crew.broker.consumers_waiting():
             return frozen_at
         run.backend.signal_worker(worker, "SIGCONT")
         return None
