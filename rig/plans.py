@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from rig import checker, contract
 from rig.backends.base import Backend, last_line
-from rig.control import Control
+from rig.control import CheckpointReport, Control
 from rig.crews import Crew
 from rig.errors import RigError
 from rig.events import wait_answering
@@ -200,6 +200,7 @@ class RunContext:
             self.parks(settings),
             answers=self._answers,
             all_waiting=self._all_waiting,
+            accepted=self._accepted,
         )
         started = FAULTS[settings.fault].start(context)
         self.history.add(FAULT, at=started.confirmed_at or time.time(), **started.as_dict())
@@ -228,6 +229,27 @@ class RunContext:
         """Is every live worker of the crew waiting on the broker, within timeout_s?"""
         live = len(set(self.crew.names) - set(checker.exits(self.history)))
         return self.consumers_waiting(live, timeout_s)
+
+    def _accepted(self, report: CheckpointReport, timeout_s: float) -> bool:
+        """Has the worker's main process sent task-started for every execution of
+        report's task on that worker up to report's, within timeout_s? (The
+        ledger has the execution's row before it reaches any point.)"""
+        key = (report.task_id, report.hostname)
+
+        def missing() -> str:
+            executions = sum(
+                1
+                for row in self.crew.control.ledger()
+                if (row["task_id"], row["hostname"]) == key and row["attempt"] <= report.attempt
+            )
+            started = sum(
+                1
+                for event in self.history.celery("task-started")
+                if (event["uuid"], event.get("hostname", "")) == key
+            )
+            return "" if started >= executions else f"{started} of {executions} started"
+
+        return not until_nothing_missing(missing, timeout_s, 0.02)
 
     def _heal_later(self, context: FaultContext, fault: FaultRecord) -> None:
         """Heal a fault that lasts once its time from its checkpoint is up, on a

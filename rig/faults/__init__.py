@@ -60,6 +60,12 @@ class FaultContext:
     # Is every live worker of the crew waiting on the broker for its next
     # message, within timeout_s? The crew's, from the runner.
     all_waiting: Callable[[float], bool] = field(default=lambda timeout_s: False)
+    # Has the main process of the parked execution's worker taken it as started
+    # (Celery's task-started event: its request is active, so a cold shutdown
+    # cancels it), within timeout_s? The run's, from the runner.
+    accepted: Callable[[CheckpointReport, float], bool] = field(
+        default=lambda report, timeout_s: False
+    )
     issued_at: float = field(default_factory=time.time)  # the fault begins as its context does
 
     @property
