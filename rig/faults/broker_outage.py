@@ -1,6 +1,6 @@
 """The broker is away for a while (`outage_seconds`) and comes back with its
 data: stopped as in a maintenance restart (Redis: SHUTDOWN SAVE; RabbitMQ:
-rabbitmqctl stop), held down, started again. The execution at the point goes
+rabbitmqctl stop_app), held down, started again. The execution at the point goes
 on as soon as the broker is down, so what it does next (a producer's publish
 from on_commit, a retry's publish) meets no broker; a message held at
 `received` (an ETA task in a worker's memory) sees its connection drop once

@@ -12,11 +12,11 @@ is back, so each runs once, unless the visibility timeout ends first (then
 Redis hands the message out again: a race the scenario avoids with a long
 one). The workers and the rig reconnect by themselves.
 
-On RabbitMQ the node stops (rabbitmqctl stop) and starts again: durable
+On RabbitMQ the broker stops (rabbitmqctl stop_app) and starts again: durable
 queues and persistent messages (Celery's defaults) survive, and the
 deliveries that were unacknowledged are requeued as their connections close.
-Without `broker_persistence` its data directory is removed first, as a node
-replaced with fresh storage would start."""
+Without `broker_persistence` its data is wiped first (rabbitmqctl reset), as
+a node replaced with fresh storage would start."""
 
 from __future__ import annotations
 

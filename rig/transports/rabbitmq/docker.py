@@ -17,14 +17,12 @@ from rig.transports.rabbitmq import node
 SERVICE = "rabbitmq"
 
 # The service's command, run by a shell that first writes the node's config
-# (from the environment) and, after a restart meant to lose the data, removes
-# the data directory.
+# (from the environment).
 _START = """
 conf=$RABBITMQ_CONFIG_FILE
 mkdir -p "$(dirname "$conf")"
 printf '%s' "$RIG_RABBITMQ_CONFIG" > "$conf"
 printf '%s' "$RIG_RABBITMQ_DEFINITIONS" > "$(dirname "$conf")/definitions.json"
-if [ -e /tmp/rig-wipe ]; then rm -rf /var/lib/rabbitmq/mnesia /tmp/rig-wipe; fi
 exec "$@"
 """
 
@@ -62,17 +60,11 @@ class DockerNode:
         return output
 
     def restart(self, persist: bool, while_down: Callable[[], None]) -> Exit | None:
-        """rabbitmqctl stop (queues and persistent messages are on disk), then the
-        container starts again; without persist its start removes the data first."""
-        if not persist:
-            self.container.exec_run(["touch", "/tmp/rig-wipe"])
-        self.container.exec_run(["rabbitmqctl", "stop"])
-        if self.container.wait(timeout=30).get("StatusCode") is None:
+        """The broker stopped and started again in its container (node.restart_broker)."""
+        if not node.restart_broker(self.admin, persist, while_down):
             return None
-        while_down()
-        self.container.start()
         self.host.wait_answering(self.container, lambda: node.answering(self.url))
-        return Exit(time.time(), "rabbitmq container stopped and started again")
+        return Exit(time.time(), "rabbitmq broker stopped and started again")
 
     def close(self) -> None:
         """The backend removes the run's containers."""

@@ -96,6 +96,9 @@ class LocalNode:
 
     def _start_server(self) -> None:
         self.server = self.host.spawn("rabbitmq", [SERVER], self.environment)
+        self._wait_answering()
+
+    def _wait_answering(self) -> None:
         missing = until_nothing_missing(self._not_answering, READY_S, interval_s=0.1)
         if missing:
             raise EnvironmentProblem(f"{missing} after {READY_S:.0f} s: {self._log_tail()}")
@@ -130,16 +133,11 @@ class LocalNode:
         return done.stdout
 
     def restart(self, persist: bool, while_down: Callable[[], None]) -> Exit | None:
-        """Stop the node (rabbitmqctl stop: queues and durable messages are written
-        out), call while_down, and start it again on the same ports; without
-        persist its data directory goes first, as a node replaced with fresh
-        storage."""
-        self.stop()
-        if not persist:
-            shutil.rmtree(self.dir / "mnesia", ignore_errors=True)
-        while_down()
-        self._start_server()
-        return Exit(time.time(), "rabbitmq-server stopped and started again")
+        """The broker stopped and started again in its node (node.restart_broker)."""
+        if not node.restart_broker(self.admin, persist, while_down):
+            return None
+        self._wait_answering()
+        return Exit(time.time(), "rabbitmq broker stopped and started again")
 
     def stop(self) -> None:
         if self.server is None:

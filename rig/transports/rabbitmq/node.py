@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -98,3 +99,24 @@ def close_politely(connection: amqp.Connection) -> None:
         connection.close()
     except (OSError, amqp.exceptions.AMQPError):
         connection.collect()
+
+
+def restart_broker(
+    admin: Callable[[list[str]], str], persist: bool, while_down: Callable[[], None]
+) -> bool:
+    """A maintenance restart of the broker in its running node: `stop_app` closes
+    every connection and the listener and writes queues and persistent messages
+    out, as `rabbitmqctl stop` does before its VM halts; `start_app` boots the
+    broker again, importing the definitions (about 2 s, where a new VM took
+    about 13 s here, most of it loading code). Without persist, `reset` wipes
+    the data between the two, as a node replaced with fresh storage. False if
+    the broker did not stop (the fault did not land)."""
+    try:
+        admin(["stop_app"])
+    except BrokerDown:
+        return False
+    if not persist:
+        admin(["reset"])
+    while_down()
+    admin(["start_app"])
+    return True
