@@ -36,10 +36,11 @@ if TYPE_CHECKING:
     from rig.runner import Progress, Runner
 
 # Scenarios at once in `chaos` and `soak`, chosen by measurement on a 2-core
-# machine (docs/measurements.md): at 2, 0 wrong verdicts in Docker and local
-# catalog soaks under extra load, once the time limit's kill watcher no longer
-# lost a pool child that exited first (ESRCH); at 3, errors.
-DEFAULT_JOBS = 2
+# machine (docs/measurements.md): at 3, 0 wrong verdicts in Docker and local
+# catalog soaks, once the races a loaded machine decided were controlled
+# (before, 2 wrong in one Docker run); 4 lanes would load two cores past
+# what the soaks measured.
+DEFAULT_JOBS = 3
 
 EXAMPLES = {
     "list": """examples:

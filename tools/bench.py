@@ -7,7 +7,7 @@ task's checkpoint to the confirmed death (Docker's `die` event, or the
 process's exit status locally); then the same cell (late ack, container kill
 after the commit, two tasks) on exam_app and on examples/shop, a user's
 project run through rig.agent, interleaved; then tasks per minute under
-explore; then the whole catalog again two scenarios at a time (--jobs 2),
+explore; then the whole catalog again at chaos's default --jobs,
 from stopped. Every scenario runs on each transport (Redis, RabbitMQ), with the
 redelivery latency after a container kill per transport. Targets: the median
 time to a verdict of the kill scenarios (a container or a pool child killed,
@@ -34,6 +34,7 @@ from rich.table import Table
 from rig import explore
 from rig.backends.select import engine_answers
 from rig.catalog import on_transports, run_scenarios, session
+from rig.cli import DEFAULT_JOBS
 from rig.faults import kill_container
 from rig.runner import Progress, Runner
 from rig.scenarios import load_catalog
@@ -335,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     backends = args.backend or (["docker", "local"] if engine_answers()[0] else ["local"])
     transports = args.transport or list(TRANSPORTS)
     figures = [
-        bench_backend(backend, transports) | {"parallel": bench_parallel(backend, transports, 2)}
+        bench_backend(backend, transports)
+        | {"parallel": bench_parallel(backend, transports, DEFAULT_JOBS)}
         for backend in backends
     ]
     show(figures)
