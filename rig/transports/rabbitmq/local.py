@@ -139,19 +139,6 @@ class LocalNode:
         self._wait_answering()
         return Exit(time.time(), "rabbitmq broker stopped and started again")
 
-    def stop(self) -> None:
-        if self.server is None:
-            return
-        try:
-            self.admin(["stop"])
-        except (BrokerDown, subprocess.TimeoutExpired):
-            self.server.kill()
-        try:
-            self.server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.server.kill()
-        self.server = None
-
     def close(self) -> None:
         """Kill the node's process groups (server, epmd)."""
         for process in (self.server, self.epmd):
