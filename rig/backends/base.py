@@ -176,8 +176,8 @@ class Backend(Protocol):
         """The transport's broker as the controller reaches it, started on first use."""
         ...
 
-    def broker_admin(self, transport: str) -> Callable[[list[str]], str]:
-        """Run the broker's admin tool (rabbitmqctl) where the broker runs; its stdout."""
+    def broker_admin(self, transport: str) -> Callable[[str], str]:
+        """The broker's admin interface, where the broker runs (BrokerNode.admin)."""
         ...
 
     def restart_worker(self, name: str) -> None: ...

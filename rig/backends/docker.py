@@ -130,7 +130,7 @@ class DockerBackend:
     def broker_url(self, transport: str) -> str:
         return self.brokers[transport].url
 
-    def broker_admin(self, transport: str) -> Callable[[list[str]], str]:
+    def broker_admin(self, transport: str) -> Callable[[str], str]:
         return self.brokers[transport].admin
 
     def observe(self, history: History, workers: list[str]) -> None:

@@ -21,8 +21,9 @@ class BrokerNode(Protocol):
     inside_url: str  # as the workers reach it
     service: str  # its name on the backend's network (what a partition cuts)
 
-    def admin(self, args: list[str]) -> str:
-        """Run the broker's admin tool (rabbitmqctl) where it runs; its stdout."""
+    def admin(self, request: str) -> str:
+        """A request to the broker's admin interface, where it runs (RabbitMQ: an
+        Erlang expression evaluated in the node); the reply's text."""
         ...
 
     def restart(self, persist: bool, while_down: Callable[[], None]) -> Exit | None:

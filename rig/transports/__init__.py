@@ -22,7 +22,7 @@ Parameters (its settings, part of rig.settings.Settings) and
                                message handed to a waiting worker
     on_docker(host), on_local(host)
                                its broker started on a backend, a BrokerNode
-                               (rig.backends.hosts): its URLs, its admin tool
+                               (rig.backends.hosts): its URLs, its admin interface
                                (`admin` above), its restart
 
 A backend keeps only primitives (spawn, exec, signal, network); adding a

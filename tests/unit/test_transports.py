@@ -13,7 +13,7 @@ import pytest
 from rig import fairness
 from rig.catalog import on_transports, skip_reason, skipped_row
 from rig.cli import build_parser
-from rig.errors import BadInput
+from rig.errors import BadInput, BrokerDown
 from rig.report import transport_table
 from rig.scenarios import find, load_catalog, parse_scenario
 from rig.settings import make_settings
@@ -90,6 +90,31 @@ def test_the_node_stores_the_users_password_as_rabbitmq_hashes_it() -> None:
     config = node.node_config("127.0.0.1:5999", "/x/definitions.json")
     assert "listeners.tcp.default = 127.0.0.1:5999" in config
     assert "load_definitions = /x/definitions.json" in config
+
+
+def test_the_nodes_reply_is_the_evaluated_term_or_one_line_why_not() -> None:
+    assert node.reply(0, "{ok, 3}\n") == "3"
+    assert node.reply(0, '{ok, {error_string, "Parameter does not exist"}}') == (
+        '{error_string, "Parameter does not exist"}'
+    )
+    with pytest.raises(BrokerDown, match=r"^erl_call: \{error, \"\*\*\* eval: badarith\"\}$"):
+        node.reply(0, '{error, "*** eval:\n   badarith"}')
+    with pytest.raises(BrokerDown, match="failed to connect to node rabbit@rabbitmq$"):
+        node.reply(1, "erl_call: failed to connect to node rabbit@rabbitmq\n")
+    with pytest.raises(BrokerDown, match="exit code 1$"):
+        node.reply(1, "")
+
+
+def test_each_call_to_the_node_names_its_client_afresh() -> None:
+    # erl_call's own client name (and -r) let 1 of 12 calls at once connect.
+    first, second = node.erl_call_args("rabbit"), node.erl_call_args("rabbit")
+    assert first[0] == second[0] == "-h" and first[1] != second[1]
+    assert first[-3:] == ["-sname", "rabbit", "-e"]
+
+
+def test_text_goes_to_the_node_as_an_erlang_binary() -> None:
+    assert rabbitmq._binary("rig3") == '<<"rig3">>'
+    assert rabbitmq._binary('{"delivery-limit": 2}') == '<<"{\\"delivery-limit\\": 2}">>'
 
 
 def test_a_transport_table_replaces_the_keys_it_names(tmp_path: Path) -> None:

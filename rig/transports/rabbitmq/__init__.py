@@ -9,8 +9,9 @@ drop or dead-letter a message past a `delivery-limit`.
 Each crew has a virtual host of its own (rig0 … rig15, made at boot from the
 definitions below), so the next crew starts while this one settles. The rig
 talks to the node for what AMQP cannot tell: unacknowledged counts, policies
-and the consumer timeout, through `rabbitmqctl` (the backend runs it where
-the node is: a local process, or inside its container).
+and the consumer timeout, as Erlang expressions evaluated in the node by
+erl_call (node.erl_call_args; the backend runs it where the node is: a local
+process, or inside its container).
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ EMULATED_PREFETCH = False  # basic.qos: worker_disable_prefetch does not apply
 DEAD_LETTER = "rig.dead-letter"  # an exchange and a queue, where a delivery-limit sends
 CHANNEL_TICK_MS = 1000
 
-# A function the backend gives: run `rabbitmqctl ARGS` against the rig's node, return stdout.
-Admin = Callable[[list[str]], str]
+# A function the backend gives: evaluate an Erlang expression in the rig's node,
+# return the resulting term's text.
+Admin = Callable[[str], str]
+POLICY = "rig-delivery-limit"
 
 
 @dataclass(frozen=True)
@@ -180,17 +183,19 @@ class Broker:
         self._set_consumer_timeout(setup["consumer_timeout_ms"])
 
     def _apply_policy(self, delivery_limit: int) -> None:
+        """What `rabbitmqctl set_policy` and `clear_policy` call in the node (a
+        policy already gone is no error)."""
         if not delivery_limit:
-            if "rig-delivery-limit" in self.admin(["list_policies", "-p", self.vhost, "--quiet"]):
-                self.admin(["clear_policy", "-p", self.vhost, "rig-delivery-limit"])
+            self.admin(
+                f'rabbit_policy:delete({_binary(self.vhost)}, {_binary(POLICY)}, <<"rig">>).'
+            )
             return
         definition = {"delivery-limit": delivery_limit, "dead-letter-exchange": DEAD_LETTER}
         pattern = "^(" + "|".join(QUEUES) + ")$"
+        arguments = [self.vhost, POLICY, pattern, json.dumps(definition)]
         self.admin(
-            [
-                *("set_policy", "-p", self.vhost, "--apply-to", "queues"),
-                *("rig-delivery-limit", pattern, json.dumps(definition)),
-            ]
+            f"ok = rabbit_policy:parse_set({', '.join(map(_binary, arguments))}, "
+            '0, <<"queues">>, <<"rig">>).'
         )
 
     def _set_consumer_timeout(self, milliseconds: int) -> None:
@@ -199,32 +204,27 @@ class Broker:
         # checks it on its tick, once a minute by default: every second here, so
         # a short timeout acts in about a second, as a long one would in a minute.
         self.admin(
-            [
-                "eval",
-                f"application:set_env(rabbit, consumer_timeout, {milliseconds}), "
-                f"application:set_env(rabbit, channel_tick_interval, {CHANNEL_TICK_MS}).",
-            ]
+            f"application:set_env(rabbit, consumer_timeout, {milliseconds}), "
+            f"application:set_env(rabbit, channel_tick_interval, {CHANNEL_TICK_MS})."
         )
 
     def pending_messages(self) -> int:
         """Messages still queued plus those delivered but not acknowledged. AMQP
-        tells the first cheaply; only when none is queued is the node asked for
-        the unacknowledged ones (rabbitmqctl, about a second)."""
+        tells the first; only when none is queued is the node asked for the
+        unacknowledged ones, from the queues themselves (as `rabbitmqctl
+        list_queues` does), never from sampled statistics."""
         ready = self._ready()
         if ready:
             return ready
-        output = self.admin(
-            [
-                *("list_queues", "-p", self.vhost, "--no-table-headers", "--quiet"),
-                *("name", "messages_ready", "messages_unacknowledged"),
-            ]
+        names = ", ".join(map(_binary, QUEUES))
+        return int(
+            self.admin(
+                "lists:sum([R + U || [{name, {resource, _, queue, N}}, {messages_ready, R}, "
+                "{messages_unacknowledged, U}] <- rabbit_amqqueue:info_all("
+                f"{_binary(self.vhost)}, [name, messages_ready, messages_unacknowledged]), "
+                f"lists:member(N, [{names}])])."
+            )
         )
-        total = 0
-        for line in output.splitlines():
-            fields = line.split()
-            if len(fields) == 3 and fields[0] in QUEUES:
-                total += int(fields[1]) + int(fields[2])
-        return total
 
     def _ready(self) -> int:
         return self._per_queue(lambda ok: ok.message_count)
@@ -292,3 +292,8 @@ class Broker:
 
     def close(self) -> None:
         """Nothing held: every call connects afresh (a restart kills old connections)."""
+
+
+def _binary(text: str) -> str:
+    """An Erlang binary literal holding the text."""
+    return "<<" + json.dumps(text) + ">>"

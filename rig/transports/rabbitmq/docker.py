@@ -26,6 +26,14 @@ printf '%s' "$RIG_RABBITMQ_DEFINITIONS" > "$(dirname "$conf")/definitions.json"
 exec "$@"
 """
 
+# An Erlang expression ($RIG_EXPRESSION) evaluated in the node, as the user the
+# node runs as would (its cookie is in that home); erl_call is on PATH in
+# Debian's image, under the Erlang tree in the official one.
+_EVALUATE = """
+erl_call=$(command -v erl_call || echo /usr/local/lib/erlang/lib/erl_interface-*/bin/erl_call)
+printf '%s\\n' "$RIG_EXPRESSION" | HOME=/var/lib/rabbitmq $erl_call "$@"
+"""
+
 
 class DockerNode:
     def __init__(self, host: DockerHost) -> None:
@@ -52,7 +60,16 @@ class DockerNode:
         self.inside_url = f"amqp://{credentials}@{SERVICE}:{node.PORT}/{node.vhost(0)}"
         host.wait_answering(self.container, lambda: node.answering(self.url))
 
-    def admin(self, args: list[str]) -> str:
+    def admin(self, expression: str) -> str:
+        """The expression evaluated in the node (node.erl_call_args); the term's text."""
+        result = self.container.exec_run(
+            ["sh", "-c", _EVALUATE, "sh", *node.erl_call_args("rabbit")],
+            environment={"RIG_EXPRESSION": expression},
+        )
+        return node.reply(result.exit_code, result.output.decode(errors="replace"))
+
+    def ctl(self, args: list[str]) -> str:
+        """rabbitmqctl in the container; its stdout."""
         result = self.container.exec_run(["rabbitmqctl", *args])
         output = str(result.output.decode(errors="replace"))
         if result.exit_code != 0:
@@ -61,7 +78,7 @@ class DockerNode:
 
     def restart(self, persist: bool, while_down: Callable[[], None]) -> Exit | None:
         """The broker stopped and started again in its container (node.restart_broker)."""
-        if not node.restart_broker(self.admin, persist, while_down):
+        if not node.restart_broker(self.ctl, persist, while_down):
             return None
         self.host.wait_answering(self.container, lambda: node.answering(self.url))
         return Exit(time.time(), "rabbitmq broker stopped and started again")

@@ -119,7 +119,20 @@ class LocalNode:
         log = self.dir.parent / "rabbitmq.log"
         return log.read_text(errors="replace")[-1500:] if log.exists() else "no log"
 
-    def admin(self, args: list[str]) -> str:
+    def admin(self, expression: str) -> str:
+        """The expression evaluated in this node (node.erl_call_args); the term's text.
+        erl_call finds the node through our epmd (ERL_EPMD_PORT) with our cookie (HOME)."""
+        done = subprocess.run(
+            ["erl_call", *node.erl_call_args(self.environment["RABBITMQ_NODENAME"])],
+            input=expression + "\n",
+            env={**os.environ, **self.environment},
+            capture_output=True,
+            text=True,
+            timeout=node.ADMIN_TIMEOUT_S + 5,
+        )
+        return node.reply(done.returncode, done.stdout or done.stderr)
+
+    def ctl(self, args: list[str]) -> str:
         """rabbitmqctl against this node; its stdout."""
         done = subprocess.run(
             [CTL, "-n", self.environment["RABBITMQ_NODENAME"], *args],
@@ -134,7 +147,7 @@ class LocalNode:
 
     def restart(self, persist: bool, while_down: Callable[[], None]) -> Exit | None:
         """The broker stopped and started again in its node (node.restart_broker)."""
-        if not node.restart_broker(self.admin, persist, while_down):
+        if not node.restart_broker(self.ctl, persist, while_down):
             return None
         self._wait_answering()
         return Exit(time.time(), "rabbitmq broker stopped and started again")

@@ -27,7 +27,7 @@ class DockerNode:
         self.inside_url = f"redis://{SERVICE}:{PORT}/0"
         host.wait_answering(self.container, lambda: redis_server.ping(self.url))
 
-    def admin(self, args: list[str]) -> str:
+    def admin(self, request: str) -> str:
         raise BadInput("the redis broker has no admin tool the rig uses")
 
     def restart(self, persist: bool, while_down: Callable[[], None]) -> Exit | None:

@@ -27,7 +27,7 @@ class LocalNode:
         self.process: subprocess.Popen[bytes] | None = host.spawn(NAME, self.command, {})
         redis_server.wait_answering(self.url, host.dir / f"{NAME}.log")
 
-    def admin(self, args: list[str]) -> str:
+    def admin(self, request: str) -> str:
         raise BadInput("the redis broker has no admin tool the rig uses")
 
     def restart(self, persist: bool, while_down: Callable[[], None]) -> Exit | None:
