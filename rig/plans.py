@@ -37,6 +37,8 @@ from rig.workloads.registry import WORKLOADS
 REPEAT_WAIT_S = 10.0
 HEAL_WAIT_S = 60.0  # the longest a fault lasts is below the checkpoint's park
 PRODUCER_WAIT_S = 60.0  # a producer held at its checkpoint is let go within the park
+# What Celery's consumer logs when the broker refuses its reconnection.
+REFUSED = "consumer: Cannot connect to"
 Progress = Callable[[str], None]
 
 
@@ -201,6 +203,8 @@ class RunContext:
             answers=self._answers,
             all_waiting=self._all_waiting,
             accepted=self._accepted,
+            refusals=self._refusals,
+            refused_since=self._refused_since,
         )
         started = FAULTS[settings.fault].start(context)
         self.history.add(FAULT, at=started.confirmed_at or time.time(), **started.as_dict())
@@ -250,6 +254,25 @@ class RunContext:
             return "" if started >= executions else f"{started} of {executions} started"
 
         return not until_nothing_missing(missing, timeout_s, 0.02)
+
+    def _refusals(self) -> dict[str, int]:
+        """Per live worker of the crew: how often its consumer was refused a
+        connection to the broker, from its log (after the refusal, not before:
+        its old connection is closed by then, and kombu's restore of its
+        unacknowledged messages has run)."""
+        live = sorted(set(self.crew.names) - set(checker.exits(self.history)))
+        logs = self.backend.worker_logs(live)
+        return {name: logs.get(name, "").count(REFUSED) for name in live}
+
+    def _refused_since(self, before: dict[str, int], timeout_s: float) -> bool:
+        """Has every live worker been refused again since `before`, within timeout_s?"""
+
+        def missing() -> str:
+            now = self._refusals()
+            waiting = [name for name, count in now.items() if count <= before.get(name, 0)]
+            return ", ".join(waiting)
+
+        return not until_nothing_missing(missing, timeout_s, 0.1)
 
     def _heal_later(self, context: FaultContext, fault: FaultRecord) -> None:
         """Heal a fault that lasts once its time from its checkpoint is up, on a

@@ -66,6 +66,13 @@ class FaultContext:
     accepted: Callable[[CheckpointReport, float], bool] = field(
         default=lambda report, timeout_s: False
     )
+    # How often each live worker of the crew has been refused a connection to
+    # the broker so far (Celery logs "consumer: Cannot connect to"); and has each
+    # been refused again since such a count, within timeout_s? The crew's.
+    refusals: Callable[[], dict[str, int]] = field(default=dict)
+    refused_since: Callable[[dict[str, int], float], bool] = field(
+        default=lambda before, timeout_s: False
+    )
     issued_at: float = field(default_factory=time.time)  # the fault begins as its context does
 
     @property

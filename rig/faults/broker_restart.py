@@ -46,6 +46,8 @@ class Parameters:
 FINISH_S = 10.0
 # How long the other running executions get to reach the point once the first has.
 HOLD_WAIT_S = 10.0
+# How long every worker gets to be refused a reconnection while the broker is down.
+REFUSED_S = 15.0
 
 
 def parks(settings: Any, processes: int) -> int:
@@ -64,30 +66,41 @@ def start(ctx: FaultContext) -> FaultRecord:
         return replace(
             missing, detail=f"only {len(held)} of {ctx.parks} executions reached {ctx.report.point}"
         )
-    ended = False
+    ended = refused = False
+    refusals = ctx.refusals()
 
     def finish_held_tasks() -> None:
         # While the broker is down the held tasks go on and end (the control
         # store, not the broker, holds them), so their late acks cannot reach the
-        # broker however quickly it comes back.
-        nonlocal ended
+        # broker however quickly it comes back. It stays down until every worker
+        # has been refused a reconnection: each has closed its old connection by
+        # then, so kombu's restore of its unacknowledged messages (the held ones,
+        # on Redis) met the broker away. A worker slow to notice on a loaded
+        # machine restored them once the broker was back, and a held task ran
+        # twice (once in a CI rehearsal).
+        nonlocal ended, refused
         for report in held:
             ctx.control.release(report)
         ended = all(ctx.wait_ended(FINISH_S, report) for report in held)
+        refused = ctx.refused_since(refusals, REFUSED_S)
 
     restarted = ctx.backend_as(RestartsBrokers).restart_broker(
         ctx.settings.transport, ctx.settings.broker_persistence, finish_held_tasks
     )
     action = "restart, " + ("with" if ctx.settings.broker_persistence else "without") + " data"
-    return record(
+    restart = record(
         NAME,
         ctx,
         action,
         restarted,
         ends_execution=False,
-        landed=restarted is not None and ended,
+        landed=restarted is not None and ended and refused,
         target=ctx.settings.transport,
     )
+    if restarted is not None and not refused:
+        why = f"a worker was not refused a reconnection within {REFUSED_S:g} s of the stop"
+        return replace(restart, detail=f"{restart.detail}; {why}")
+    return restart
 
 
 def describe(settings: Any) -> str:

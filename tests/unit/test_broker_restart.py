@@ -1,0 +1,78 @@
+"""The broker restart's fault: the broker stays down until every worker has
+been refused a reconnection (so kombu's restore of the held messages meets it
+away), and a restart during which one never was did not land."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+
+from rig.backends.base import Backend, Exit
+from rig.control import CheckpointReport, Control
+from rig.faults import FaultContext, broker_restart
+from rig.settings import Settings
+
+REPORT = CheckpointReport("t1", 1, "celery@w1-1", 42, "task_start", reported_at=100.0)
+
+
+class Broker:
+    """Restarts at once, recording what happened while it was down."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def restart_broker(
+        self, transport: str, persist: bool, while_down: Callable[[], None]
+    ) -> Exit | None:
+        self.log.append("stopped")
+        while_down()
+        self.log.append("started")
+        return Exit(at=101.0, detail="redis-server saved, restarted")
+
+
+class Ledger:
+    """The held execution is let go and has ended."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def release(self, report: CheckpointReport) -> None:
+        self.log.append("released")
+
+    def ledger(self) -> list[dict[str, Any]]:
+        return [{"task_id": "t1", "attempt": 1, "ended_at": 100.5}]
+
+
+def restart(refused: bool) -> tuple[Any, list[str]]:
+    log: list[str] = []
+    counted = {"w1-1": 2, "w2-1": 0}
+
+    def refused_since(before: dict[str, int], timeout_s: float) -> bool:
+        assert before == counted  # counted before the broker stopped
+        log.append("refused" if refused else "never refused")
+        return refused
+
+    ctx = FaultContext(
+        "f1",
+        cast(Backend, Broker(log)),
+        cast(Control, Ledger(log)),
+        Settings(fault="broker-restart", broker_persistence=True),
+        REPORT,
+        park_s=20.0,
+        refusals=lambda: dict(counted),
+        refused_since=refused_since,
+    )
+    return broker_restart.start(ctx), log
+
+
+def test_the_broker_stays_down_until_every_worker_was_refused() -> None:
+    fault, log = restart(refused=True)
+    assert log == ["stopped", "released", "refused", "started"]
+    assert fault.landed
+
+
+def test_a_restart_no_worker_saw_did_not_land() -> None:
+    fault, log = restart(refused=False)
+    assert log == ["stopped", "released", "never refused", "started"]
+    assert not fault.landed
+    assert "not refused" in fault.detail
