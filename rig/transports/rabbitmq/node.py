@@ -141,6 +141,8 @@ def restart_broker(
         return False
     if not persist:
         ctl(["reset"])
-    while_down()
-    ctl(["start_app"])
+    try:
+        while_down()
+    finally:  # the broker comes back whatever went wrong while it was down
+        ctl(["start_app"])
     return True

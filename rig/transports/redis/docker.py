@@ -40,8 +40,10 @@ class DockerNode:
         self.container.exec_run(["redis-cli", "SHUTDOWN", "SAVE" if persist else "NOSAVE"])
         if self.container.wait(timeout=10).get("StatusCode") is None:
             return None
-        while_down()
-        self.container.start()
+        try:
+            while_down()
+        finally:  # the broker comes back whatever went wrong while it was down
+            self.container.start()
         self.host.wait_answering(self.container, lambda: redis_server.ping(self.url))
         if persist:
             self.container.exec_run(["rm", "-f", snapshot])

@@ -45,8 +45,10 @@ class LocalNode:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             return None
-        while_down()
-        self.process = self.host.spawn(NAME, self.command, {})
+        try:
+            while_down()
+        finally:  # the broker comes back whatever went wrong while it was down
+            self.process = self.host.spawn(NAME, self.command, {})
         redis_server.wait_answering(self.url, self.host.dir / f"{NAME}.log")
         if persist:
             self.snapshot.unlink(missing_ok=True)
