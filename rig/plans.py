@@ -231,8 +231,11 @@ class RunContext:
 
     def _all_waiting(self, timeout_s: float) -> bool:
         """Is every live worker of the crew waiting on the broker, within timeout_s?"""
-        live = len(set(self.crew.names) - set(checker.exits(self.history)))
-        return self.consumers_waiting(live, timeout_s)
+        return self.consumers_waiting(len(self._live_workers()), timeout_s)
+
+    def _live_workers(self) -> list[str]:
+        """The crew's workers that have not exited."""
+        return sorted(set(self.crew.names) - set(checker.exits(self.history)))
 
     def _accepted(self, report: CheckpointReport, timeout_s: float) -> bool:
         """Has the worker's main process sent task-started for every execution of
@@ -260,7 +263,7 @@ class RunContext:
         connection to the broker, from its log (after the refusal, not before:
         its old connection is closed by then, and kombu's restore of its
         unacknowledged messages has run)."""
-        live = sorted(set(self.crew.names) - set(checker.exits(self.history)))
+        live = self._live_workers()
         logs = self.backend.worker_logs(live)
         return {name: logs.get(name, "").count(REFUSED) for name in live}
 

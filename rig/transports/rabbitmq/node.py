@@ -120,8 +120,8 @@ def reply(exit_code: int, output: str) -> str:
     text = output.strip()
     if exit_code == 0 and text.startswith("{ok, ") and text.endswith("}"):
         return text[len("{ok, ") : -1]
-    first_line = " ".join(text.split())[:300] or f"exit code {exit_code}"
-    raise BrokerDown(f"erl_call: {first_line}")
+    one_line = " ".join(text.split())[:300] or f"exit code {exit_code}"
+    raise BrokerDown(f"erl_call: {one_line}")
 
 
 def restart_broker(
