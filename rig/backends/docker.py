@@ -207,8 +207,11 @@ class DockerBackend:
 
     def worker_logs(self, names: list[str] | None = None) -> dict[str, str]:
         logs = {}
-        for name, container in self.workers.items():
-            if names is not None and name not in names:
+        # Other lanes start and remove their crews' workers meanwhile: look up by
+        # name, never iterate the shared table itself.
+        for name in list(self.workers) if names is None else names:
+            container = self.workers.get(name)
+            if container is None:
                 continue
             try:
                 logs[name] = container.logs().decode(errors="replace")

@@ -230,7 +230,7 @@ class LocalBackend:
     def worker_logs(self, names: list[str] | None = None) -> dict[str, str]:
         return {
             name: (self.dir / f"{name}.log").read_text(errors="replace")
-            for name in (self.specs if names is None else names)
+            for name in (list(self.specs) if names is None else names)
             if (self.dir / f"{name}.log").exists()
         }
 

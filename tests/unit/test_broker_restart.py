@@ -76,3 +76,30 @@ def test_a_restart_no_worker_saw_did_not_land() -> None:
     assert log == ["stopped", "released", "never refused", "started"]
     assert not fault.landed
     assert "not refused" in fault.detail
+
+
+class StartsAnotherWorker:
+    """A worker container whose log read races another lane starting a worker."""
+
+    def __init__(self, table: dict[str, Any], name: str) -> None:
+        self.table, self.name = table, name
+
+    def logs(self) -> bytes:
+        self.table[f"{self.name}-next"] = StartsAnotherWorker(self.table, "later")
+        return f"{self.name}: consumer: Cannot connect".encode()
+
+
+def test_reading_logs_while_another_lane_starts_workers() -> None:
+    """The refusal wait reads logs while other lanes' crews start: the backend's
+    table of workers changes under it, and the read must not fail on that."""
+    from rig.backends.docker import DockerBackend
+
+    backend = object.__new__(DockerBackend)
+    backend.workers = {}
+    backend.workers["w1-1"] = cast(Any, StartsAnotherWorker(backend.workers, "w1-1"))
+    backend.workers["w2-1"] = cast(Any, StartsAnotherWorker(backend.workers, "w2-1"))
+    assert backend.worker_logs(["w1-1", "w2-1"]) == {
+        "w1-1": "w1-1: consumer: Cannot connect",
+        "w2-1": "w2-1: consumer: Cannot connect",
+    }
+    assert set(backend.worker_logs()) == {"w1-1", "w2-1", "w1-1-next", "w2-1-next"}
