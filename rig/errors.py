@@ -17,6 +17,10 @@ class EnvironmentProblem(RigError):
     exit_code = 3
 
 
+class ExecHung(EnvironmentProblem):
+    """The Docker engine never finished a command run in a container."""
+
+
 class BrokerDown(Exception):
     """The broker does not answer (restarting, partitioned, gone): the runner waits."""
 

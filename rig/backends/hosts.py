@@ -8,10 +8,19 @@ from __future__ import annotations
 import subprocess
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from rig.backends.base import Exit
+
+
+@dataclass(frozen=True)
+class Executed:
+    """A command run in a container: its exit code and its output (both streams)."""
+
+    exit_code: int
+    output: str
 
 
 class BrokerNode(Protocol):
@@ -54,6 +63,17 @@ class DockerHost(Protocol):
         ...
 
     def host_port(self, container: Any, port: int) -> int: ...
+
+    def exec(
+        self,
+        container: Any,
+        command: list[str],
+        timeout_s: float,
+        environment: dict[str, str] | None = None,
+    ) -> Executed:
+        """The command run in the container, bounded; ExecHung (rig.errors) when
+        the engine never finishes it."""
+        ...
 
     def wait_answering(
         self, container: Any, connect: Callable[[], object], timeout_s: float = 60

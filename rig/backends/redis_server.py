@@ -45,6 +45,18 @@ def ping(url: str, timeout_s: float = 2) -> None:
         client.close()
 
 
+def shutdown(url: str, save: bool) -> None:
+    """SHUTDOWN SAVE (the snapshot the next start loads) or NOSAVE, through a
+    connection: the server closes it as it exits."""
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.shutdown(save=save, nosave=not save)
+    except redis.ConnectionError:
+        pass  # it closes the connection as it goes
+    finally:
+        client.close()
+
+
 def wait_answering(url: str, log: Path, timeout_s: float = 15) -> None:
     """Until the server at url answers a PING; its log's tail if it never does."""
     try:

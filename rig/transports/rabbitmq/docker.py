@@ -10,11 +10,13 @@ from typing import Any
 
 from rig import compose
 from rig.backends.base import Exit, free_port
-from rig.backends.hosts import DockerHost
-from rig.errors import BrokerDown
+from rig.backends.hosts import DockerHost, Executed
+from rig.errors import BrokerDown, ExecHung
 from rig.transports.rabbitmq import node
 
 SERVICE = "rabbitmq"
+ADMIN_S = 30.0  # an erl_call (0.1 to 0.2 s), bounded
+CTL_S = 120.0  # a rabbitmqctl stop_app, reset or start_app (seconds), bounded
 
 # The service's command, run by a shell that first writes the node's config
 # (from the environment).
@@ -62,19 +64,24 @@ class DockerNode:
 
     def admin(self, expression: str) -> str:
         """The expression evaluated in the node (node.erl_call_args); the term's text."""
-        result = self.container.exec_run(
-            ["sh", "-c", _EVALUATE, "sh", *node.erl_call_args("rabbit")],
-            environment={"RIG_EXPRESSION": expression},
-        )
-        return node.reply(result.exit_code, result.output.decode(errors="replace"))
+        command = ["sh", "-c", _EVALUATE, "sh", *node.erl_call_args("rabbit")]
+        result = self._exec(command, ADMIN_S, {"RIG_EXPRESSION": expression})
+        return node.reply(result.exit_code, result.output)
 
     def ctl(self, args: list[str]) -> str:
         """rabbitmqctl in the container; its stdout."""
-        result = self.container.exec_run(["rabbitmqctl", *args])
-        output = str(result.output.decode(errors="replace"))
+        result = self._exec(["rabbitmqctl", *args], CTL_S)
         if result.exit_code != 0:
-            raise BrokerDown(f"rabbitmqctl {args[0]}: {output.strip()}")
-        return output
+            raise BrokerDown(f"rabbitmqctl {args[0]}: {result.output.strip()}")
+        return result.output
+
+    def _exec(
+        self, command: list[str], timeout_s: float, env: dict[str, str] | None = None
+    ) -> Executed:
+        try:
+            return self.host.exec(self.container, command, timeout_s, env)
+        except ExecHung as error:  # the node did not answer, as far as the rig can tell
+            raise BrokerDown(str(error)) from error
 
     def restart(self, persist: bool, while_down: Callable[[], None]) -> Exit | None:
         """The broker stopped and started again in its container (node.restart_broker)."""

@@ -15,6 +15,7 @@ from rig.errors import BadInput
 
 SERVICE = "redis"
 PORT = 6379
+EXEC_S = 30.0  # removing a file in the container, bounded
 
 
 class DockerNode:
@@ -35,9 +36,9 @@ class DockerNode:
         # No start may load an older snapshot: remove it before a restart without
         # persistence, and once loaded after one with it.
         if not persist:
-            self.container.exec_run(["rm", "-f", snapshot])
+            self.host.exec(self.container, ["rm", "-f", snapshot], EXEC_S)
         # Redis exits on SHUTDOWN; SAVE writes the snapshot the next start loads.
-        self.container.exec_run(["redis-cli", "SHUTDOWN", "SAVE" if persist else "NOSAVE"])
+        redis_server.shutdown(self.url, save=persist)
         if self.container.wait(timeout=10).get("StatusCode") is None:
             return None
         try:
@@ -46,7 +47,7 @@ class DockerNode:
             self.container.start()
         self.host.wait_answering(self.container, lambda: redis_server.ping(self.url))
         if persist:
-            self.container.exec_run(["rm", "-f", snapshot])
+            self.host.exec(self.container, ["rm", "-f", snapshot], EXEC_S)
         return Exit(time.time(), "redis container " + ("saved, " if persist else "") + "restarted")
 
     def close(self) -> None:

@@ -6,8 +6,6 @@ import subprocess
 import time
 from collections.abc import Callable
 
-import redis
-
 from rig.backends import redis_server
 from rig.backends.base import Exit
 from rig.backends.hosts import LocalHost
@@ -36,11 +34,7 @@ class LocalNode:
         if not persist:
             self.snapshot.unlink(missing_ok=True)
         assert self.process is not None
-        try:
-            client = redis.Redis.from_url(self.url, socket_timeout=5)
-            client.shutdown(save=persist, nosave=not persist)
-        except redis.ConnectionError:
-            pass  # it closes the connection as it goes
+        redis_server.shutdown(self.url, save=persist)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
