@@ -232,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--only", nargs="+", metavar="SCENARIO", help="soak only these scenarios")
     _add_transports(soak)
     _add_jobs(soak)
+    _add_reports(soak)  # a folder per soak run with a wrong verdict
     _add_common(soak)
 
     explore = _command(commands, "explore", "random fault schedules, a property, shrinking")
@@ -436,9 +437,20 @@ def command_soak(args: argparse.Namespace) -> int:
                 verdicts[row["scenario"]]["skipped"] += 1
             not_pass = [r for r in results if r.outcome.verdict != "pass"]
             console.print(f"run {run}: {len(not_pass)} wrong, {seconds[-1]:.1f} s")
-            for result in not_pass:  # why, in one line each: the run is not kept
+            for result in not_pass:  # why, in one line each
                 reason = (result.outcome.reasons or ["no reason given"])[0]
                 console.print(f"  {result.name}: {result.outcome.verdict}: {reason}")
+            if not_pass:  # a wrong verdict in a soak is rare: keep what explains it
+                info = runner.backend.info
+                header = {
+                    "backend": info.name,
+                    "reason": f"{info.reason}; soak run {run} of {args.runs}",
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+                    "database": runner.services.database_engine,
+                }
+                folder = Path(f"{report.new_report_dir(args.reports)}-soak-run{run}")
+                kept = report.write_reports(folder, not_pass, [], header)
+                console.print(f"  kept: their workers' logs and histories in {kept}/", markup=False)
         backend = runner.backend.info.name
     tally = {
         "backend": backend,

@@ -85,6 +85,34 @@ def test_a_scenario_that_crashes_is_an_error_result_and_the_report_lists_all(
 
 
 @pytest.mark.integration
+def test_a_soak_keeps_the_logs_and_history_of_each_wrong_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong verdict in a soak is what it is for: its run is kept, not only counted."""
+    crashing, passing = "late_ack_kill_in_transaction", "early_ack_kill_before_write"
+    execute = OneFault.execute
+    runs = iter(range(1, 3))
+
+    def crash_in_the_second_soak_run(self: OneFault, *args: object) -> None:
+        if self.name == crashing and next(runs) == 2:
+            raise RuntimeError("injected crash while sending")
+        execute(self, *args)
+
+    monkeypatch.setattr(OneFault, "execute", crash_in_the_second_soak_run)
+    code = cli.main(
+        ["soak", "--runs", "2", "--only", crashing, passing, "--transport", "redis"]
+        + ["--backend", "local", "--jobs", "1", "--reports", str(tmp_path)]
+    )
+    assert code == 1
+    (directory,) = tmp_path.iterdir()  # the second run's, the only one with a wrong verdict
+    assert directory.name.endswith("-soak-run2"), directory.name
+    rows = json.loads((directory / "results.json").read_text())["scenarios"]
+    assert [(r["scenario"], r["verdict"]) for r in rows] == [(crashing, "error")]
+    assert list((directory / "logs").glob(f"{crashing}-w*.log")), "the wrong run's worker logs"
+    assert crashing in (directory / "history.jsonl").read_text()
+
+
+@pytest.mark.integration
 def test_a_soak_tallies_each_scenarios_verdicts_and_its_time_to_a_verdict(tmp_path: Path) -> None:
     tally_path = tmp_path / "soak.json"
     done = rig(
