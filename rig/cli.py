@@ -296,7 +296,7 @@ def command_run(args: argparse.Namespace) -> int:
         settings = make_settings(**pin_project_dir(flags))
         scenario = Scenario("matrix", "a cell of the matrix", settings, None)
     resolve(scenario.settings)  # an app that does not import, an unknown task: said before starting
-    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    started = time.time()
     with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
         results, skipped = run_scenarios(runner, [scenario], update)
         info, engine = runner.backend.info, runner.services.database_engine
@@ -305,7 +305,7 @@ def command_run(args: argparse.Namespace) -> int:
     Printer([scenario.name])(row)
     if results and row["verdict"] in ("fail", "unknown", "error"):
         # The run folder goes with the backend: keep what explains the verdict.
-        header = {"backend": backend, "reason": info.reason, "started": started, "database": engine}
+        header = report.header(info, started, engine)
         kept = report.write_reports(report.new_report_dir(), results, [], header)
         console.print(f"kept: the workers' logs and the history in {kept}/", markup=False)
     for task, options in row.get("effective", {}).items():
@@ -330,7 +330,7 @@ def command_chaos(args: argparse.Namespace) -> int:
         )
     catalog = load_catalog(args.catalog, defaults)
     scenarios = on_transports(_only(catalog, args.only), _transports(args))
-    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    started = time.time()
     fair: dict[str, Any] | None = None
     with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
         backend = runner.backend.info.name
@@ -349,12 +349,7 @@ def command_chaos(args: argparse.Namespace) -> int:
         info = runner.backend.info
         if not (args.only or args.no_fairness or not ours):  # fairness is about exam_app
             fair = _fairness_on(runner, _transports(args), update)
-        header = {
-            "backend": info.name,
-            "reason": info.reason,
-            "started": started,
-            "database": runner.services.database_engine,
-        }
+        header = report.header(info, started, runner.services.database_engine)
     directory = report.write_reports(
         report.new_report_dir(args.reports), results, skipped, header, fair
     )
@@ -392,13 +387,13 @@ def _fairness_on(runner: Runner, transports: list[str], update: Progress) -> dic
 def command_fairness(args: argparse.Namespace) -> int:
     workload = schema.make(fairness.Workload, schema.given_flags(args, fairness.Workload))
     configs = fairness.select_configs(args.only, workload.transport)
-    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    started = time.time()
     with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
         results = fairness.run_fairness(runner, configs, workload, update)
         info = runner.backend.info
         database = runner.services.database_engine
     fair_summary = fairness.as_json(results, workload, info.name)
-    header = {"backend": info.name, "reason": info.reason, "started": started, "database": database}
+    header = report.header(info, started, database)
     fair = {"summary": fair_summary, "results": results}
     directory = report.write_reports(report.new_report_dir(args.reports), [], [], header, fair)
     console.print(
@@ -441,13 +436,8 @@ def command_soak(args: argparse.Namespace) -> int:
                 reason = (result.outcome.reasons or ["no reason given"])[0]
                 console.print(f"  {result.name}: {result.outcome.verdict}: {reason}")
             if not_pass:  # a wrong verdict in a soak is rare: keep what explains it
-                info = runner.backend.info
-                header = {
-                    "backend": info.name,
-                    "reason": f"{info.reason}; soak run {run} of {args.runs}",
-                    "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
-                    "database": runner.services.database_engine,
-                }
+                engine, note = runner.services.database_engine, f"soak run {run} of {args.runs}"
+                header = report.header(runner.backend.info, started, engine, note)
                 folder = Path(f"{report.new_report_dir(args.reports)}-soak-run{run}")
                 kept = report.write_reports(folder, not_pass, [], header)
                 console.print(f"  kept: their workers' logs and histories in {kept}/", markup=False)
@@ -497,9 +487,10 @@ def command_explore(args: argparse.Namespace) -> int:
     duration = max(plan.duration, steps[-1].at_s + 2.0) if steps else plan.duration
     source = "the given schedule" if plan.schedule else f"seed {seed}"
     console.print(f"explore: {len(steps)} fault(s) over {duration:g} s from {source}")
+    started = time.time()
     with progress("starting", args.verbose) as update, session(args.backend, update) as runner:
         explore.check_capabilities(runner, sorted({step.fault for step in steps}))
-        backend = runner.backend.info
+        backend, database = runner.backend.info, runner.services.database_engine
         first = explore.explore_run(
             runner, "explore", settings, steps, duration, plan.expect, update
         )
@@ -509,10 +500,7 @@ def command_explore(args: argparse.Namespace) -> int:
     replay = explore.replay_command(settings, plan, seed, backend.name)
     results = [first.result] + ([shrunk.last_failure.result] if shrunk else [])
     header = {
-        "backend": backend.name,
-        "reason": backend.reason,
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "database": "",
+        **report.header(backend, started, database),
         "explore": explore.summary(first, shrunk, replay),
     }
     directory = report.write_reports(report.new_report_dir(args.reports), results, [], header)

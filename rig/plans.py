@@ -204,7 +204,7 @@ class RunContext:
             all_waiting=self._all_waiting,
             accepted=self._accepted,
             refusals=self._refusals,
-            refused_since=self._refused_since,
+            not_refused_since=self._not_refused_since,
         )
         started = FAULTS[settings.fault].start(context)
         self.history.add(FAULT, at=started.confirmed_at or time.time(), **started.as_dict())
@@ -267,15 +267,16 @@ class RunContext:
         logs = self.backend.worker_logs(live)
         return {name: logs.get(name, "").count(REFUSED) for name in live}
 
-    def _refused_since(self, before: dict[str, int], timeout_s: float) -> bool:
-        """Has every live worker been refused again since `before`, within timeout_s?"""
+    def _not_refused_since(self, before: dict[str, int], timeout_s: float) -> str:
+        """The live workers not refused again since `before` within timeout_s
+        (comma-separated; "" if every one was)."""
 
         def missing() -> str:
             now = self._refusals()
             waiting = [name for name, count in now.items() if count <= before.get(name, 0)]
             return ", ".join(waiting)
 
-        return not until_nothing_missing(missing, timeout_s, 0.1)
+        return until_nothing_missing(missing, timeout_s, 0.1)
 
     def _heal_later(self, context: FaultContext, fault: FaultRecord) -> None:
         """Heal a fault that lasts once its time from its checkpoint is up, on a

@@ -28,6 +28,7 @@ from rig.transports import DEFAULT_TRANSPORT, TRANSPORTS
 from rig.workloads.registry import part as workload_part
 
 if TYPE_CHECKING:
+    from rig.backends.base import BackendInfo
     from rig.runner import Result
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -478,6 +479,17 @@ def _environment() -> Environment:
     return Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"])
     )
+
+
+def header(backend: BackendInfo, started: float, database: str, note: str = "") -> dict[str, Any]:
+    """What a report begins with: the backend and why it was chosen (and `note`),
+    when the run began, the database engine the runs wrote to."""
+    return {
+        "backend": backend.name,
+        "reason": f"{backend.reason}; {note}" if note else backend.reason,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        "database": database,
+    }
 
 
 def write_reports(

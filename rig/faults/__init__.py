@@ -67,11 +67,12 @@ class FaultContext:
         default=lambda report, timeout_s: False
     )
     # How often each live worker of the crew has been refused a connection to
-    # the broker so far (Celery logs "consumer: Cannot connect to"); and has each
-    # been refused again since such a count, within timeout_s? The crew's.
+    # the broker so far (Celery logs "consumer: Cannot connect to"); and which
+    # were not refused again since such a count within timeout_s ("" if none).
+    # The crew's.
     refusals: Callable[[], dict[str, int]] = field(default=dict)
-    refused_since: Callable[[dict[str, int], float], bool] = field(
-        default=lambda before, timeout_s: False
+    not_refused_since: Callable[[dict[str, int], float], str] = field(
+        default=lambda before, timeout_s: "every worker"
     )
     issued_at: float = field(default_factory=time.time)  # the fault begins as its context does
 

@@ -12,11 +12,12 @@ is back, so each runs once, unless the visibility timeout ends first (then
 Redis hands the message out again: a race the scenario avoids with a long
 one). The workers and the rig reconnect by themselves.
 
-On RabbitMQ the broker stops (rabbitmqctl stop_app) and starts again: durable
-queues and persistent messages (Celery's defaults) survive, and the
-deliveries that were unacknowledged are requeued as their connections close.
-Without `broker_persistence` its data is wiped first (rabbitmqctl reset), as
-a node replaced with fresh storage would start."""
+On RabbitMQ the broker stops (rabbit:stop(), as rabbitmqctl stop_app) and
+starts again: durable queues and persistent messages (Celery's defaults)
+survive, and the deliveries that were unacknowledged are requeued as their
+connections close. Without `broker_persistence` its data is wiped first
+(rabbit_mnesia:reset(), as rabbitmqctl reset), as a node replaced with fresh
+storage would start."""
 
 from __future__ import annotations
 
@@ -52,8 +53,8 @@ REFUSED_S = 15.0
 
 def parks(settings: Any, processes: int) -> int:
     """Every execution that can run at once is held at the point, so none can
-    finish and take the next message while the broker goes down (rabbitmqctl
-    stop takes a second or more): what is queued at the restart is fixed."""
+    finish and take the next message while the broker goes down (stopping it
+    takes a second or more): what is queued at the restart is fixed."""
     return min(settings.tasks, processes)
 
 
@@ -66,7 +67,7 @@ def start(ctx: FaultContext) -> FaultRecord:
         return replace(
             missing, detail=f"only {len(held)} of {ctx.parks} executions reached {ctx.report.point}"
         )
-    ended = refused = False
+    ended, not_refused = False, ""
     refusals = ctx.refusals()
 
     def finish_held_tasks() -> None:
@@ -78,11 +79,11 @@ def start(ctx: FaultContext) -> FaultRecord:
         # on Redis) met the broker away. A worker slow to notice on a loaded
         # machine restored them once the broker was back, and a held task ran
         # twice (once in a CI rehearsal).
-        nonlocal ended, refused
+        nonlocal ended, not_refused
         for report in held:
             ctx.control.release(report)
         ended = all(ctx.wait_ended(FINISH_S, report) for report in held)
-        refused = ctx.refused_since(refusals, REFUSED_S)
+        not_refused = ctx.not_refused_since(refusals, REFUSED_S)
 
     restarted = ctx.backend_as(RestartsBrokers).restart_broker(
         ctx.settings.transport, ctx.settings.broker_persistence, finish_held_tasks
@@ -94,11 +95,11 @@ def start(ctx: FaultContext) -> FaultRecord:
         action,
         restarted,
         ends_execution=False,
-        landed=restarted is not None and ended and refused,
+        landed=restarted is not None and ended and not not_refused,
         target=ctx.settings.transport,
     )
-    if restarted is not None and not refused:
-        why = f"a worker was not refused a reconnection within {REFUSED_S:g} s of the stop"
+    if restarted is not None and not_refused:
+        why = f"{not_refused}: not refused a reconnection within {REFUSED_S:g} s of the stop"
         return replace(restart, detail=f"{restart.detail}; {why}")
     return restart
 

@@ -47,10 +47,10 @@ def restart(refused: bool) -> tuple[Any, list[str]]:
     log: list[str] = []
     counted = {"w1-1": 2, "w2-1": 0}
 
-    def refused_since(before: dict[str, int], timeout_s: float) -> bool:
+    def not_refused_since(before: dict[str, int], timeout_s: float) -> str:
         assert before == counted  # counted before the broker stopped
         log.append("refused" if refused else "never refused")
-        return refused
+        return "" if refused else "w2-1"
 
     ctx = FaultContext(
         "f1",
@@ -60,7 +60,7 @@ def restart(refused: bool) -> tuple[Any, list[str]]:
         REPORT,
         park_s=20.0,
         refusals=lambda: dict(counted),
-        refused_since=refused_since,
+        not_refused_since=not_refused_since,
     )
     return broker_restart.start(ctx), log
 
@@ -75,7 +75,7 @@ def test_a_restart_no_worker_saw_did_not_land() -> None:
     fault, log = restart(refused=False)
     assert log == ["stopped", "released", "never refused", "started"]
     assert not fault.landed
-    assert "not refused" in fault.detail
+    assert fault.detail.endswith("w2-1: not refused a reconnection within 15 s of the stop")
 
 
 class StartsAnotherWorker:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,59 @@ def test_each_call_to_the_node_names_its_client_afresh() -> None:
     first, second = node.erl_call_args("rabbit"), node.erl_call_args("rabbit")
     assert first[0] == second[0] == "-h" and first[1] != second[1]
     assert first[-3:] == ["-sname", "rabbit", "-e"]
+
+
+def _restart(persist: bool, answers: dict[str, str], down: Callable[[], None]) -> list[str]:
+    """node.restart_broker with a node that answers each expression from `answers`
+    (or `ok`, or BrokerDown for "down"); the expressions it was asked, in order."""
+    asked: list[str] = []
+
+    def evaluate(expression: str, timeout_s: float) -> str:
+        asked.append(expression)
+        answer = answers.get(expression, "ok")
+        if answer == "down":
+            raise BrokerDown("erl_call: failed to connect to node rabbit@rabbitmq")
+        return answer
+
+    def while_down() -> None:
+        asked.append("(down)")
+        down()
+
+    asked.append(str(node.restart_broker(evaluate, persist, while_down)))
+    return asked
+
+
+def test_a_restart_stops_wipes_without_persistence_and_starts_the_broker() -> None:
+    with_data = _restart(True, {}, lambda: None)
+    assert with_data == ["rabbit:stop().", "(down)", "rabbit:start().", "True"]
+    without = _restart(False, {}, lambda: None)
+    wiped = ["rabbit:stop().", "rabbit_mnesia:reset().", "(down)", "rabbit:start().", "True"]
+    assert without == wiped
+
+
+def test_a_broker_that_does_not_stop_is_a_restart_that_did_not_land() -> None:
+    assert _restart(True, {"rabbit:stop().": "down"}, lambda: None) == ["rabbit:stop().", "False"]
+
+
+def test_the_broker_starts_again_whatever_failed_while_it_was_down() -> None:
+    asked: list[str] = []
+
+    def evaluate(expression: str, timeout_s: float) -> str:
+        asked.append(expression)
+        return "ok"
+
+    def fails() -> None:
+        raise TimeoutError("held tasks never ended")
+
+    with pytest.raises(TimeoutError):
+        node.restart_broker(evaluate, True, fails)
+    assert asked == ["rabbit:stop().", "rabbit:start()."]
+
+
+def test_a_start_that_does_not_answer_ok_is_the_broker_down() -> None:
+    refused = {"rabbit:start().": "{error,{already_started,rabbit}}"}
+    with pytest.raises(BrokerDown, match=r"^rabbit start: \{error,\{already_started,rabbit\}\}$"):
+        _restart(True, refused, lambda: None)
 
 
 def test_text_goes_to_the_node_as_an_erlang_binary() -> None:

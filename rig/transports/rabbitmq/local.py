@@ -26,7 +26,6 @@ from rig.transports.rabbitmq import node
 from rig.waiting import until_nothing_missing
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # Debian's, without the su wrapper
-CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 READY_S = 60.0
 EPMD_READY_S = 10.0
 
@@ -119,35 +118,26 @@ class LocalNode:
         log = self.dir.parent / "rabbitmq.log"
         return log.read_text(errors="replace")[-1500:] if log.exists() else "no log"
 
-    def admin(self, expression: str) -> str:
+    def admin(self, expression: str, timeout_s: float = node.ADMIN_TIMEOUT_S) -> str:
         """The expression evaluated in this node (node.erl_call_args); the term's text.
         erl_call finds the node through our epmd (ERL_EPMD_PORT) with our cookie (HOME)."""
-        done = subprocess.run(
-            ["erl_call", *node.erl_call_args(self.environment["RABBITMQ_NODENAME"])],
-            input=expression + "\n",
-            env={**os.environ, **self.environment},
-            capture_output=True,
-            text=True,
-            timeout=node.ADMIN_TIMEOUT_S + 5,
-        )
+        name = self.environment["RABBITMQ_NODENAME"]
+        try:
+            done = subprocess.run(
+                ["erl_call", *node.erl_call_args(name, timeout_s)],
+                input=expression + "\n",
+                env={**os.environ, **self.environment},
+                capture_output=True,
+                text=True,
+                timeout=timeout_s + 5,
+            )
+        except subprocess.TimeoutExpired:
+            raise BrokerDown(f"erl_call: no answer within {timeout_s + 5:g} s") from None
         return node.reply(done.returncode, done.stdout or done.stderr)
-
-    def ctl(self, args: list[str]) -> str:
-        """rabbitmqctl against this node; its stdout."""
-        done = subprocess.run(
-            [CTL, "-n", self.environment["RABBITMQ_NODENAME"], *args],
-            env={**os.environ, **self.environment},
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        if done.returncode != 0:
-            raise BrokerDown(f"rabbitmqctl {args[0]}: {(done.stderr or done.stdout).strip()}")
-        return done.stdout
 
     def restart(self, persist: bool, while_down: Callable[[], None]) -> Exit | None:
         """The broker stopped and started again in its node (node.restart_broker)."""
-        if not node.restart_broker(self.ctl, persist, while_down):
+        if not node.restart_broker(self.admin, persist, while_down):
             return None
         self._wait_answering()
         return Exit(time.time(), "rabbitmq broker stopped and started again")

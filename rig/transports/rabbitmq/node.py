@@ -19,7 +19,9 @@ PORT = 5672
 SLOTS = 16  # virtual hosts rig0 … rig15, one per crew, as Redis has 16 databases
 DEFAULT_CONSUMER_TIMEOUT_MS = 1_800_000  # RabbitMQ 3.10's default: 30 minutes
 USER = "guest"
-ADMIN_TIMEOUT_S = 30
+ADMIN_TIMEOUT_S = 30  # an admin call: about 0.1 s
+# Stopping or starting the broker application: 1 to 2 s on an idle machine.
+RESTART_TIMEOUT_S = 120
 
 
 def vhost(slot: int) -> str:
@@ -103,7 +105,7 @@ def close_politely(connection: amqp.Connection) -> None:
         connection.collect()
 
 
-def erl_call_args(node_name: str) -> list[str]:
+def erl_call_args(node_name: str, timeout_s: float = ADMIN_TIMEOUT_S) -> list[str]:
     """erl_call's arguments to evaluate an Erlang expression (its stdin) in the
     running node. erl_call is a small C client of the node's distribution port:
     about 0.1 s a call, where `rabbitmqctl` boots an Erlang VM and its CLI for 2
@@ -111,7 +113,7 @@ def erl_call_args(node_name: str) -> list[str]:
     wait's polls paid in every RabbitMQ run. Each call names itself afresh:
     with erl_call's own name (`-r` too), of 12 calls at once 1 connected."""
     client = f"rig-{uuid.uuid4().hex[:12]}"
-    return ["-h", client, "-timeout", str(ADMIN_TIMEOUT_S), "-sname", node_name, "-e"]
+    return ["-h", client, "-timeout", str(round(timeout_s)), "-sname", node_name, "-e"]
 
 
 def reply(exit_code: int, output: str) -> str:
@@ -125,24 +127,33 @@ def reply(exit_code: int, output: str) -> str:
 
 
 def restart_broker(
-    ctl: Callable[[list[str]], str], persist: bool, while_down: Callable[[], None]
+    evaluate: Callable[[str, float], str], persist: bool, while_down: Callable[[], None]
 ) -> bool:
-    """A maintenance restart of the broker in its running node: `stop_app` closes
-    every connection and the listener and writes queues and persistent messages
-    out, as `rabbitmqctl stop` does before its VM halts; `start_app` boots the
-    broker again, importing the definitions (about 2 s, where a new VM took
-    about 13 s here, most of it loading code). Without persist, `reset` wipes
-    the data between the two, as a node replaced with fresh storage. `ctl` runs
-    rabbitmqctl where the node is. False if the broker did not stop (the fault
-    did not land)."""
+    """A maintenance restart of the broker in its running node: `rabbit:stop()`
+    closes every connection and the listener and writes queues and persistent
+    messages out, as `rabbitmqctl stop_app` does (it calls the same function)
+    before a node halts; `rabbit:start()` boots the broker again, importing the
+    definitions (about 2 s, where a new VM took about 13 s here, most of it
+    loading code). Without persist, `rabbit_mnesia:reset()` wipes the data
+    between the two (`rabbitmqctl reset`), as a node replaced with fresh storage.
+    `evaluate` runs an expression in the node within a bound (an admin call):
+    rabbitmqctl boots a VM of its own for each command, 2 to 3 s idle and more
+    under load, and a broker outage must land before a held countdown's ETA.
+    False if the broker did not stop (the fault did not land)."""
     try:
-        ctl(["stop_app"])
+        _done(evaluate("rabbit:stop().", RESTART_TIMEOUT_S), "stop")
     except BrokerDown:
         return False
     if not persist:
-        ctl(["reset"])
+        _done(evaluate("rabbit_mnesia:reset().", RESTART_TIMEOUT_S), "reset")
     try:
         while_down()
     finally:  # the broker comes back whatever went wrong while it was down
-        ctl(["start_app"])
+        _done(evaluate("rabbit:start().", RESTART_TIMEOUT_S), "start")
     return True
+
+
+def _done(term: str, step: str) -> None:
+    """BrokerDown unless the broker's step answered `ok`."""
+    if term != "ok":
+        raise BrokerDown(f"rabbit {step}: {' '.join(term.split())[:300]}")
