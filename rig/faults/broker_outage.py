@@ -1,11 +1,11 @@
 """The broker is away for a while (`outage_seconds`) and comes back with its
 data: stopped as in a maintenance restart (Redis: SHUTDOWN SAVE; RabbitMQ:
 rabbit:stop(), as rabbitmqctl stop_app), held down, started again. The
-execution at the point goes on as soon as the broker is down, so what it does next (a producer's publish
-from on_commit, a retry's publish) meets no broker; a message held at
-`received` (an ETA task in a worker's memory) sees its connection drop once
-its worker waits on the broker again, as a worker holding a countdown does
-nearly all the time (see WAITING_S).
+execution at the point goes on as soon as the broker is down, so what it
+does next (a producer's publish from on_commit, a retry's publish) meets no
+broker; a message held at `received` (an ETA task in a worker's memory) sees
+its connection drop once its worker waits on the broker again, as a worker
+holding a countdown does nearly all the time (see WAITING_S).
 
 Unlike broker-restart it waits for nothing the execution does: a publish
 that retries (task_publish_retry_policy) may still be retrying when the
