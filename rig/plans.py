@@ -14,71 +14,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from signal import Signals
-from typing import Any, Protocol
+from typing import Protocol
 
-from rig import checker, contract
-from rig.backends.base import Backend, last_line
-from rig.control import CheckpointReport, Control
+from rig import contract
+from rig.backends.base import Backend
+from rig.crew_watch import CrewWatch
 from rig.crews import Crew
-from rig.errors import RigError
-from rig.events import wait_answering
 from rig.faults import FaultContext, FaultRecord, Heal
 from rig.faults.registry import FAULTS
 from rig.faults.registry import part as fault_part
-from rig.history import CHECKPOINT, FAULT, HEAL, NOTE, PRODUCED, History
+from rig.history import CHECKPOINT, FAULT, HEAL, NOTE, History
+from rig.senders import Producer, Sender, Senders
 from rig.settings import Settings
-from rig.target import Target, marked_answer, start_agent
-from rig.waiting import until_nothing_missing
+from rig.target import Target, start_agent
 from rig.workloads.registry import WORKLOADS
 
 # How long a repeated fault waits for the next execution of the task it hit
 # (a requeue after WorkerLostError comes within a few seconds).
 REPEAT_WAIT_S = 10.0
 HEAL_WAIT_S = 60.0  # the longest a fault lasts is below the checkpoint's park
-PRODUCER_WAIT_S = 60.0  # a producer held at its checkpoint is let go within the park
-# What Celery's consumer logs when the broker refuses its reconnection.
-REFUSED = "consumer: Cannot connect to"
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Producer:
-    """A producer process (rig.agent produce) and the log its answer ends."""
-
-    task_id: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def answer(self, control: Control) -> dict[str, Any]:
-        """What it published and raised (rig.agent.produce), from its marked line;
-        for one a signal killed (fault=sender-kill), what it had published by then."""
-        if self.process.returncode is not None and self.process.returncode < 0:
-            return {
-                "published": control.published(self.task_id),
-                "raised": f"killed by {Signals(-self.process.returncode).name}",
-            }
-        output = self.log.read_text(errors="replace")
-        answer: dict[str, Any] | None = marked_answer(output)
-        if answer is None:
-            raise RigError(f"a producer failed: {last_line(output)}")
-        return answer
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.log.unlink(missing_ok=True)
-
-
-class Sender(Protocol):
-    """Processes a workload started that send on their own (beat)."""
-
-    def wait(self, history: History) -> None:
-        """Wait, bounded, until they are done; record what they sent."""
-
-    def close(self) -> None:
-        """Stop them, and remove what they left."""
 
 
 @dataclass
@@ -95,8 +50,12 @@ class RunContext:
     database_url: str  # the target's database, as this machine reaches it
     _fault_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _healing: list[threading.Thread] = field(default_factory=list)
-    _producers: list[Producer] = field(default_factory=list)
-    _senders: list[Sender] = field(default_factory=list)
+    _senders: Senders = field(default_factory=Senders)
+
+    @property
+    def watch(self) -> CrewWatch:
+        """What a fault may ask about the crew while it lands."""
+        return CrewWatch(self.crew, self.backend, self.history)
 
     def send(self, index: int) -> None:
         """The index-th unit of the settings' workload."""
@@ -125,43 +84,21 @@ class RunContext:
         handle, path = tempfile.mkstemp(prefix="celery-rig-producer-", suffix=".log")
         os.close(handle)  # the process writes it through a handle of its own
         log = Path(path)
-        self._producers.append(Producer(task_id, self.start_process(arguments, log), log))
+        self._senders.producers.append(Producer(task_id, self.start_process(arguments, log), log))
 
     def add_sender(self, sender: Sender) -> None:
         """Processes a workload started that send on their own (beat): waited for with producers."""
-        self._senders.append(sender)
+        self._senders.others.append(sender)
 
     def wait_senders(self) -> None:
-        """Wait, bounded, for every producer, and record what each published and
-        raised; one that did not answer (its code did not load) is the run's error.
-        Then the same for the other senders (beat)."""
-        deadline = time.time() + PRODUCER_WAIT_S
-        try:
-            for producer in self._producers:
-                try:
-                    producer.process.wait(max(0.0, deadline - time.time()))
-                except subprocess.TimeoutExpired:  # killed below, with any other still running
-                    message = f"a producer did not end within {PRODUCER_WAIT_S:g} s"
-                    raise TimeoutError(message) from None
-                answer = producer.answer(self.crew.control)
-                self.history.add(PRODUCED, task_id=producer.task_id, **answer)
-                if answer["raised"]:
-                    text = f"the producer of {producer.task_id} raised {answer['raised']}"
-                    self.history.add(NOTE, text=text)
-            for sender in self._senders:
-                sender.wait(self.history)
-        finally:
-            self.stop_senders()
+        """Wait, bounded, for everything the workload started that sends, and
+        record what each sent (rig.senders)."""
+        self._senders.wait(self.history, self.crew.control)
 
     def stop_senders(self) -> None:
-        """Stop every producer and sender still running, at once (the plan failed,
-        or the run was interrupted), and remove what they left."""
-        for producer in self._producers:
-            producer.close()
-        self._producers.clear()
-        for sender in self._senders:
-            sender.close()
-        self._senders.clear()
+        """Stop at once what the workload started that sends (the plan failed, or
+        the run was interrupted), and remove what it left."""
+        self._senders.stop()
 
     def parks(self, settings: Settings) -> int:
         """How many executions settings.at holds for the fault: one, unless the
@@ -200,83 +137,16 @@ class RunContext:
             report,
             settings.park_s(),
             self.parks(settings),
-            answers=self._answers,
-            all_waiting=self._all_waiting,
-            accepted=self._accepted,
-            refusals=self._refusals,
-            not_refused_since=self._not_refused_since,
+            answers=self.watch.answers,
+            all_waiting=self.watch.all_waiting,
+            accepted=self.watch.accepted,
+            refusals=self.watch.refusals,
+            not_refused_since=self.watch.not_refused_since,
         )
         started = FAULTS[settings.fault].start(context)
         self.history.add(FAULT, at=started.confirmed_at or time.time(), **started.as_dict())
         self._heal_later(context, started)
         return started
-
-    def _answers(self, worker: str, timeout_s: float) -> bool:
-        """Does the crew's worker of that name answer a ping within timeout_s?"""
-        try:
-            wait_answering(self.crew.app, [f"celery@{worker}"], timeout_s)
-        except TimeoutError:
-            return False
-        return True
-
-    def consumers_waiting(self, at_least: int, timeout_s: float) -> bool:
-        """Are at least that many of the crew's consumers waiting on the broker
-        for their next message (Redis: blocked in BRPOP), within timeout_s?"""
-
-        def missing() -> str:
-            waiting = self.crew.broker.consumers_waiting()
-            return "" if waiting >= at_least else f"{waiting} of {at_least} waiting"
-
-        return not until_nothing_missing(missing, timeout_s, 0.01)
-
-    def _all_waiting(self, timeout_s: float) -> bool:
-        """Is every live worker of the crew waiting on the broker, within timeout_s?"""
-        return self.consumers_waiting(len(self._live_workers()), timeout_s)
-
-    def _live_workers(self) -> list[str]:
-        """The crew's workers that have not exited."""
-        return sorted(set(self.crew.names) - set(checker.exits(self.history)))
-
-    def _accepted(self, report: CheckpointReport, timeout_s: float) -> bool:
-        """Has the worker's main process sent task-started for every execution of
-        report's task on that worker up to report's, within timeout_s? (The
-        ledger has the execution's row before it reaches any point.)"""
-        key = (report.task_id, report.hostname)
-
-        def missing() -> str:
-            executions = sum(
-                1
-                for row in self.crew.control.ledger()
-                if (row["task_id"], row["hostname"]) == key and row["attempt"] <= report.attempt
-            )
-            started = sum(
-                1
-                for event in self.history.celery("task-started")
-                if (event["uuid"], event.get("hostname", "")) == key
-            )
-            return "" if started >= executions else f"{started} of {executions} started"
-
-        return not until_nothing_missing(missing, timeout_s, 0.02)
-
-    def _refusals(self) -> dict[str, int]:
-        """Per live worker of the crew: how often its consumer was refused a
-        connection to the broker, from its log (after the refusal, not before:
-        its old connection is closed by then, and kombu's restore of its
-        unacknowledged messages has run)."""
-        live = self._live_workers()
-        logs = self.backend.worker_logs(live)
-        return {name: logs.get(name, "").count(REFUSED) for name in live}
-
-    def _not_refused_since(self, before: dict[str, int], timeout_s: float) -> str:
-        """The live workers not refused again since `before` within timeout_s
-        (comma-separated; "" if every one was)."""
-
-        def missing() -> str:
-            now = self._refusals()
-            waiting = [name for name, count in now.items() if count <= before.get(name, 0)]
-            return ", ".join(waiting)
-
-        return until_nothing_missing(missing, timeout_s, 0.1)
 
     def _heal_later(self, context: FaultContext, fault: FaultRecord) -> None:
         """Heal a fault that lasts once its time from its checkpoint is up, on a

@@ -11,9 +11,7 @@ next start (or by `celery-rig clean`).
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +23,7 @@ from docker.models.containers import Container
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from rig import compose
-from rig.backends.base import Exit, free_port
+from rig.backends.base import free_port
 from rig.backends.hosts import Executed
 from rig.backends.pids import alive
 from rig.errors import BrokerDown, EnvironmentProblem, ExecHung
@@ -157,47 +155,6 @@ class DockerEngine:
         exit_code = api.exec_inspect(exec_id)["ExitCode"]
         return Executed(int(exit_code), output[0].decode(errors="replace"))
 
-    def cut(self, container: Container, peer_ip: str, cut: bool) -> Exit | None:
-        """Drop the container's packets to and from peer_ip (cut=False: stop
-        dropping), inside its network namespace (its own iptables, not the host's)."""
-        rule = "-I" if cut else "-D"
-        for chain, direction in (("OUTPUT", "-d"), ("INPUT", "-s")):
-            done = self._in_namespace(
-                container, "iptables", rule, chain, direction, peer_ip, "-j", "DROP"
-            )
-            if done.returncode != 0:
-                return None
-        return Exit(
-            time.time(),
-            f"iptables in its namespace: {peer_ip} " + ("dropped" if cut else "reachable again"),
-        )
-
-    def refuse(self, container: Container, peer_ip: str, refuse: bool) -> bool:
-        """Refuse the container's new TCP connections to peer_ip (its SYN answered
-        with a reset, so connect() fails at once), or accept them again."""
-        rule = ["-I" if refuse else "-D", "OUTPUT", "-d", peer_ip, "-p", "tcp", "--syn"]
-        done = self._in_namespace(
-            container, "iptables", *rule, "-j", "REJECT", "--reject-with", "tcp-reset"
-        )
-        return done.returncode == 0
-
-    def reset(self, container: Container, peer_ip: str) -> set[str] | None:
-        """Tear down the container's TCP connections to peer_ip now (`ss -K`: its
-        side gets ECONNABORTED, the peer a reset); their local addresses, or None
-        if the kernel would not."""
-        done = self._in_namespace(container, "ss", "-K", "-Htn", "dst", peer_ip)
-        return _local_addresses(done.stdout) if done.returncode == 0 else None
-
-    def _in_namespace(
-        self, container: Container, *command: str
-    ) -> subprocess.CompletedProcess[str]:
-        """Run a host tool in the container's network namespace."""
-        container.reload()
-        namespace = ["nsenter", "-t", str(container.attrs["State"]["Pid"]), "-n"]
-        return subprocess.run(
-            [*namespace, *command], capture_output=True, text=True, timeout=10, check=False
-        )
-
     def remove_leftovers(self) -> list[str]:
         """Remove what interrupted runs left (labelled objects whose owner is gone);
         the runs' ids."""
@@ -245,9 +202,3 @@ def _tmpfs(spec: dict[str, Any]) -> dict[str, str]:
         path, _, options = entry.partition(":")
         mounts[path] = options
     return mounts
-
-
-def _local_addresses(ss_output: str) -> set[str]:
-    """The local ip:port of each connection `ss -Htn` lists; its columns end with
-    Local-Address:Port Peer-Address:Port."""
-    return {line.split()[-2] for line in ss_output.splitlines() if len(line.split()) >= 4}

@@ -92,7 +92,7 @@ class Plan:
     def _freeze_waiting(run: RunContext, worker: str) -> float | None:
         """Freeze the worker while it waits on the broker: when, or None if the
         freeze caught it between two waits (then it is resumed)."""
-        if not run.consumers_waiting(1, WAITING_S):
+        if not run.watch.consumers_waiting(1, WAITING_S):
             return None
         run.backend.signal_worker(worker, "SIGSTOP")
         frozen_at = time.time()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rig.backends.docker_engine import _local_addresses
+from rig.backends.docker_network import _local_addresses
 from rig.faults import blips
 from rig.settings import Settings
 

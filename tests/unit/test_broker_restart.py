@@ -92,14 +92,14 @@ class StartsAnotherWorker:
 def test_reading_logs_while_another_lane_starts_workers() -> None:
     """The refusal wait reads logs while other lanes' crews start: the backend's
     table of workers changes under it, and the read must not fail on that."""
-    from rig.backends.docker import DockerBackend
+    from rig.backends.docker_workers import WorkerContainers
 
-    backend = object.__new__(DockerBackend)
-    backend.workers = {}
-    backend.workers["w1-1"] = cast(Any, StartsAnotherWorker(backend.workers, "w1-1"))
-    backend.workers["w2-1"] = cast(Any, StartsAnotherWorker(backend.workers, "w2-1"))
-    assert backend.worker_logs(["w1-1", "w2-1"]) == {
+    workers = WorkerContainers(cast(Any, None), cast(Any, None))
+    table = cast(dict[str, Any], workers.containers)
+    table["w1-1"] = StartsAnotherWorker(table, "w1-1")
+    table["w2-1"] = StartsAnotherWorker(table, "w2-1")
+    assert workers.logs(["w1-1", "w2-1"]) == {
         "w1-1": "w1-1: consumer: Cannot connect",
         "w2-1": "w2-1: consumer: Cannot connect",
     }
-    assert set(backend.worker_logs()) == {"w1-1", "w2-1", "w1-1-next", "w2-1-next"}
+    assert set(workers.logs()) == {"w1-1", "w2-1", "w1-1-next", "w2-1-next"}

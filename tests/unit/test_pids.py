@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rig.backends import pids
-from rig.backends.docker import _SIGNAL_AND_CONFIRM
+from rig.backends.docker_workers import _SIGNAL_AND_CONFIRM
 
 
 def test_a_process_that_dies_while_its_stat_is_read_is_gone(
