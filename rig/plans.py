@@ -129,6 +129,7 @@ class RunContext:
         self.history.add(CHECKPOINT, at=report.reported_at, **report.as_dict())
         if arm_next:
             self.arm(settings)
+        watch = self.watch
         context = FaultContext(
             self.next_fault_id(),
             self.backend,
@@ -137,11 +138,11 @@ class RunContext:
             report,
             settings.park_s(),
             self.parks(settings),
-            answers=self.watch.answers,
-            all_waiting=self.watch.all_waiting,
-            accepted=self.watch.accepted,
-            refusals=self.watch.refusals,
-            not_refused_since=self.watch.not_refused_since,
+            answers=watch.answers,
+            all_waiting=watch.all_waiting,
+            accepted=watch.accepted,
+            refusals=watch.refusals,
+            not_refused_since=watch.not_refused_since,
         )
         started = FAULTS[settings.fault].start(context)
         self.history.add(FAULT, at=started.confirmed_at or time.time(), **started.as_dict())
