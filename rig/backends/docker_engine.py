@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import docker
@@ -82,12 +82,14 @@ class DockerEngine:
             **options,
         )
 
-    def run_service(self, name: str, publish: int, alias: str = "") -> Container:
+    def run_service(
+        self, name: str, publish: int, alias: str = "", wrapper: Sequence[str] = ()
+    ) -> Container:
         spec = self.services[name]
         return self.run_container(
             alias or name,
             spec["image"],
-            command=spec.get("command"),
+            command=[*wrapper, *spec["command"]] if wrapper else spec.get("command"),
             environment=compose.environment(spec),
             tmpfs=_tmpfs(spec),
             # A free port on loopback, fixed for the container's life (a restart keeps

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -58,8 +58,11 @@ class DockerHost(Protocol):
         """A labelled container on the run's network, reachable there as `name`."""
         ...
 
-    def run_service(self, name: str, publish: int, alias: str = "") -> Any:
-        """The compose service as a container, `publish` on a free loopback port."""
+    def run_service(
+        self, name: str, publish: int, alias: str = "", wrapper: Sequence[str] = ()
+    ) -> Any:
+        """The compose service as a container, `publish` on a free loopback port;
+        its command run by `wrapper` (a program and its arguments) when given."""
         ...
 
     def host_port(self, container: Any, port: int) -> int: ...

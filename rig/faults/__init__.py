@@ -44,6 +44,12 @@ from rig.errors import BadInput, RigError
 
 Capability = TypeVar("Capability")
 
+# How long every worker of the crew gets to be refused a reconnection once a
+# fault has stopped the broker (FaultContext.not_refused_since): each has
+# closed its old connection by then, and kombu's restore of its
+# unacknowledged messages met the broker away.
+REFUSED_S = 15.0
+
 
 @dataclass(frozen=True)
 class FaultContext:

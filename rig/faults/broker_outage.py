@@ -9,7 +9,13 @@ holding a countdown does nearly all the time (see WAITING_S).
 
 Unlike broker-restart it waits for nothing the execution does: a publish
 that retries (task_publish_retry_policy) may still be retrying when the
-broker returns, and that is what such a scenario measures."""
+broker returns, and that is what such a scenario measures. It waits for the
+workers only: the broker stays down until each has been refused a
+reconnection too (at once, as a rule), so each has closed its connection and
+tried to restore its unacknowledged messages while the broker was away. A
+worker slow to notice on a loaded machine restored a late-ack task once the
+broker was back, and it ran again (retry_publish_broker_away, Redis on
+Docker, once)."""
 
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from typing import Any
 
 from rig.backends.base import RestartsBrokers
 from rig.checkpoints import RECEIVED
-from rig.faults import FaultContext, FaultRecord, record
+from rig.faults import REFUSED_S, FaultContext, FaultRecord, record
 from rig.schema import setting
 
 NAME = "broker-outage"
@@ -54,26 +60,33 @@ def start(ctx: FaultContext) -> FaultRecord:
         return replace(missing, detail=waited)
 
     down_at: float | None = None
+    not_refused = ""
+    refusals = ctx.refusals()
 
     def away() -> None:
-        nonlocal down_at
+        nonlocal down_at, not_refused
         down_at = time.time()  # the broker has stopped: its connections are closed
         ctx.release()  # the execution goes on against no broker
         time.sleep(ctx.settings.outage_seconds)  # the outage itself: this fault's length
+        not_refused = ctx.not_refused_since(refusals, REFUSED_S)  # at once, as a rule
 
     restarted = ctx.backend_as(RestartsBrokers).restart_broker(ctx.settings.transport, True, away)
     # Landed only if the broker was down before the held message started anywhere
     # (an ETA that fires first runs the task on a connection the stop then closes,
     # and its late ack is lost: another scenario), or within the parked task's park.
-    return record(
+    outage = record(
         NAME,
         ctx,
         action,
         restarted,
         ends_execution=False,
-        landed=restarted is not None and ctx.before_park_ends(down_at),
+        landed=restarted is not None and ctx.before_park_ends(down_at) and not not_refused,
         target=ctx.settings.transport,
     )
+    if restarted is not None and not_refused:
+        why = f"{not_refused}: not refused a reconnection within {REFUSED_S:g} s of the outage"
+        return replace(outage, detail=f"{outage.detail}; {why}")
+    return outage
 
 
 def describe(settings: Any) -> str:

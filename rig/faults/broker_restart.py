@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rig.backends.base import RestartsBrokers
-from rig.faults import FaultContext, FaultRecord, record
+from rig.faults import REFUSED_S, FaultContext, FaultRecord, record
 from rig.schema import setting
 
 NAME = "broker-restart"
@@ -47,8 +47,6 @@ class Parameters:
 FINISH_S = 10.0
 # How long the other running executions get to reach the point once the first has.
 HOLD_WAIT_S = 10.0
-# How long every worker gets to be refused a reconnection while the broker is down.
-REFUSED_S = 15.0
 
 
 def parks(settings: Any, processes: int) -> int:

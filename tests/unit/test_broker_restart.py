@@ -1,15 +1,17 @@
-"""The broker restart's fault: the broker stays down until every worker has
-been refused a reconnection (so kombu's restore of the held messages meets it
-away), and a restart during which one never was did not land."""
+"""The broker restart's and the broker outage's faults: the broker stays down
+until every worker has been refused a reconnection (so kombu's restore of the
+held messages meets it away), and a restart or an outage during which one
+never was did not land."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
 from rig.backends.base import Backend, Exit
 from rig.control import CheckpointReport, Control
-from rig.faults import FaultContext, broker_restart
+from rig.faults import FaultContext, FaultRecord, broker_outage, broker_restart
 from rig.settings import Settings
 
 REPORT = CheckpointReport("t1", 1, "celery@w1-1", 42, "task_start", reported_at=100.0)
@@ -43,7 +45,9 @@ class Ledger:
         return [{"task_id": "t1", "attempt": 1, "ended_at": 100.5}]
 
 
-def restart(refused: bool) -> tuple[Any, list[str]]:
+def land(
+    fault: Any, settings: Settings, refused: bool, report: CheckpointReport = REPORT
+) -> tuple[FaultRecord, list[str]]:
     log: list[str] = []
     counted = {"w1-1": 2, "w2-1": 0}
 
@@ -56,13 +60,18 @@ def restart(refused: bool) -> tuple[Any, list[str]]:
         "f1",
         cast(Backend, Broker(log)),
         cast(Control, Ledger(log)),
-        Settings(fault="broker-restart", broker_persistence=True),
-        REPORT,
+        settings,
+        report,
         park_s=20.0,
         refusals=lambda: dict(counted),
         not_refused_since=not_refused_since,
     )
-    return broker_restart.start(ctx), log
+    return fault.start(ctx), log
+
+
+def restart(refused: bool) -> tuple[FaultRecord, list[str]]:
+    settings = Settings(fault="broker-restart", broker_persistence=True)
+    return land(broker_restart, settings, refused)
 
 
 def test_the_broker_stays_down_until_every_worker_was_refused() -> None:
@@ -76,6 +85,18 @@ def test_a_restart_no_worker_saw_did_not_land() -> None:
     assert log == ["stopped", "released", "never refused", "started"]
     assert not fault.landed
     assert fault.detail.endswith("w2-1: not refused a reconnection within 15 s of the stop")
+
+
+def test_an_outage_lasts_until_every_worker_was_refused() -> None:
+    parked = CheckpointReport("t1", 1, "celery@w1-1", 42, "task_start", reported_at=time.time())
+    settings = Settings(fault="broker-outage", outage_seconds=0.0)
+    landed, log = land(broker_outage, settings, refused=True, report=parked)
+    assert log == ["stopped", "released", "refused", "started"]
+    assert landed.landed
+    missed, log = land(broker_outage, settings, refused=False, report=parked)
+    assert log == ["stopped", "released", "never refused", "started"]
+    assert not missed.landed
+    assert missed.detail.endswith("w2-1: not refused a reconnection within 15 s of the outage")
 
 
 class StartsAnotherWorker:

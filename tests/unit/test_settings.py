@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -167,7 +168,10 @@ def test_the_written_out_settings_hold_every_faults_and_transports_parameters() 
     assert declared <= {f.name for f in fields(Settings)}
 
 
-def test_a_replay_names_only_what_differs_from_the_defaults() -> None:
+def test_a_replay_names_only_what_differs_from_the_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["/usr/local/bin/celery-rig", "explore"])
     settings = make_settings(acks="early", fault="container", at="before_write", tasks=1)
     assert schema.as_flags(settings) == [
         "--acks", "early", "--fault", "container", "--at", "before_write",
@@ -180,6 +184,9 @@ def test_a_replay_names_only_what_differs_from_the_defaults() -> None:
     assert words[words.index("--tasks") + 1] == "1" and "--workers" not in words, words
     assert words[:2] == ["celery-rig", "explore"], words  # what a user outside a checkout runs
     assert words[words.index("--seed") + 1] == "7", words
+    monkeypatch.setattr(sys, "argv", ["/work/rig/__main__.py", "explore"])
+    words = replay_command(explored, ExploreSettings(), seed=7, backend="local").split()
+    assert words[:4] == ["python", "-m", "rig", "explore"], words  # what a checkout runs
 
 
 def test_a_help_that_names_its_default_is_not_given_a_second_one() -> None:

@@ -1,4 +1,13 @@
-"""The Redis broker as a container of the run (the compose file's redis service)."""
+"""The Redis broker as a container of the run (the compose file's redis service).
+
+The container outlives its redis-server: a shell runs the service's command,
+and once it exits, runs it again when the rig writes a line to START_FIFO.
+A broker restart is then what it is on a host: while the server is down its
+port refuses connections, at once. A container that stopped with its server
+took its address with it, and a worker's reconnection (or a late ack that
+redis-py retries on a new connection) waited in connect() for answers from
+nothing until the broker was back: 8 of 16 restarts under load never saw a
+worker refused."""
 
 from __future__ import annotations
 
@@ -15,7 +24,16 @@ from rig.errors import BadInput
 
 SERVICE = "redis"
 PORT = 6379
-EXEC_S = 30.0  # removing a file in the container, bounded
+EXEC_S = 30.0  # removing a file or starting the server in the container, bounded
+STOP_S = 10.0  # for the server to exit once told to shut down
+START_FIFO = "/tmp/rig-start"
+# The service's command is "$@"; the shell waits on the FIFO between two runs.
+SUPERVISOR = (
+    "sh",
+    "-c",
+    f'mkfifo {START_FIFO} && while :; do "$@"; read -r _ < {START_FIFO}; done',
+    "sh",
+)
 
 
 class DockerNode:
@@ -23,7 +41,7 @@ class DockerNode:
         host.check_image(SERVICE)
         self.host = host
         self.service = SERVICE
-        self.container: Any = host.run_service(SERVICE, publish=PORT)
+        self.container: Any = host.run_service(SERVICE, publish=PORT, wrapper=SUPERVISOR)
         self.url = f"redis://127.0.0.1:{host.host_port(self.container, PORT)}/0"
         self.inside_url = f"redis://{SERVICE}:{PORT}/0"
         host.wait_answering(self.container, lambda: redis_server.ping(self.url))
@@ -39,12 +57,12 @@ class DockerNode:
             self.host.exec(self.container, ["rm", "-f", snapshot], EXEC_S)
         # Redis exits on SHUTDOWN; SAVE writes the snapshot the next start loads.
         redis_server.shutdown(self.url, save=persist)
-        if self.container.wait(timeout=10).get("StatusCode") is None:
+        if not _refused_within(self.url, STOP_S):
             return None
         try:
             while_down()
         finally:  # the broker comes back whatever went wrong while it was down
-            self.container.start()
+            self.host.exec(self.container, ["sh", "-c", f"echo > {START_FIFO}"], EXEC_S)
         self.host.wait_answering(self.container, lambda: redis_server.ping(self.url))
         if persist:
             self.host.exec(self.container, ["rm", "-f", snapshot], EXEC_S)
@@ -52,6 +70,21 @@ class DockerNode:
 
     def close(self) -> None:
         """The backend removes the run's containers."""
+
+
+def _refused_within(url: str, timeout_s: float) -> bool:
+    """Whether the server stops answering within timeout_s (the shutdown's
+    connection closes as the server exits, or a moment before)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            redis_server.ping(url, timeout_s=1)
+        except redis.ConnectionError:
+            return True
+        except redis.TimeoutError:
+            pass  # still up, busy saving
+        time.sleep(0.05)
+    return False
 
 
 def _snapshot_path(url: str) -> str:
