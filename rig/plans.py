@@ -84,11 +84,11 @@ class RunContext:
         handle, path = tempfile.mkstemp(prefix="celery-rig-producer-", suffix=".log")
         os.close(handle)  # the process writes it through a handle of its own
         log = Path(path)
-        self._senders.producers.append(Producer(task_id, self.start_process(arguments, log), log))
+        self._senders.add_producer(Producer(task_id, self.start_process(arguments, log), log))
 
     def add_sender(self, sender: Sender) -> None:
         """Processes a workload started that send on their own (beat): waited for with producers."""
-        self._senders.others.append(sender)
+        self._senders.add_sender(sender)
 
     def wait_senders(self) -> None:
         """Wait, bounded, for everything the workload started that sends, and

@@ -64,6 +64,12 @@ class Senders:
     producers: list[Producer] = field(default_factory=list)
     others: list[Sender] = field(default_factory=list)
 
+    def add_producer(self, producer: Producer) -> None:
+        self.producers.append(producer)
+
+    def add_sender(self, sender: Sender) -> None:
+        self.others.append(sender)
+
     def wait(self, history: History, control: Control) -> None:
         """Wait, bounded, for every producer, and record what each published and
         raised; one that did not answer (its code did not load) is the run's error.

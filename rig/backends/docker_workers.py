@@ -15,17 +15,10 @@ import docker.errors
 from docker.models.containers import Container
 
 from rig.backends import pids
-from rig.backends.base import (
-    Exit,
-    Services,
-    WorkerSpec,
-    agent_command,
-    agent_environment,
-    last_line,
-)
+from rig.backends.base import Exit, Services, WorkerSpec, agent_command, last_line
 from rig.backends.docker_engine import ROLE_LABEL, DockerEngine
 from rig.backends.docker_events import DeathWatch
-from rig.transports import TRANSPORTS
+from rig.transports import worker_environment
 
 # The host's rig package, mounted read-only into every worker: the agent that
 # wraps the target's app is the controller's own version, with no image rebuild.
@@ -56,8 +49,7 @@ def worker_options(
     worker `command`), the crew's URLs (`broker_url`: its transport's broker as
     the workers reach it), the rig's package, the user's project, the memory limit."""
     command = [*agent_command(command), f"--queues={','.join(spec.queues)}"]
-    broker = TRANSPORTS[spec.transport].crew_url(broker_url, spec.broker_db)
-    environment = agent_environment(spec, broker, inside.control_url, inside.database_url)
+    environment = worker_environment(spec, broker_url, inside.control_url, inside.database_url)
     # The user's project at the path it has on the host, read-only, as the
     # working directory `celery -A` imports from; else the image's exam_app.
     project = {spec.project_dir: {"bind": spec.project_dir, "mode": "ro"}}

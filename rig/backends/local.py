@@ -23,14 +23,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from rig.backends import redis_server
-from rig.backends.base import (
-    BackendInfo,
-    Exit,
-    Observers,
-    Services,
-    WorkerSpec,
-    agent_environment,
-)
+from rig.backends.base import BackendInfo, Exit, Observers, Services, WorkerSpec
 from rig.backends.hosts import BrokerNodes
 from rig.backends.local_workers import WorkerProcesses
 from rig.backends.postgres_node import LocalPostgres
@@ -39,7 +32,7 @@ from rig.backends.run_dir import RunDirectory, remove_stale_runs
 from rig.errors import BadInput
 from rig.history import History
 from rig.target import python_path
-from rig.transports import TRANSPORTS
+from rig.transports import TRANSPORTS, worker_environment
 
 # A PostgreSQL server the user wants the rig to use instead of a private one; the
 # rig creates its databases there and drops them at the end (see rig.store).
@@ -115,9 +108,10 @@ class LocalBackend:
     def _worker_environment(self, spec: WorkerSpec) -> dict[str, str]:
         assert self.services is not None
         services = self.services
-        transport = TRANSPORTS[spec.transport]
-        broker = transport.crew_url(self.brokers[spec.transport].inside_url, spec.broker_db)
-        environment = agent_environment(spec, broker, services.control_url, services.database_url)
+        broker_url = self.brokers[spec.transport].inside_url
+        environment = worker_environment(
+            spec, broker_url, services.control_url, services.database_url
+        )
         # The rig's wrapper, then the user's project (the agent puts it first on sys.path).
         return environment | {"PYTHONPATH": python_path()}
 

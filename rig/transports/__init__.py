@@ -34,8 +34,19 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from rig.backends.base import WorkerSpec, agent_environment
 from rig.transports import rabbitmq, redis
 
 TRANSPORTS: dict[str, ModuleType] = {module.NAME: module for module in (redis, rabbitmq)}
 # A scenario's label names its transport unless it is this one (s, s@rabbitmq).
 DEFAULT_TRANSPORT = next(iter(TRANSPORTS))
+
+
+def worker_environment(
+    spec: WorkerSpec, broker_url: str, control_url: str, database_url: str
+) -> dict[str, str]:
+    """A worker's agent environment (rig.backends.base.agent_environment) on
+    its crew's corner of its transport's broker (`broker_url`: the broker as
+    the worker reaches it), for either backend."""
+    crew_broker_url = TRANSPORTS[spec.transport].crew_url(broker_url, spec.broker_db)
+    return agent_environment(spec, crew_broker_url, control_url, database_url)
