@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import types
+from collections.abc import Mapping
 from dataclasses import MISSING, Field, field, fields
 from functools import cache
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -154,7 +155,7 @@ def signature(cls: type) -> inspect.Signature:
     )
 
 
-def bind(cls: type[T], args: tuple[Any, ...], kwargs: dict[str, Any], where: str) -> T:
+def bind(cls: type[T], args: tuple[Any, ...], kwargs: Mapping[str, Any], where: str) -> T:
     """Bind a marker's arguments against the signature, then validate them."""
     try:
         bound = signature(cls).bind(*args, **kwargs)

@@ -3,6 +3,7 @@ line run as a user runs it, and a listener that tells whether anything reached i
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
@@ -13,6 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    """The command line's subcommands, by name (cli.build_parser)."""
+    from rig import cli
+
+    parser = cli.build_parser()
+    (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return commands.choices
 
 
 def rig(

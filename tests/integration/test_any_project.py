@@ -30,7 +30,7 @@ def plain_settings(task: str, **settings: object) -> Settings:
     )
 
 
-def shop_settings(task: str, table: str, **settings: object) -> object:
+def shop_settings(task: str, table: str, **settings: object) -> Settings:
     return make_settings(
         app="shop.celery:app",
         project_dir=str(SHOP),

@@ -55,8 +55,8 @@ def _selected(session: pytest.Session) -> dict[str, list[Scenario]]:
     """The scenarios this session selected, by backend."""
     selected: dict[str, list[Scenario]] = {}
     for item in session.items:
-        if getattr(item, "originalname", "") == "test_scenario":
-            params = item.callspec.params
+        if isinstance(item, pytest.Function) and item.originalname == "test_scenario":
+            params = {name: str(value) for name, value in item.callspec.params.items()}
             scenario = CATALOG[params["name"]].on(params["transport"])
             selected.setdefault(params["runner"], []).append(scenario)
     return selected
@@ -98,6 +98,7 @@ def test_scenario(
         f"{scenario.label}: {result.outcome.verdict}: {result.outcome.reasons}; replay: {replay}"
     )
     counts = result.outcome.counts.as_dict()
+    assert scenario.expect is not None, f"{scenario.label} says nothing it expects"
     for count_name, expected in scenario.expect.items():
         assert matches(counts[count_name], expected), f"{count_name}={counts[count_name]}"
     # Every kill the scenario asked for landed inside its window.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rig import cli
-from rig.plans import OneFault
+from rig.plans import OneFault, RunContext
 from tests.helpers import rig
 
 
@@ -58,10 +58,10 @@ def test_a_scenario_that_crashes_is_an_error_result_and_the_report_lists_all(
     crashing, passing = "late_ack_kill_in_transaction", "early_ack_kill_before_write"
     execute = OneFault.execute
 
-    def execute_or_crash(self: OneFault, *args: object) -> None:
+    def execute_or_crash(self: OneFault, run: RunContext) -> None:
         if self.name == crashing:
             raise RuntimeError("injected crash while sending\nsecond line")
-        execute(self, *args)
+        execute(self, run)
 
     monkeypatch.setattr(OneFault, "execute", execute_or_crash)
     code = cli.main(
@@ -93,10 +93,10 @@ def test_a_soak_keeps_the_logs_and_history_of_each_wrong_verdict(
     execute = OneFault.execute
     runs = iter(range(1, 3))
 
-    def crash_in_the_second_soak_run(self: OneFault, *args: object) -> None:
+    def crash_in_the_second_soak_run(self: OneFault, run: RunContext) -> None:
         if self.name == crashing and next(runs) == 2:
             raise RuntimeError("injected crash while sending")
-        execute(self, *args)
+        execute(self, run)
 
     monkeypatch.setattr(OneFault, "execute", crash_in_the_second_soak_run)
     code = cli.main(

@@ -41,7 +41,7 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 90) ->
         stop=stop_after_delay(timeout_s),
         wait=wait_fixed(0.2),
         retry=retry_if_result(lambda ok: not ok),
-        retry_error_callback=lambda state: state.outcome.result(),
+        retry_error_callback=lambda state: False,  # the condition's last answer
     )(condition)()
     assert met, f"timed out after {timeout_s:.0f} s waiting for {what}"
 

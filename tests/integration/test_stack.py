@@ -94,7 +94,7 @@ def _wait_for_ledger_row(database_url: str, key: str) -> tuple | None:
         stop=stop_after_delay(60),
         wait=wait_fixed(0.3),
         retry=retry_if_result(lambda row: row is None or not row[2]),
-        retry_error_callback=lambda state: state.outcome.result(),
+        retry_error_callback=lambda state: state.outcome and state.outcome.result(),
     )(read)()
 
 

@@ -79,11 +79,15 @@ def test_bad_targets_are_one_line(args: list[str], needles: list[str]) -> None:
 
 
 def test_the_ledger_recognises_write_statements() -> None:
-    assert WRITE.match('INSERT INTO "payments_payment" ("order_id") VALUES (%s)')[2] == (
-        "payments_payment"
-    )
-    assert WRITE.match('UPDATE "users_naiverecord" SET x = 1')[1] == "UPDATE"
-    assert WRITE.match("DELETE FROM `t` WHERE 1")[2] == "t"
+    def write(statement: str) -> tuple[str, str]:
+        match = WRITE.match(statement)
+        assert match is not None, statement
+        return match[1], match[2]
+
+    insert = write('INSERT INTO "payments_payment" ("order_id") VALUES (%s)')
+    assert insert[1] == "payments_payment"
+    assert write('UPDATE "users_naiverecord" SET x = 1')[0] == "UPDATE"
+    assert write("DELETE FROM `t` WHERE 1")[1] == "t"
     assert WRITE.match('SELECT "x" FROM "payments_payment"') is None
 
 

@@ -67,7 +67,9 @@ def test_live_run_and_foreign_process_are_left_alone(tmp_path: Path) -> None:
     (stale_dir / "owner").write_text("0")
     # A pid the stale run recorded, reused since by another process (other start time).
     foreign = _sleeper()
-    (stale_dir / "pids").write_text(f"{foreign.pid} {start_time(foreign.pid) - 1}\n")
+    started = start_time(foreign.pid)
+    assert started is not None, "the sleeper is gone"
+    (stale_dir / "pids").write_text(f"{foreign.pid} {started - 1}\n")
     try:
         assert remove_stale_runs(tmp_path) == ["run-gone"]
         assert live_dir.exists()

@@ -116,7 +116,7 @@ def test_reading_logs_while_another_lane_starts_workers() -> None:
     from rig.backends.docker_workers import WorkerContainers
 
     workers = WorkerContainers(cast(Any, None), cast(Any, None))
-    table = cast(dict[str, Any], workers.containers)
+    table: dict[str, Any] = workers.containers
     table["w1-1"] = StartsAnotherWorker(table, "w1-1")
     table["w2-1"] = StartsAnotherWorker(table, "w2-1")
     assert workers.logs(["w1-1", "w2-1"]) == {

@@ -4,23 +4,16 @@ scenario that becomes a result instead of ending the catalog."""
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
-from rig import cli
+from tests.helpers import subcommands
 
 
-def _subcommands() -> dict[str, argparse.ArgumentParser]:
-    parser = cli.build_parser()
-    (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return commands.choices
-
-
-@pytest.mark.parametrize("name", sorted(_subcommands()))
+@pytest.mark.parametrize("name", sorted(subcommands()))
 def test_every_flag_of_every_command_says_what_it_does(name: str) -> None:
-    command = _subcommands()[name]
-    examples = command.description.count("python -m rig") + command.description.count("celery-rig")
+    command = subcommands()[name]
+    description = command.description or ""
+    examples = description.count("python -m rig") + description.count("celery-rig")
     assert examples >= 2 or name == "clean", f"{name}: --help needs two examples"
     for action in command._actions:
         assert action.help, f"{name} {'/'.join(action.option_strings) or action.dest}: no help"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from rig.backends.docker_events import DeathWatch
 
 
 def test_a_death_before_the_signal_is_the_engines_finished_time_and_code() -> None:
-    deaths = DeathWatch(client=None, run_label="com.celery-rig.run=x")  # type: ignore[arg-type]
+    deaths = DeathWatch(client=cast(Any, None), run_label="com.celery-rig.run=x")
     deaths.expect("c1")  # the signal was about to go: the next death is waited for
     state = {"FinishedAt": "2026-12-02T06:13:00.123456789Z", "ExitCode": 0}
     deaths.died_before_signal("c1", state)

@@ -46,7 +46,8 @@ def test_database_urls() -> None:
     assert postgres["NAME"] == "exam"
     sqlite = envconf.database("D", Path("/tmp/db.sqlite3"), {})
     assert sqlite["NAME"] == "/tmp/db.sqlite3"
-    assert sqlite["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    options = sqlite["OPTIONS"]
+    assert isinstance(options, dict) and options["transaction_mode"] == "IMMEDIATE"
     with pytest.raises(envconf.EnvError, match="postgres:// or sqlite:///"):
         envconf.database("D", Path("/x"), {"D": "mysql://x"})
 

@@ -3,6 +3,8 @@ re-checking, on the local backend (Docker runs it the same way)."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 
 from rig.checker import properties
@@ -12,6 +14,7 @@ from rig.history import EFFECTS, LEDGER, ROW, SENT, History
 from tests.helpers import assert_clear_error, rig
 
 POINTS = ("task_start", "after_commit")
+NO_RUNNER: Any = None  # shrinking's runs are faked: explore_run never gets a runner
 
 
 def _history(executions: dict[str, int], rows: dict[str, int], finished: bool = True) -> History:
@@ -119,7 +122,7 @@ def test_shrinking_halves_the_schedule_down_to_the_step_that_fails(monkeypatch) 
         expect="no-duplicate-rows",
         result=SimpleNamespace(history=History()),
     )
-    shrunk = explore.shrink(None, failing, make_settings(tasks=200), max_runs=8, progress=print)
+    shrunk = explore.shrink(NO_RUNNER, cast(Any, failing), make_settings(tasks=200), 8, print)
     assert tried[0] == (steps[:8], 200), tried  # the first cut is a half
     assert shrunk.steps == [culprit] and shrunk.tasks == 1, tried
     assert shrunk.runs == len(tried) <= 8, tried
@@ -151,5 +154,5 @@ def test_shrinking_tries_the_step_that_struck_a_broken_task_first(monkeypatch) -
         expect="no-duplicate-rows",
         result=SimpleNamespace(history=history),
     )
-    shrunk = explore.shrink(None, failing, make_settings(tasks=1), max_runs=8, progress=print)
+    shrunk = explore.shrink(NO_RUNNER, cast(Any, failing), make_settings(tasks=1), 8, print)
     assert tried[0] == [steps[4]] and shrunk.steps == [steps[4]] and shrunk.runs == 1, tried

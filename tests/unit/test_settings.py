@@ -13,6 +13,7 @@ from rig import schema
 from rig.errors import BadInput
 from rig.scenarios import find, load_catalog, parse_scenario
 from rig.settings import Settings, make_settings, settings_from_mapping
+from tests.helpers import subcommands
 
 
 def test_given_settings_override_the_app_and_the_rest_stay_its_own() -> None:
@@ -72,7 +73,7 @@ def test_catalog_has_the_issue_scenarios() -> None:
     kills = {(s.settings.acks, s.settings.fault, s.settings.at) for s in catalog.values()}
     assert ("early", "container", "before_write") in kills
     assert ("late", "container", "in_transaction") in kills
-    assert any(s.expect.get("duplicate_rows") == 1 for s in catalog.values())
+    assert any((s.expect or {}).get("duplicate_rows") == 1 for s in catalog.values())
 
 
 def test_unknown_scenario_lists_the_known_ones() -> None:
@@ -95,9 +96,7 @@ def test_a_file_with_a_typo_in_settings_is_an_error(tmp_path: Path) -> None:
 
 
 def test_every_setting_has_help_and_a_flag() -> None:
-    from rig.cli import build_parser
-
-    run_help = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    run_help = subcommands()["run"].format_help()
     for name, _default, text in schema.describe(Settings):
         assert text, f"{name} has no help"
         assert schema.flag_name(name) in run_help, f"{name} has no flag in `run --help`"
@@ -190,9 +189,7 @@ def test_a_replay_names_only_what_differs_from_the_defaults(
 
 
 def test_a_help_that_names_its_default_is_not_given_a_second_one() -> None:
-    from rig.cli import build_parser
-
-    run = build_parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
+    run = subcommands()["run"]
     helps = {action.dest: action.help or "" for action in run._actions}
     assert helps["app"].count("(default:") == 1, helps["app"]
     assert helps["project_dir"].count("(default:") == 1, helps["project_dir"]

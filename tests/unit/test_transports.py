@@ -8,6 +8,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -189,7 +190,7 @@ def test_a_transport_table_replaces_the_keys_it_names(tmp_path: Path) -> None:
 def test_a_skipped_transport_is_skipped_with_its_reason(tmp_path: Path) -> None:
     scenario = parse_scenario(_scenario(tmp_path, '[rabbitmq]\nskip = "no visibility timeout"\n'))
     skipped = scenario.on("rabbitmq")
-    reason = skip_reason(skipped, runner=None)  # type: ignore[arg-type] - decided before the runner
+    reason = skip_reason(skipped, runner=cast(Any, None))  # decided before any runner
     assert reason == "skipped on rabbitmq: no visibility timeout"
     row = skipped_row(skipped, reason)
     assert (row["scenario"], row["transport"], row["verdict"]) == (
@@ -268,7 +269,7 @@ def test_the_report_puts_each_scenario_side_by_side_per_transport() -> None:
 def test_a_variant_finds_its_siblings(tmp_path: Path) -> None:
     scenario = parse_scenario(_scenario(tmp_path, "[rabbitmq]\nexpect = { executions = 1 }\n"))
     back = scenario.on("rabbitmq").on("redis")
-    assert (back.transport, back.expect["executions"]) == ("redis", 2)
+    assert (back.transport, (back.expect or {}).get("executions")) == ("redis", 2)
 
 
 def test_no_module_outside_a_transports_package_branches_on_its_name() -> None:
