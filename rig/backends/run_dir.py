@@ -5,7 +5,10 @@ the primitives a transport's broker node gets on the local backend
 The directory holds an `owner` file (the controller's pid) and a `pids` file
 (every process group started, as pid and start time). A run whose owner is
 gone was interrupted: the next start kills its processes and removes its
-directory.
+directory. Every process a run starts also carries the run's directory in
+its environment (RUN_ENV), and its pool children inherit it: a process
+started a moment before the controller was killed, too late to be in
+`pids`, is found by that (a CI run once left such a worker running).
 """
 
 from __future__ import annotations
@@ -20,15 +23,14 @@ from pathlib import Path
 from rig.backends.pids import alive, same_process, start_time
 
 RUNS_DIR = Path(tempfile.gettempdir()) / "celery-rig"
+RUN_ENV = "RIG_LOCAL_RUN"  # in every process a local run starts: the run's directory
 
 
 def remove_stale_runs(runs_dir: Path = RUNS_DIR) -> list[str]:
     """Kill the processes of interrupted runs and remove their directories."""
     cleaned = []
     for run_dir in sorted(runs_dir.glob("run-*")):
-        owner_file = run_dir / "owner"
-        owner = int(owner_file.read_text()) if owner_file.exists() else 0
-        if owner == os.getpid() or (owner and alive(owner)):
+        if _is_live(run_dir):
             continue
         pids_file = run_dir / "pids"
         for line in pids_file.read_text().splitlines() if pids_file.exists() else []:
@@ -40,8 +42,45 @@ def remove_stale_runs(runs_dir: Path = RUNS_DIR) -> list[str]:
                     pass
         shutil.rmtree(run_dir, ignore_errors=True)
         cleaned.append(run_dir.name)
+    for run_dir, pid in _marked_processes(runs_dir):
+        if not _is_live(run_dir):  # interrupted, or its directory already gone
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            if run_dir.name not in cleaned:
+                cleaned.append(run_dir.name)
     _remove_if_empty(runs_dir)
     return cleaned
+
+
+def _is_live(run_dir: Path) -> bool:
+    """Its controller is this process or another that is still running."""
+    try:
+        owner = int((run_dir / "owner").read_text())
+    except (OSError, ValueError):  # no directory, or no owner in it
+        return False
+    return owner == os.getpid() or (owner != 0 and alive(owner))
+
+
+def _marked_processes(runs_dir: Path) -> list[tuple[Path, int]]:
+    """Processes whose environment names a run directory in runs_dir (RUN_ENV)."""
+    marker = f"{RUN_ENV}=".encode()
+    marked = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environment = (entry / "environ").read_bytes()
+        except OSError:  # gone, or not ours to read
+            continue
+        for variable in environment.split(b"\0"):
+            if variable.startswith(marker):
+                run_dir = Path(variable[len(marker) :].decode(errors="replace"))
+                if run_dir.parent == runs_dir:
+                    marked.append((run_dir, int(entry.name)))
+                break
+    return marked
 
 
 def _remove_if_empty(runs_dir: Path) -> None:
@@ -68,7 +107,7 @@ class RunDirectory:
         process = subprocess.Popen(
             command,
             cwd=self.dir,
-            env={**os.environ, **env},
+            env={**os.environ, **env, RUN_ENV: str(self.dir)},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -10,14 +10,18 @@ from pathlib import Path
 import pytest
 
 from rig.backends.pids import start_time
-from rig.backends.run_dir import remove_stale_runs
+from rig.backends.run_dir import RUN_ENV, remove_stale_runs
 from rig.backends.select import decide
 from rig.errors import BadInput
 
 
-def _sleeper() -> subprocess.Popen[bytes]:
+def _sleeper(run_dir: Path | None = None) -> subprocess.Popen[bytes]:
+    """A process of its own group; started for run_dir (its marker) when given."""
+    marker = {RUN_ENV: str(run_dir)} if run_dir else {}
     return subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        start_new_session=True,
+        env={**os.environ, **marker},
     )
 
 
@@ -77,3 +81,38 @@ def test_live_run_and_foreign_process_are_left_alone(tmp_path: Path) -> None:
     finally:
         foreign.kill()
         foreign.wait()
+
+
+@pytest.mark.parametrize("directory_left", [True, False])
+def test_a_process_started_too_late_to_be_recorded_is_killed(
+    tmp_path: Path, directory_left: bool
+) -> None:
+    """The controller was killed between starting a worker and writing its pid:
+    the worker carries its run's directory in its environment, and that finds it,
+    whether or not the directory is still there."""
+    run_dir = tmp_path / "run-killed"
+    unrecorded = _sleeper(run_dir)
+    if directory_left:
+        run_dir.mkdir()
+        (run_dir / "owner").write_text("0")
+    try:
+        assert remove_stale_runs(tmp_path) == ["run-killed"]
+        assert unrecorded.wait(timeout=10) == -9
+        assert not run_dir.exists()
+    finally:
+        unrecorded.kill()
+        unrecorded.wait()
+
+
+def test_a_process_of_a_live_run_is_left_alone(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run-live"
+    run_dir.mkdir()
+    (run_dir / "owner").write_text(str(os.getpid()))
+    running = _sleeper(run_dir)
+    try:
+        assert remove_stale_runs(tmp_path) == []
+        assert running.poll() is None, "a live run's process was killed"
+        assert run_dir.exists()
+    finally:
+        running.kill()
+        running.wait()
