@@ -21,6 +21,7 @@ from rig.backends import redis_server
 from rig.backends.base import Exit
 from rig.backends.hosts import DockerHost
 from rig.errors import BadInput
+from rig.waiting import until_nothing_missing
 
 SERVICE = "redis"
 PORT = 6379
@@ -57,7 +58,7 @@ class DockerNode:
             self.host.exec(self.container, ["rm", "-f", snapshot], EXEC_S)
         # Redis exits on SHUTDOWN; SAVE writes the snapshot the next start loads.
         redis_server.shutdown(self.url, save=persist)
-        if not _refused_within(self.url, STOP_S):
+        if until_nothing_missing(lambda: _still_up(self.url), STOP_S, 0.05):
             return None
         try:
             while_down()
@@ -72,19 +73,16 @@ class DockerNode:
         """The backend removes the run's containers."""
 
 
-def _refused_within(url: str, timeout_s: float) -> bool:
-    """Whether the server stops answering within timeout_s (the shutdown's
+def _still_up(url: str) -> str:
+    """Why the server is not down yet ("" once it refuses: the shutdown's
     connection closes as the server exits, or a moment before)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            redis_server.ping(url, timeout_s=1)
-        except redis.ConnectionError:
-            return True
-        except redis.TimeoutError:
-            pass  # still up, busy saving
-        time.sleep(0.05)
-    return False
+    try:
+        redis_server.ping(url, timeout_s=1)
+    except redis.ConnectionError:
+        return ""
+    except redis.TimeoutError:
+        return "busy saving"
+    return "answering"
 
 
 def _snapshot_path(url: str) -> str:
