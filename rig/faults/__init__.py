@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
 
 from rig.backends.base import Backend, Exit
@@ -199,6 +199,16 @@ def record(
         ends_execution=ends_execution,
         detail=detail,
     )
+
+
+def noting_not_refused(fault: FaultRecord, workers: str, since: str) -> FaultRecord:
+    """The record of a fault that stopped the broker, its detail naming the
+    workers (comma-separated; "" if none, the record as it is) not refused a
+    reconnection within REFUSED_S of `since` (the stop, the outage)."""
+    if not workers:
+        return fault
+    why = f"{workers}: not refused a reconnection within {REFUSED_S:g} s of the {since}"
+    return replace(fault, detail=f"{fault.detail}; {why}")
 
 
 def below_park(name: str, seconds: float) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from rig.backends.base import RestartsBrokers
 from rig.checkpoints import RECEIVED
-from rig.faults import REFUSED_S, FaultContext, FaultRecord, record
+from rig.faults import REFUSED_S, FaultContext, FaultRecord, noting_not_refused, record
 from rig.schema import setting
 
 NAME = "broker-outage"
@@ -83,10 +83,8 @@ def start(ctx: FaultContext) -> FaultRecord:
         landed=restarted is not None and ctx.before_park_ends(down_at) and not not_refused,
         target=ctx.settings.transport,
     )
-    if restarted is not None and not_refused:
-        why = f"{not_refused}: not refused a reconnection within {REFUSED_S:g} s of the outage"
-        return replace(outage, detail=f"{outage.detail}; {why}")
-    return outage
+    # (not_refused is "" unless the broker stopped: the wait runs while it is down)
+    return noting_not_refused(outage, not_refused, "outage")
 
 
 def describe(settings: Any) -> str:
