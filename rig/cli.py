@@ -160,8 +160,8 @@ def _add_jobs(parser: argparse.ArgumentParser) -> None:
         type=_jobs,
         default=DEFAULT_JOBS,
         metavar="N",
-        help="scenarios at once, each on crews and a database of its own; one that stops "
-        "or reconfigures the broker has it alone "
+        help="scenarios at once, each on crews and a database of its own; those that stop "
+        "or reconfigure the broker take a second broker node in turn "
         f"(default: {DEFAULT_JOBS}, measured in `make bench`)",
     )
 

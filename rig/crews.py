@@ -53,7 +53,8 @@ class Crew:
 
         def shape(spec: WorkerSpec) -> tuple[object, ...]:
             return (
-                *(spec.transport, spec.broker_setup, spec.environment, spec.queues),
+                *(spec.transport, spec.broker_node, spec.broker_setup, spec.environment),
+                spec.queues,
                 *(spec.memory_mb, spec.database, spec.project_dir),
             )
 
@@ -78,15 +79,15 @@ class CrewPool:
         """Start a crew in the background; its `ready` thread ends once all answer a ping."""
         db, number = next(self._slots), next(_NUMBERS)
         named = [replace(s, name=f"{s.name}-{number}", broker_db=db) for s in specs]
-        name, setup = specs[0].transport, specs[0].broker_setup
+        name, node, setup = specs[0].transport, specs[0].broker_node, specs[0].broker_setup
         transport = TRANSPORTS[name]
-        url = transport.crew_url(self.backend.broker_url(name), db)
+        url = transport.crew_url(self.backend.broker_url(name, node), db)
         # Its own controller app and client: none of their connections outlive the
         # crew (a broker restart leaves dead ones behind).
         control = Control(with_db(self.services.control_url, db))
         results = control.url if specs[0].environment.get(contract.RESULTS) else None
         app = controller_app(url, f"crew-{number}", setup.get("declared"), results)
-        broker = transport.Broker(url, self.backend.broker_admin(name))
+        broker = transport.Broker(url, self.backend.broker_admin(name, node))
         crew = Crew(db, named, broker, control, app, threading.Thread())
 
         def start() -> None:

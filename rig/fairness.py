@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from rig import contract, prefetch
-from rig.backends.base import WorkerSpec
+from rig.backends.base import SHARED_NODE, WorkerSpec
 from rig.errors import BadInput
 from rig.history import CELERY, NOTE, SENT, History
 from rig.schema import setting
@@ -297,7 +297,7 @@ def run_fairness(
     pool.dismiss_finished()  # no idle crew of an earlier scenario while measuring
     target = resolve(make_settings())  # the built-in exam_app, whose tasks keep a ledger row
     runner.provision.store(target, say)
-    runner.provision.broker(workload.transport, say)
+    runner.provision.broker(workload.transport, SHARED_NODE, say)
     crews = [pool.start(_specs(config, workload, target)) for config in configs]
     runs: list[FairnessRun] = []
     try:

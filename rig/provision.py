@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rig.backends.base import Backend, Services
+from rig.backends.base import SHARED_NODE, Backend, Services
 from rig.store import Store
 from rig.target import Target
 
@@ -18,14 +18,16 @@ class Provisioner:
         self.backend = backend
         self.services = services
         self._stores: dict[str, Store] = {}  # by target database, each migrated once
-        self._brokers: set[str] = set()  # transports whose broker was asked for
+        self._brokers: set[tuple[str, str]] = set()  # broker nodes asked for
 
-    def broker(self, transport: str, progress: Progress) -> str:
-        """The transport's broker URL; the first time, it starts (RabbitMQ: seconds)."""
-        if transport not in self._brokers:
-            progress(f"starting the {transport} broker")
-            self._brokers.add(transport)
-        return self.backend.broker_url(transport)
+    def broker(self, transport: str, node: str, progress: Progress) -> str:
+        """The transport's broker node's URL; the first time, it starts (RabbitMQ:
+        seconds)."""
+        if (transport, node) not in self._brokers:
+            alone = "" if node == SHARED_NODE else " (the node runs that stop it take in turn)"
+            progress(f"starting the {transport} broker{alone}")
+            self._brokers.add((transport, node))
+        return self.backend.broker_url(transport, node)
 
     def store(self, target: Target, progress: Progress) -> Store:
         """The target's database, created and migrated on first use, and its

@@ -137,7 +137,7 @@ class Runner:
             for note in target.notes:
                 history.add(NOTE, text=note)
             store = self.provision.store(target, progress)
-            self.provision.broker(settings.transport, progress)
+            self.provision.broker(settings.transport, settings.broker_node, progress)
             progress(f"{name}: starting {settings.workers} workers")
             crew = self.crews.hire(worker_specs(settings, target))
             store.reset(target)
@@ -264,6 +264,7 @@ def worker_specs(settings: Settings, target: Target) -> list[WorkerSpec]:
             environment,
             transport=settings.transport,
             broker_setup=TRANSPORTS[settings.transport].crew_setup(settings),
+            broker_node=settings.broker_node,
             memory_mb=settings.memory_limit_mb,
             database=target.database,
             project_dir=target.project_dir,

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from rig import contract, schema
+from rig.backends.base import ALONE_NODE, SHARED_NODE
 from rig.checkpoints import AUTOMATIC, NEXT_PUBLISHED, RECEIVED, RETRIED
 from rig.errors import BadInput
 from rig.faults import blips, broker_outage, broker_restart, partition, pause, stall, term
@@ -265,6 +266,21 @@ class Settings(
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def needs_broker_alone(self) -> str:
+        """Why a run with these settings has a broker node alone ("" if it shares
+        one): a fault that stops the broker, or a setting the whole broker reads
+        (a crew starting beside it would read it too, or set it back)."""
+        if fault_part(self.fault, "STOPS_BROKER", False):
+            return f"fault={self.fault} stops the broker"
+        wide = TRANSPORTS[self.transport].node_wide(self)
+        return f"{wide} is one value for the whole broker" if wide else ""
+
+    @property
+    def broker_node(self) -> str:
+        """Which of its transport's broker nodes a run with these settings uses
+        (rig.backends.base): one that runs needing it alone take in turn."""
+        return ALONE_NODE if self.needs_broker_alone() else SHARED_NODE
 
     def park_s(self) -> float:
         """How long an armed checkpoint holds its execution: the checkpoint's

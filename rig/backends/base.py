@@ -26,6 +26,14 @@ class Services:
     control_url: str
 
 
+# A transport's broker nodes: the one runs share, and one that runs which stop
+# the broker or set what the whole of it reads (rig.settings.Settings
+# .needs_broker_alone) take in turn, so the runs sharing the other go on
+# meanwhile (rig.lanes). Each starts on first use.
+SHARED_NODE = ""
+ALONE_NODE = "alone"
+
+
 @dataclass(frozen=True)
 class WorkerSpec:
     name: str  # the worker's node name is celery@<name>
@@ -37,6 +45,7 @@ class WorkerSpec:
     # workers can start while this one's still settle.
     broker_db: int = 0
     broker_setup: dict[str, Any] = field(default_factory=dict)  # transport.crew_setup
+    broker_node: str = SHARED_NODE  # which of the transport's broker nodes
     memory_mb: int = 0  # a memory limit (the kernel's OOM killer enforces it), 0: none
     database: str = "rig"  # the target's database on the rig's database server
     project_dir: str = ""  # the user's project, mounted read-only where workers run in containers
@@ -172,12 +181,13 @@ class Backend(Protocol):
 
     def wait_process_gone(self, name: str, pid: int, timeout_s: float) -> Exit | None: ...
 
-    def broker_url(self, transport: str) -> str:
-        """The transport's broker as the controller reaches it, started on first use."""
+    def broker_url(self, transport: str, node: str = SHARED_NODE) -> str:
+        """The transport's broker node as the controller reaches it, started on
+        first use."""
         ...
 
-    def broker_admin(self, transport: str) -> Callable[[str], str]:
-        """The broker's admin interface, where the broker runs (BrokerNode.admin)."""
+    def broker_admin(self, transport: str, node: str = SHARED_NODE) -> Callable[[str], str]:
+        """The node's admin interface, where the node runs (BrokerNode.admin)."""
         ...
 
     def restart_worker(self, name: str) -> None: ...
@@ -202,7 +212,7 @@ class Pauses(Protocol):
 @runtime_checkable
 class Partitions(Protocol):
     def partition(self, name: str, peer: str, cut: bool) -> Exit | None:
-        """Cut the worker off from its broker (the one its transport names) or its
+        """Cut the worker off from its broker node (its crew's) or its
         database; cut=False heals it."""
         ...
 
@@ -223,9 +233,9 @@ class LimitsMemory(Protocol):
 @runtime_checkable
 class RestartsBrokers(Protocol):
     def restart_broker(
-        self, transport: str, persist: bool, while_down: Callable[[], None]
+        self, transport: str, persist: bool, while_down: Callable[[], None], node: str
     ) -> Exit | None:
-        """Stop the broker, call while_down, and start it again on the same address,
+        """Stop the broker node, call while_down, and start it again on the same address,
         keeping its data when persist (Redis: a snapshot on SHUTDOWN SAVE; RabbitMQ:
         its data directory); confirmed when it answers again."""
         ...

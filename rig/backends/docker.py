@@ -30,7 +30,7 @@ import psycopg
 
 from rig import compose
 from rig.backends import docker_network, redis_server
-from rig.backends.base import BackendInfo, Exit, Services, WorkerSpec
+from rig.backends.base import SHARED_NODE, BackendInfo, Exit, Services, WorkerSpec
 from rig.backends.docker_engine import RUN_LABEL, DockerEngine
 from rig.backends.docker_events import DeathWatch
 from rig.backends.docker_workers import WorkerContainers, worker_options
@@ -55,9 +55,11 @@ class DockerBackend:
         self.run_id = f"celery-rig-{uuid.uuid4().hex[:8]}"
         self.engine = DockerEngine(client, self.run_id)
         self.deaths = DeathWatch(client, f"{RUN_LABEL}={self.run_id}")
-        self.brokers = BrokerNodes(lambda transport: TRANSPORTS[transport].on_docker(self.engine))
+        self.brokers = BrokerNodes(
+            lambda transport, node: TRANSPORTS[transport].on_docker(self.engine, node)
+        )
         self.inside: Services | None = None  # the services as the workers reach them
-        self.transports: dict[str, str] = {}  # worker -> the transport its crew uses
+        self.nodes: dict[str, tuple[str, str]] = {}  # worker -> its crew's (transport, node)
         self.images: dict[str, str] = {}  # a project's requirements file -> its image
         self.worker_image = ""  # the app image of this Python version (python_images)
         self.workers = WorkerContainers(self.engine, self.deaths)
@@ -99,11 +101,11 @@ class DockerBackend:
         if stale:
             self.info.notes.append(f"removed leftovers of interrupted run(s): {', '.join(stale)}")
 
-    def broker_url(self, transport: str) -> str:
-        return self.brokers[transport].url
+    def broker_url(self, transport: str, node: str = SHARED_NODE) -> str:
+        return self.brokers.get(transport, node).url
 
-    def broker_admin(self, transport: str) -> Callable[[str], str]:
-        return self.brokers[transport].admin
+    def broker_admin(self, transport: str, node: str = SHARED_NODE) -> Callable[[str], str]:
+        return self.brokers.get(transport, node).admin
 
     def observe(self, history: History, workers: list[str]) -> None:
         self.deaths.observe(history, workers)
@@ -118,9 +120,9 @@ class DockerBackend:
         assert self.inside is not None
         command = self.engine.services[compose.WORKER_TEMPLATE]["command"]
         for spec in specs:
-            self.transports[spec.name] = spec.transport
+            self.nodes[spec.name] = (spec.transport, spec.broker_node)
             image = self.images.get(spec.requirements, self.worker_image)
-            broker = self.brokers[spec.transport].inside_url
+            broker = self.brokers.get(spec.transport, spec.broker_node).inside_url
             self.workers.start(spec.name, image, worker_options(spec, command, broker, self.inside))
 
     def failed_start(self, names: list[str]) -> str:
@@ -168,9 +170,9 @@ class DockerBackend:
         return self.workers.memory_limit_mb(name)
 
     def restart_broker(
-        self, transport: str, persist: bool, while_down: Callable[[], None]
+        self, transport: str, persist: bool, while_down: Callable[[], None], node: str
     ) -> Exit | None:
-        return self.brokers[transport].restart(persist, while_down)
+        return self.brokers.get(transport, node).restart(persist, while_down)
 
     def partition(self, name: str, peer: str, cut: bool) -> Exit | None:
         """Cut the worker off from its crew's broker or from the database."""
@@ -193,7 +195,7 @@ class DockerBackend:
         )
 
     def _peer_address(self, name: str, peer: str) -> str:
-        broker = self.brokers[self.transports[name]].service
+        broker = self.brokers.get(*self.nodes[name]).service
         return self.engine.address({"broker": broker, "database": "postgres"}[peer])
 
     # --- stop ------------------------------------------------------------

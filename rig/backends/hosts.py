@@ -1,7 +1,7 @@
 """What a transport's broker node gets from the backend it runs on: the
 primitives to start, reach and restart a service, and nothing about brokers.
 A transport package holds how its broker runs on each (rig.transports.<name>
-.docker and .local); the backend keeps one BrokerNode per transport asked for."""
+.docker and .local); the backend keeps the nodes asked for (BrokerNodes)."""
 
 from __future__ import annotations
 
@@ -96,21 +96,29 @@ class LocalHost(Protocol):
 
 
 class BrokerNodes:
-    """A backend's broker nodes, one per transport, each started on first use
-    (RabbitMQ takes seconds); runs in parallel may ask for one at once."""
+    """A backend's broker nodes, per transport and node (rig.backends.base
+    .SHARED_NODE, ALONE_NODE), each started on first use (RabbitMQ takes
+    seconds); runs in parallel may ask for one at once, and one node's start
+    makes no other wait."""
 
-    def __init__(self, start: Callable[[str], BrokerNode]) -> None:
-        self._start = start
-        self._nodes: dict[str, BrokerNode] = {}
-        self._starting = threading.Lock()
+    def __init__(self, start: Callable[[str, str], BrokerNode]) -> None:
+        self._start = start  # (transport, node) -> the node started
+        self._nodes: dict[tuple[str, str], BrokerNode] = {}
+        self._starting: dict[tuple[str, str], threading.Lock] = {}
+        self._locks = threading.Lock()
 
-    def __getitem__(self, transport: str) -> BrokerNode:
-        with self._starting:
-            if transport not in self._nodes:
-                self._nodes[transport] = self._start(transport)
-            return self._nodes[transport]
+    def get(self, transport: str, node: str) -> BrokerNode:
+        key = (transport, node)
+        with self._locks:
+            starting = self._starting.setdefault(key, threading.Lock())
+        with starting:
+            if key not in self._nodes:
+                self._nodes[key] = self._start(transport, node)
+            return self._nodes[key]
 
     def close(self) -> None:
-        for node in self._nodes.values():
+        with self._locks:
+            nodes = list(self._nodes.values())
+            self._nodes.clear()
+        for node in nodes:
             node.close()
-        self._nodes.clear()

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from rig.backends import redis_server
-from rig.backends.base import BackendInfo, Exit, Observers, Services, WorkerSpec
+from rig.backends.base import SHARED_NODE, BackendInfo, Exit, Observers, Services, WorkerSpec
 from rig.backends.hosts import BrokerNodes
 from rig.backends.local_workers import WorkerProcesses
 from rig.backends.postgres_node import LocalPostgres
@@ -56,7 +56,9 @@ class LocalBackend:
         self.observers = Observers()
         self.workers = WorkerProcesses(self.host, self.observers, self._worker_environment)
         self.control: subprocess.Popen[bytes] | None = None
-        self.brokers = BrokerNodes(lambda transport: TRANSPORTS[transport].on_local(self.host))
+        self.brokers = BrokerNodes(
+            lambda transport, node: TRANSPORTS[transport].on_local(self.host, node)
+        )
         self.postgres: LocalPostgres | None = None
         self.services: Services | None = None
 
@@ -95,11 +97,11 @@ class LocalBackend:
         self.postgres.start()
         return self.postgres.url
 
-    def broker_url(self, transport: str) -> str:
-        return self.brokers[transport].url
+    def broker_url(self, transport: str, node: str = SHARED_NODE) -> str:
+        return self.brokers.get(transport, node).url
 
-    def broker_admin(self, transport: str) -> Callable[[str], str]:
-        return self.brokers[transport].admin
+    def broker_admin(self, transport: str, node: str = SHARED_NODE) -> Callable[[str], str]:
+        return self.brokers.get(transport, node).admin
 
     def observe(self, history: History, workers: list[str]) -> None:
         self.observers.observe(history, workers)
@@ -108,7 +110,7 @@ class LocalBackend:
     def _worker_environment(self, spec: WorkerSpec) -> dict[str, str]:
         assert self.services is not None
         services = self.services
-        broker_url = self.brokers[spec.transport].inside_url
+        broker_url = self.brokers.get(spec.transport, spec.broker_node).inside_url
         environment = worker_environment(
             spec, broker_url, services.control_url, services.database_url
         )
@@ -157,9 +159,9 @@ class LocalBackend:
         self.workers.resume(name)
 
     def restart_broker(
-        self, transport: str, persist: bool, while_down: Callable[[], None]
+        self, transport: str, persist: bool, while_down: Callable[[], None], node: str
     ) -> Exit | None:
-        return self.brokers[transport].restart(persist, while_down)
+        return self.brokers.get(transport, node).restart(persist, while_down)
 
     # --- stop ------------------------------------------------------------
     def close(self) -> None:

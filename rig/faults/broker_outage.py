@@ -30,7 +30,7 @@ from rig.schema import setting
 
 NAME = "broker-outage"
 SUMMARY = "the broker is away for --outage-seconds, then back with its data"
-STOPS_BROKER = True  # scenarios in parallel (rig.lanes): it has its transport's broker alone
+STOPS_BROKER = True  # its runs take the broker node such runs have alone (rig.lanes)
 NEEDS = ("restart-broker",)
 # It acts on the broker, not on the execution: it can land on a message held at at=received.
 LANDS_WHILE_HELD = True
@@ -70,7 +70,9 @@ def start(ctx: FaultContext) -> FaultRecord:
         time.sleep(ctx.settings.outage_seconds)  # the outage itself: this fault's length
         not_refused = ctx.not_refused_since(refusals, REFUSED_S)  # at once, as a rule
 
-    restarted = ctx.backend_as(RestartsBrokers).restart_broker(ctx.settings.transport, True, away)
+    restarted = ctx.backend_as(RestartsBrokers).restart_broker(
+        ctx.settings.transport, True, away, ctx.settings.broker_node
+    )
     # Landed only if the broker was down before the held message started anywhere
     # (an ETA that fires first runs the task on a connection the stop then closes,
     # and its late ack is lost: another scenario), or within the parked task's park.

@@ -30,7 +30,7 @@ from rig.schema import setting
 
 NAME = "broker-restart"
 SUMMARY = "the broker restarts, keeping its data with --broker-persistence"
-STOPS_BROKER = True  # scenarios in parallel (rig.lanes): it has its transport's broker alone
+STOPS_BROKER = True  # its runs take the broker node such runs have alone (rig.lanes)
 NEEDS = ("restart-broker",)
 
 
@@ -84,7 +84,10 @@ def start(ctx: FaultContext) -> FaultRecord:
         not_refused = ctx.not_refused_since(refusals, REFUSED_S)
 
     restarted = ctx.backend_as(RestartsBrokers).restart_broker(
-        ctx.settings.transport, ctx.settings.broker_persistence, finish_held_tasks
+        ctx.settings.transport,
+        ctx.settings.broker_persistence,
+        finish_held_tasks,
+        ctx.settings.broker_node,
     )
     action = "restart, " + ("with" if ctx.settings.broker_persistence else "without") + " data"
     restart = record(

@@ -12,18 +12,20 @@ Parameters (its settings, part of rig.settings.Settings) and
                                settle wait (an old kombu's fixed sweep)
     describe(settings)         the report's phrase for what it was given
     node_wide(settings)        a setting that changes the whole broker ("" if
-                               none): such a run has the broker alone when
-                               scenarios run in parallel (rig.lanes)
+                               none): such a run takes a broker node of its
+                               own (Settings.broker_node)
     Broker(url, admin)         reset(setup), pending_messages(),
                                ready_messages(), consumers_waiting(),
                                take_back(), put_back(taken), dead_lettered(),
                                close(): the runner's side, to start a crew
                                clean, tell when a run drained, and see a
                                message handed to a waiting worker
-    on_docker(host), on_local(host)
-                               its broker started on a backend, a BrokerNode
+    on_docker(host, node), on_local(host, node)
+                               a broker node started on a backend, a BrokerNode
                                (rig.backends.hosts): its URLs, its admin interface
-                               (`admin` above), its restart
+                               (`admin` above), its restart; `node` names it
+                               beside the transport's others (rig.backends.base
+                               .SHARED_NODE, ALONE_NODE)
 
 A backend keeps only primitives (spawn, exec, signal, network); adding a
 broker is adding a package here and a line below (and its Parameters to

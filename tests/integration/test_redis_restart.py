@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from rig.backends.base import Exit
+from rig.backends.base import ALONE_NODE, Exit
 
 
 def _docker_node() -> Iterator[tuple[Any, tuple[str, int]]]:
@@ -24,7 +24,7 @@ def _docker_node() -> Iterator[tuple[Any, tuple[str, int]]]:
     engine = DockerEngine(docker.from_env(), f"celery-rig-test-{uuid.uuid4().hex[:8]}")
     try:
         engine.create_network()
-        node = DockerNode(engine)
+        node = DockerNode(engine, ALONE_NODE)  # named beside the shared one
         node.container.reload()
         networks = node.container.attrs["NetworkSettings"]["Networks"]
         yield node, (networks[engine.network.name]["IPAddress"], PORT)
@@ -39,7 +39,7 @@ def _local_node() -> Iterator[tuple[Any, tuple[str, int]]]:
     host = RunDirectory(f"run-test-{uuid.uuid4().hex[:8]}")
     host.create()
     try:
-        node = LocalNode(host)
+        node = LocalNode(host, ALONE_NODE)
         try:
             url = redis.connection.parse_url(node.url)
             yield node, (url["host"], int(url["port"]))

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from rig.backends.base import Backend, Exit
+from rig.backends.base import ALONE_NODE, Backend, Exit
 from rig.control import CheckpointReport, Control
 from rig.faults import FaultContext, FaultRecord, broker_outage, broker_restart
 from rig.settings import Settings
@@ -24,8 +24,9 @@ class Broker:
         self.log = log
 
     def restart_broker(
-        self, transport: str, persist: bool, while_down: Callable[[], None]
+        self, transport: str, persist: bool, while_down: Callable[[], None], node: str
     ) -> Exit | None:
+        assert node == ALONE_NODE, "a broker stop goes to the node such runs have alone"
         self.log.append("stopped")
         while_down()
         self.log.append("started")

@@ -1,104 +1,90 @@
-"""Scenarios in parallel: the broker locks, and which history a worker's death
+"""Scenarios in parallel: the alone nodes' locks, and which history a worker's death
 goes to when several runs observe at once. Pure: threads, no backend."""
 
 from __future__ import annotations
 
 import threading
-import time
 
-from rig.backends.base import Observers
+from rig.backends.base import ALONE_NODE, SHARED_NODE, Observers
 from rig.history import History
-from rig.lanes import BrokerLocks, Schedule
+from rig.lanes import AloneNodes, Schedule, lane_order
 from rig.scenarios import Scenario, load_catalog
 
 WAIT_S = 5.0
 
 
-def test_runs_share_a_broker_and_a_broker_restart_has_it_alone() -> None:
-    locks = BrokerLocks()
+def test_runs_needing_a_broker_alone_take_its_alone_node_in_turn() -> None:
+    nodes = AloneNodes()
     order: list[str] = []
     first_in = threading.Event()
     release_first = threading.Event()
+    second_waiting = threading.Event()
 
-    def shared(name: str, hold: threading.Event | None = None) -> None:
-        locks.acquire("redis", alone=False)
-        order.append(f"{name} in")
-        if hold is not None:
-            first_in.set()
-            assert hold.wait(WAIT_S), "the test never released the first run"
-        order.append(f"{name} out")
-        locks.release("redis", alone=False)
+    def first() -> None:
+        nodes.acquire("redis")
+        order.append("first in")
+        first_in.set()
+        assert release_first.wait(WAIT_S), "the test never released the first run"
+        order.append("first out")
+        nodes.release("redis")
 
-    def alone() -> None:
-        locks.acquire("redis", alone=True)
-        order.append("restart in")
-        order.append("restart out")
-        locks.release("redis", alone=True)
+    def second() -> None:
+        second_waiting.set()
+        nodes.acquire("redis")
+        order.append("second in")
+        nodes.release("redis")
 
-    first = threading.Thread(target=shared, args=("a", release_first))
-    first.start()
+    one = threading.Thread(target=first)
+    one.start()
     assert first_in.wait(WAIT_S)
-    restart = threading.Thread(target=alone)
-    restart.start()
-    deadline = time.time() + WAIT_S
-    while locks._waiting["redis"] == 0:  # the restart waits for the running one
-        assert time.time() < deadline, "the restart never started waiting"
-        time.sleep(0.01)
-    later = threading.Thread(target=shared, args=("b",))  # comes after: waits for the restart
-    later.start()
-    locks.acquire("rabbitmq", alone=False)  # another broker is not held up
-    order.append("other broker")
-    locks.release("rabbitmq", alone=False)
+    two = threading.Thread(target=second)
+    two.start()
+    assert second_waiting.wait(WAIT_S)
+    assert nodes.try_acquire("rabbitmq"), "another transport's alone node is not held up"
+    assert not nodes.try_acquire("redis"), "Redis' alone node is held"
     release_first.set()
-    for thread in (first, restart, later):
+    for thread in (one, two):
         thread.join(WAIT_S)
         assert not thread.is_alive()
-    assert order == ["a in", "other broker", "a out", "restart in", "restart out", "b in", "b out"]
+    assert order == ["first in", "first out", "second in"]
 
 
-def test_a_free_lane_runs_what_may_start_now_and_nothing_jumps_a_waiting_restart() -> None:
+def test_a_free_lane_runs_what_may_start_now_beside_a_restart() -> None:
     catalog = load_catalog()
     restart = catalog["broker_restart_with_persistence"].on("redis")
+    outage = catalog["retry_publish_broker_away"].on("redis")
     kill, stall = catalog["late_ack_kill_after_commit_create"], catalog["stall_past_ack_deadline"]
-    schedule = Schedule([restart, kill.on("redis"), kill.on("rabbitmq"), stall.on("rabbitmq")])
-    assert schedule.locks.try_acquire("redis", alone=False)  # a run shares Redis meanwhile
-    assert schedule.take(ahead=True) is None, "the restart may be next: no crew is taken ahead"
-    assert schedule.take() == kill.on("rabbitmq"), "Redis runs wait behind the restart"
-    assert schedule.take() is None, "stall@rabbitmq needs RabbitMQ alone: a run shares it"
-    schedule.done(kill.on("rabbitmq"))
-    assert schedule.take() == stall.on("rabbitmq")
-    schedule.locks.release("redis", alone=False)  # the Redis run is over
+    schedule = Schedule([restart, outage, kill.on("redis"), stall.on("rabbitmq")])
     assert schedule.take() == restart
-    assert schedule.take(ahead=True) is None, "Redis is restarting"
+    assert schedule.take() == kill.on("redis"), "shared runs go on beside the restart"
+    assert schedule.take() == stall.on("rabbitmq"), "RabbitMQ's alone node is free"
+    assert schedule.take() is None, "the outage waits for Redis' alone node"
+    schedule.done(kill.on("redis"))  # a shared run's end frees nothing
+    assert schedule.take() is None
     schedule.done(restart)
-    assert schedule.take(ahead=True) == kill.on("redis")
-
-
-def test_a_crew_is_taken_ahead_beside_a_restart_that_has_begun() -> None:
-    catalog = load_catalog()
-    restart = catalog["broker_restart_without_persistence"].on("redis")
-    kill = catalog["late_ack_kill_after_commit_create"].on("rabbitmq")
-    schedule = Schedule([restart, kill])
-    assert schedule.locks.try_acquire("redis", alone=True)  # another restart of Redis runs
-    assert schedule.take(ahead=True) == kill, "the next restart waits for this one anyway"
+    assert schedule.take() == outage
 
 
 def test_a_lane_with_nothing_to_start_waits_for_the_first() -> None:
     catalog = load_catalog()
     restart = catalog["broker_restart_with_persistence"].on("redis")
     schedule = Schedule([restart])
-    assert schedule.locks.try_acquire("redis", alone=False)
+    assert schedule.alone.try_acquire("redis")  # another restart of Redis runs
     taken: list[Scenario | None] = []
-    waiting = threading.Thread(target=lambda: taken.append(schedule.take_or_wait()))
+    started = threading.Event()
+
+    def lane() -> None:
+        started.set()
+        taken.append(schedule.take_or_wait())
+
+    waiting = threading.Thread(target=lane)
     waiting.start()
-    deadline = time.time() + WAIT_S
-    while schedule.locks._waiting["redis"] == 0:
-        assert time.time() < deadline, "the lane never started waiting"
-        time.sleep(0.01)
-    assert not schedule.locks.try_acquire("redis", alone=False), "nothing jumps the restart"
-    schedule.locks.release("redis", alone=False)
+    assert started.wait(WAIT_S)
+    waiting.join(0.2)
+    assert waiting.is_alive() and not taken, "the restart jumped the one running"
+    schedule.alone.release("redis")
     waiting.join(WAIT_S)
-    assert taken == [restart], "the restart never had Redis once the run sharing it was over"
+    assert taken == [restart], "the restart never had Redis' alone node once it was free"
     assert schedule.take_or_wait() is None, "all are taken"
 
 
@@ -112,7 +98,7 @@ def test_each_worker_reports_to_the_run_that_observes_it() -> None:
     assert observers.history_of("w1-1") is None and observers.history_of("w1-2") is two
 
 
-def test_a_run_that_stops_or_reconfigures_the_broker_has_it_alone() -> None:
+def test_a_run_that_stops_or_reconfigures_the_broker_has_a_node_alone() -> None:
     """RabbitMQ reads consumer_timeout once per node as a channel opens: a crew
     starting beside a stall scenario set it back to 30 minutes, and the stall
     ran once (seen in a soak at --jobs 2)."""
@@ -129,3 +115,18 @@ def test_a_run_that_stops_or_reconfigures_the_broker_has_it_alone() -> None:
     assert "stall_past_ack_deadline" not in alone  # Redis: the workers' own options
     assert {"broker_restart_with_persistence", "broker_restart_without_persistence"} <= alone
     assert "late_ack_kill_after_commit_create" not in alone
+    stall = catalog["stall_past_ack_deadline"]
+    assert stall.on("rabbitmq").settings.broker_node == ALONE_NODE
+    assert stall.on("redis").settings.broker_node == SHARED_NODE
+
+
+def test_lanes_take_alone_runs_first_then_the_longest() -> None:
+    """The alone runs of a transport go one at a time: started last, they would
+    be the catalog's tail. A run of 60 tasks left to the end ran on its own for
+    20 s of a 370 s catalog."""
+    catalog = load_catalog()
+    kill = catalog["late_ack_kill_after_commit_create"].on("redis")
+    recycling = catalog["worker_recycling_max_tasks_per_child"].on("redis")
+    restart = catalog["broker_restart_without_persistence"].on("rabbitmq")
+    order = lane_order([kill, recycling, restart])
+    assert order == [restart, recycling, kill], [s.label for s in order]

@@ -96,12 +96,12 @@ def describe(settings: Any) -> str:
     return ", ".join(part for part in given if part)
 
 
-def on_docker(host: DockerHost) -> BrokerNode:
-    return docker.DockerNode(host)
+def on_docker(host: DockerHost, node: str) -> BrokerNode:
+    return docker.DockerNode(host, node)
 
 
-def on_local(host: LocalHost) -> BrokerNode:
-    return local.LocalNode(host)
+def on_local(host: LocalHost, node: str) -> BrokerNode:
+    return local.LocalNode(host, node)
 
 
 def crew_url(url: str, slot: int) -> str:
@@ -139,8 +139,8 @@ def unsupported(settings: Any) -> str | None:
 
 
 def node_wide(settings: Any) -> str:
-    """What the settings change for the whole node, so a run with them has the
-    broker alone when runs go in parallel (rig.lanes); "" if nothing."""
+    """What the settings change for the whole node, so a run with them takes a
+    node no other run shares (Settings.broker_node); "" if nothing."""
     if settings.consumer_timeout:  # one value per node, read as a channel opens
         return "consumer_timeout"
     return ""

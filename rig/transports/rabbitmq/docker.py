@@ -38,15 +38,15 @@ printf '%s\\n' "$RIG_EXPRESSION" | HOME=/var/lib/rabbitmq $erl_call "$@"
 
 
 class DockerNode:
-    def __init__(self, host: DockerHost) -> None:
+    def __init__(self, host: DockerHost, name: str) -> None:
         spec = host.service_spec(SERVICE)
         host.check_image(SERVICE)
         config_file = compose.environment(spec)["RABBITMQ_CONFIG_FILE"]
         definitions_file = f"{config_file.rsplit('/', 1)[0]}/definitions.json"
         self.host = host
-        self.service = SERVICE
+        self.service = "-".join(filter(None, (SERVICE, name)))  # rabbitmq, rabbitmq-alone
         self.container: Any = host.run_container(
-            SERVICE,
+            self.service,
             spec["image"],
             command=["sh", "-c", _START, "sh", *spec["command"]],
             environment={
@@ -59,7 +59,7 @@ class DockerNode:
         port = host.host_port(self.container, node.PORT)
         credentials = f"{node.USER}:{node.USER}"
         self.url = f"amqp://{credentials}@127.0.0.1:{port}/{node.vhost(0)}"
-        self.inside_url = f"amqp://{credentials}@{SERVICE}:{node.PORT}/{node.vhost(0)}"
+        self.inside_url = f"amqp://{credentials}@{self.service}:{node.PORT}/{node.vhost(0)}"
         host.wait_answering(self.container, lambda: node.answering(self.url))
 
     def admin(self, expression: str, timeout_s: float = node.ADMIN_TIMEOUT_S) -> str:

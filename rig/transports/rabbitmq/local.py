@@ -37,15 +37,15 @@ def _listening(port: int) -> bool:
 
 
 class LocalNode:
-    def __init__(self, host: LocalHost) -> None:
+    def __init__(self, host: LocalHost, name: str) -> None:
         self.host = host
-        self.dir = host.dir / "rabbitmq"
-        self.service = "rabbitmq"
+        self.service = "-".join(filter(None, ("rabbitmq", name)))  # rabbitmq, rabbitmq-alone
+        self.dir = host.dir / self.service
         self.port = free_port()
         self.url = f"amqp://{node.USER}:{node.USER}@127.0.0.1:{self.port}/{node.vhost(0)}"
         self.inside_url = self.url
         self.environment = {
-            "RABBITMQ_NODENAME": f"rig-{host.dir.name}@localhost",
+            "RABBITMQ_NODENAME": f"rig-{host.dir.name}-{self.service}@localhost",
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(free_port()),
@@ -79,7 +79,9 @@ class LocalNode:
         )
         (self.dir / "enabled_plugins").write_text("[].\n")
         self.epmd = self.host.spawn(
-            "epmd", ["epmd", "-port", self.environment["ERL_EPMD_PORT"]], self.environment
+            f"{self.service}-epmd",
+            ["epmd", "-port", self.environment["ERL_EPMD_PORT"]],
+            self.environment,
         )
         # Listening before erl looks for it, or erl starts a daemon of its own,
         # outside the run's process groups.
@@ -94,7 +96,7 @@ class LocalNode:
         self._start_server()
 
     def _start_server(self) -> None:
-        self.server = self.host.spawn("rabbitmq", [SERVER], self.environment)
+        self.server = self.host.spawn(self.service, [SERVER], self.environment)
         self._wait_answering()
 
     def _wait_answering(self) -> None:
@@ -115,7 +117,7 @@ class LocalNode:
         return ""
 
     def _log_tail(self) -> str:
-        log = self.dir.parent / "rabbitmq.log"
+        log = self.dir.parent / f"{self.service}.log"
         return log.read_text(errors="replace")[-1500:] if log.exists() else "no log"
 
     def admin(self, expression: str, timeout_s: float = node.ADMIN_TIMEOUT_S) -> str:

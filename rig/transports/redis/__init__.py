@@ -51,12 +51,12 @@ def describe(settings: Any) -> str:
     return ""
 
 
-def on_docker(host: DockerHost) -> BrokerNode:
-    return docker.DockerNode(host)
+def on_docker(host: DockerHost, node: str) -> BrokerNode:
+    return docker.DockerNode(host, node)
 
 
-def on_local(host: LocalHost) -> BrokerNode:
-    return local.LocalNode(host)
+def on_local(host: LocalHost, node: str) -> BrokerNode:
+    return local.LocalNode(host, node)
 
 
 def crew_url(url: str, slot: int) -> str:

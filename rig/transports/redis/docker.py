@@ -38,13 +38,15 @@ SUPERVISOR = (
 
 
 class DockerNode:
-    def __init__(self, host: DockerHost) -> None:
+    def __init__(self, host: DockerHost, name: str) -> None:
         host.check_image(SERVICE)
         self.host = host
-        self.service = SERVICE
-        self.container: Any = host.run_service(SERVICE, publish=PORT, wrapper=SUPERVISOR)
+        self.service = "-".join(filter(None, (SERVICE, name)))  # redis, redis-alone
+        self.container: Any = host.run_service(
+            SERVICE, publish=PORT, alias=self.service, wrapper=SUPERVISOR
+        )
         self.url = f"redis://127.0.0.1:{host.host_port(self.container, PORT)}/0"
-        self.inside_url = f"redis://{SERVICE}:{PORT}/0"
+        self.inside_url = f"redis://{self.service}:{PORT}/0"
         host.wait_answering(self.container, lambda: redis_server.ping(self.url))
 
     def admin(self, request: str) -> str:

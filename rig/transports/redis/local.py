@@ -11,19 +11,23 @@ from rig.backends.base import Exit
 from rig.backends.hosts import LocalHost
 from rig.errors import BadInput
 
-NAME = "redis"  # its log, <run dir>/redis.log, and its snapshot, broker.rdb
+NAME = "redis"
 
 
 class LocalNode:
-    def __init__(self, host: LocalHost) -> None:
+    def __init__(self, host: LocalHost, name: str) -> None:
         server = redis_server.find()
         self.host = host
-        self.service = NAME
-        self.url, self.command = redis_server.command(server, host.dir, "broker")
+        # Its log, <run dir>/redis.log, and its snapshot, broker.rdb (redis-alone,
+        # broker-alone.rdb for the node runs that stop it take in turn).
+        self.service = "-".join(filter(None, (NAME, name)))
+        snapshot_name = "-".join(filter(None, ("broker", name)))
+        self.url, self.command = redis_server.command(server, host.dir, snapshot_name)
         self.inside_url = self.url
-        self.snapshot = host.dir / "broker.rdb"
-        self.process: subprocess.Popen[bytes] | None = host.spawn(NAME, self.command, {})
-        redis_server.wait_answering(self.url, host.dir / f"{NAME}.log")
+        self.snapshot = host.dir / f"{snapshot_name}.rdb"
+        self.log = host.dir / f"{self.service}.log"
+        self.process: subprocess.Popen[bytes] | None = host.spawn(self.service, self.command, {})
+        redis_server.wait_answering(self.url, self.log)
 
     def admin(self, request: str) -> str:
         raise BadInput("the redis broker has no admin tool the rig uses")
@@ -42,8 +46,8 @@ class LocalNode:
         try:
             while_down()
         finally:  # the broker comes back whatever went wrong while it was down
-            self.process = self.host.spawn(NAME, self.command, {})
-        redis_server.wait_answering(self.url, self.host.dir / f"{NAME}.log")
+            self.process = self.host.spawn(self.service, self.command, {})
+        redis_server.wait_answering(self.url, self.log)
         if persist:
             self.snapshot.unlink(missing_ok=True)
         return Exit(time.time(), "redis-server " + ("saved, " if persist else "") + "restarted")
