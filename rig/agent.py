@@ -57,6 +57,7 @@ from celery.signals import (
     task_received,
     task_retry,
     worker_init,
+    worker_ready,
 )
 from kombu.asynchronous import get_event_loop
 
@@ -68,6 +69,7 @@ from rig.checkpoints import (
     PRODUCER,
     RETRIED,
     Execution,
+    announce_ready,
     attempts_key,
     checkpoint,
     control,
@@ -484,3 +486,4 @@ else:
     app = load_app() if os.environ.get(contract.APP) else None
     if app is not None:
         worker_init.connect(lambda **_: check_isolation(app), weak=False)
+        worker_ready.connect(lambda sender, **_: announce_ready(sender.hostname), weak=False)

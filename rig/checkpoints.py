@@ -48,6 +48,7 @@ BEFORE_PUBLISH = "before_publish"
 PRODUCER = "producer"  # the hostname of a producer's checkpoints (rig.workloads.producer)
 REPORTS_KEY = "rig:checkpoints"
 LEDGER_KEY = "rig:ledger"  # hash: "<task id>:<attempt>" -> one execution's record (JSON)
+READY_KEY = "rig:ready"  # list: node names of workers whose consumer is up (announce_ready)
 
 
 def armed_key(point: str) -> str:
@@ -110,6 +111,16 @@ def checkpoint(point: str) -> None:
     execution = current()
     if execution is not None:
         _on_the_control_store(lambda client: _park_if_armed(client, point, execution))
+
+
+def announce_ready(hostname: str) -> None:
+    """This worker's consumer is up (Celery's worker_ready, sent once, as its
+    event loop starts): the crew's start waits on this list instead of pinging."""
+
+    def announce(client: redis.Redis) -> None:
+        client.rpush(READY_KEY, hostname)
+
+    _on_the_control_store(announce)
 
 
 def received(task_id: str, hostname: str) -> None:

@@ -15,7 +15,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from rig import contract
-from rig.checkpoints import LEDGER_KEY, REPORTS_KEY, armed_key, published_key, release_key
+from rig.checkpoints import (
+    LEDGER_KEY,
+    READY_KEY,
+    REPORTS_KEY,
+    armed_key,
+    published_key,
+    release_key,
+)
 
 PARK_S = contract.PARK_S  # an armed checkpoint parks its task at most this long
 WAIT_LIMIT_S = 60.0  # no wait for a checkpoint is longer
@@ -47,6 +54,18 @@ class Control:
     def reset(self) -> None:
         """No armed point, report, attempt count or ledger record left from before."""
         self.client.flushdb()
+
+    def wait_ready(self, timeout_s: float) -> set[str]:
+        """The node names of workers that announced their consumer up since the
+        last call (rig.checkpoints.announce_ready), waiting up to timeout_s for one."""
+        popped = self.client.blpop([READY_KEY], timeout=timeout_s)
+        if popped is None:
+            return set()
+        with self.client.pipeline() as pipe:  # the rest, taken at once
+            pipe.lrange(READY_KEY, 0, -1)
+            pipe.delete(READY_KEY)
+            rest, _ = pipe.execute()
+        return {bytes(name).decode() for name in (popped[1], *rest)}
 
     def arm(self, point: str, times: int = 1) -> None:
         self.client.set(armed_key(point), times)

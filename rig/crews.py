@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,10 +18,11 @@ from celery import Celery
 from rig import contract
 from rig.backends.base import Backend, Services, WorkerSpec
 from rig.control import Control, with_db
-from rig.events import controller_app, pool_processes, wait_answering
+from rig.events import WorkerStartFailed, controller_app, pool_processes, wait_answering
 from rig.transports import TRANSPORTS
 
 WORKERS_ONLINE_S = 90.0
+READY_POLL_S = 1.0  # how often a crew's start looks whether a worker stopped
 SLOTS = range(1, 16)  # Redis' 16 databases, RabbitMQ's 16 virtual hosts; 0 unused
 # Crews are numbered across every pool: their workers' names (w1-3) stay unique
 # when pools run side by side (rig.lanes).
@@ -97,6 +99,7 @@ class CrewPool:
                 self.backend.start_workers(named)
                 nodenames = [s.nodename for s in named]
                 failed = lambda: self.backend.failed_start(crew.names)  # noqa: E731
+                wait_announced(crew.control, nodenames, WORKERS_ONLINE_S, failed)
                 wait_answering(crew.app, nodenames, WORKERS_ONLINE_S, failed)
             except BaseException as error:  # noqa: BLE001 - handed to whoever takes the crew
                 crew.error = error
@@ -164,6 +167,28 @@ class CrewPool:
         self._next = None
         for thread in self._leaving:
             thread.join(WORKERS_ONLINE_S + 30)
+
+
+def wait_announced(
+    control: Control, nodenames: list[str], timeout_s: float, failed_start: Callable[[], str]
+) -> None:
+    """Until every worker announced its consumer up (rig.checkpoints
+    .announce_ready), bounded; a worker that stopped ends the wait within
+    READY_POLL_S. One blocking read a second: pinging until answered took about
+    three pings (each a reply queue on the broker) and six container
+    inspections a second, most of the controller's CPU in a catalog."""
+    waiting = set(nodenames)
+    deadline = time.monotonic() + timeout_s
+    while waiting:
+        why = failed_start()
+        if why:
+            raise WorkerStartFailed(why)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(
+                f"workers {', '.join(sorted(waiting))} did not start in {timeout_s:.0f} s"
+            )
+        waiting -= control.wait_ready(min(READY_POLL_S, left))
 
 
 class CrewFailed(Exception):
