@@ -95,6 +95,13 @@ class LocalHost(Protocol):
     def kill_group(self, process: subprocess.Popen[bytes]) -> None: ...
 
 
+def node_name(name: str, node: str) -> str:
+    """A broker node's name on its backend (a container, a log, a data
+    directory): `name` for the node runs share, name-<node> beside it
+    (redis, redis-alone)."""
+    return f"{name}-{node}" if node else name
+
+
 class BrokerNodes:
     """A backend's broker nodes, per transport and node (rig.backends.base
     .SHARED_NODE, ALONE_NODE), each started on first use (RabbitMQ takes

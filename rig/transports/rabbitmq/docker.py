@@ -10,7 +10,7 @@ from typing import Any
 
 from rig import compose
 from rig.backends.base import Exit, free_port
-from rig.backends.hosts import DockerHost, Executed
+from rig.backends.hosts import DockerHost, Executed, node_name
 from rig.errors import BrokerDown, ExecHung
 from rig.transports.rabbitmq import node
 
@@ -44,7 +44,7 @@ class DockerNode:
         config_file = compose.environment(spec)["RABBITMQ_CONFIG_FILE"]
         definitions_file = f"{config_file.rsplit('/', 1)[0]}/definitions.json"
         self.host = host
-        self.service = "-".join(filter(None, (SERVICE, name)))  # rabbitmq, rabbitmq-alone
+        self.service = node_name(SERVICE, name)
         self.container: Any = host.run_container(
             self.service,
             spec["image"],

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rig.backends.base import Exit, free_port
-from rig.backends.hosts import LocalHost
+from rig.backends.hosts import LocalHost, node_name
 from rig.errors import BrokerDown, EnvironmentProblem
 from rig.transports.rabbitmq import node
 from rig.waiting import until_nothing_missing
@@ -39,7 +39,7 @@ def _listening(port: int) -> bool:
 class LocalNode:
     def __init__(self, host: LocalHost, name: str) -> None:
         self.host = host
-        self.service = "-".join(filter(None, ("rabbitmq", name)))  # rabbitmq, rabbitmq-alone
+        self.service = node_name("rabbitmq", name)
         self.dir = host.dir / self.service
         self.port = free_port()
         self.url = f"amqp://{node.USER}:{node.USER}@127.0.0.1:{self.port}/{node.vhost(0)}"

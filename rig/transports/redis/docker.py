@@ -19,7 +19,7 @@ import redis
 
 from rig.backends import redis_server
 from rig.backends.base import Exit
-from rig.backends.hosts import DockerHost
+from rig.backends.hosts import DockerHost, node_name
 from rig.errors import BadInput
 from rig.waiting import until_nothing_missing
 
@@ -41,7 +41,7 @@ class DockerNode:
     def __init__(self, host: DockerHost, name: str) -> None:
         host.check_image(SERVICE)
         self.host = host
-        self.service = "-".join(filter(None, (SERVICE, name)))  # redis, redis-alone
+        self.service = node_name(SERVICE, name)
         self.container: Any = host.run_service(
             SERVICE, publish=PORT, alias=self.service, wrapper=SUPERVISOR
         )

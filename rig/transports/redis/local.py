@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from rig.backends import redis_server
 from rig.backends.base import Exit
-from rig.backends.hosts import LocalHost
+from rig.backends.hosts import LocalHost, node_name
 from rig.errors import BadInput
 
 NAME = "redis"
@@ -20,8 +20,8 @@ class LocalNode:
         self.host = host
         # Its log, <run dir>/redis.log, and its snapshot, broker.rdb (redis-alone,
         # broker-alone.rdb for the node runs that stop it take in turn).
-        self.service = "-".join(filter(None, (NAME, name)))
-        snapshot_name = "-".join(filter(None, ("broker", name)))
+        self.service = node_name(NAME, name)
+        snapshot_name = node_name("broker", name)
         self.url, self.command = redis_server.command(server, host.dir, snapshot_name)
         self.inside_url = self.url
         self.snapshot = host.dir / f"{snapshot_name}.rdb"
