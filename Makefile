@@ -53,7 +53,7 @@ check: setup      ## lint, mypy and the unit room (no broker, no Docker): under 
 test: setup       ## lint, unit tests, integration tests and the catalog on both backends
 	@$(IMAGES_IF_DOCKER)
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
-	@.venv/bin/pytest
+	@scripts/test.sh
 
 example: setup    ## build the wheel, install it in a fresh venv, run examples/shop's tests
 	@$(IMAGES_IF_DOCKER)
