@@ -10,8 +10,10 @@ pytest -m "chaos and rabbitmq"                   # the catalog on RabbitMQ
 
 from __future__ import annotations
 
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -42,9 +44,12 @@ def _results_on(backend: str, request: pytest.FixtureRequest) -> dict[str, Resul
                 runners[name] = (request.getfixturevalue(f"{name}_runner"), scenarios)
             except pytest.skip.Exception:
                 continue  # that backend's own tests say why it is skipped
-        with ThreadPoolExecutor(max_workers=len(runners) or 1) as pool:
+        # Minutes of runs: each finished one is a line on the terminal, not captured.
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled(), ThreadPoolExecutor(len(runners) or 1) as pool:
+            print()
             running = {
-                name: pool.submit(_run_catalog, runner, scenarios)
+                name: pool.submit(_run_catalog, name, runner, scenarios)
                 for name, (runner, scenarios) in runners.items()
             }
         _RESULTS.update({name: future.result() for name, future in running.items()})
@@ -62,9 +67,15 @@ def _selected(session: pytest.Session) -> dict[str, list[Scenario]]:
     return selected
 
 
-def _run_catalog(runner: Runner, scenarios: list[Scenario]) -> dict[str, Result]:
+def _run_catalog(backend: str, runner: Runner, scenarios: list[Scenario]) -> dict[str, Result]:
     runnable = [s for s in scenarios if skip_reason(s, runner) is None]
-    results, _ = run_scenarios(runner, runnable, print, jobs=JOBS)
+    finished = itertools.count(1)
+
+    def show(row: dict[str, Any]) -> None:
+        where = f"[{backend} {next(finished)}/{len(runnable)}]"
+        print(f"{where} {row['scenario']} {row['verdict']} {row['seconds']:.1f} s", flush=True)
+
+    results, _ = run_scenarios(runner, runnable, lambda _step: None, show, jobs=JOBS)
     return {result.name: result for result in results}
 
 
