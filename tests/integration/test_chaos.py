@@ -47,7 +47,7 @@ def _results_on(backend: str, request: pytest.FixtureRequest) -> dict[str, Resul
         # Minutes of runs: each finished one is a line on the terminal, not captured.
         capture = request.config.pluginmanager.getplugin("capturemanager")
         with capture.global_and_fixture_disabled(), ThreadPoolExecutor(len(runners) or 1) as pool:
-            print()
+            print()  # off the line pytest began with the file's name
             running = {
                 name: pool.submit(_run_catalog, name, runner, scenarios)
                 for name, (runner, scenarios) in runners.items()
