@@ -26,9 +26,8 @@ INTERRUPTED=2  # pytest's exit status after Ctrl-C
 beside_log=$(mktemp)
 beside=""
 finish() {
-  if [ -n "$beside" ] && kill -0 "$beside" 2>/dev/null; then
-    kill -INT "$beside" && wait "$beside"
-  fi
+  # A Ctrl-C reached the session beside too: let it finish tearing down.
+  if [ -n "$beside" ]; then wait "$beside" 2>/dev/null; fi
   rm -f "$beside_log"
 }
 trap finish EXIT
