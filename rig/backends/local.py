@@ -7,8 +7,9 @@ private PostgreSQL server (rig.backends.postgres_node), or SQLite in the
 run's directory where PostgreSQL is not installed, or the server
 RIG_DATABASE_SERVER names;
 workers are `celery worker` processes built from the compose file's worker
-command (rig.backends.local_workers). "Kill the container" becomes SIGKILL of
-a worker's process group.
+command (rig.backends.local_workers), forked from a server that has imported
+Celery and Django once (rig.backends.forkserver). "Kill the container"
+becomes SIGKILL of a worker's process group.
 
 Everything lives under one directory per run (rig.backends.run_dir), whose
 processes an interrupted run's next start kills.
@@ -24,12 +25,13 @@ from urllib.parse import urlsplit
 
 from rig.backends import redis_server
 from rig.backends.base import SHARED_NODE, BackendInfo, Exit, Observers, Services, WorkerSpec
+from rig.backends.forkserver import ForkServer
 from rig.backends.hosts import BrokerNodes
 from rig.backends.local_workers import WorkerProcesses
 from rig.backends.postgres_node import LocalPostgres
 from rig.backends.postgres_node import binaries as postgres_binaries
 from rig.backends.run_dir import RunDirectory, remove_stale_runs
-from rig.errors import BadInput
+from rig.errors import BadInput, EnvironmentProblem
 from rig.history import History
 from rig.target import python_path
 from rig.transports import TRANSPORTS, worker_environment
@@ -56,6 +58,7 @@ class LocalBackend:
         self.observers = Observers()
         self.workers = WorkerProcesses(self.host, self.observers, self._worker_environment)
         self.control: subprocess.Popen[bytes] | None = None
+        self.fork_server: ForkServer | None = None
         self.brokers = BrokerNodes(
             lambda transport, node: TRANSPORTS[transport].on_local(self.host, node)
         )
@@ -69,10 +72,13 @@ class LocalBackend:
             self.info.notes.append(f"removed leftovers of interrupted run(s): {', '.join(cleaned)}")
         server = redis_server.find()  # the control store
         self.host.create()
+        # Its imports run while the control store and the database start.
+        self.fork_server = self.host.start_fork_server({"PYTHONPATH": python_path()})
         control_url, control_command = redis_server.command(server, self.dir, "control")
         self.control = self.host.spawn("control", control_command, {})
         redis_server.wait_answering(control_url, self.dir / "control.log")
         database_url = self._database_server()
+        self._wait_fork_server()
         engine = "sqlite" if database_url.startswith("sqlite") else "postgresql"
         self.services = Services(database_url, engine, control_url)
         return self.services
@@ -96,6 +102,14 @@ class LocalBackend:
         self.postgres = LocalPostgres(self.dir, self.host.spawn, bin_dir)
         self.postgres.start()
         return self.postgres.url
+
+    def _wait_fork_server(self) -> None:
+        assert self.fork_server is not None
+        try:
+            self.fork_server.wait_ready()
+        except OSError as error:
+            raise EnvironmentProblem(f"the local workers cannot start: {error}") from None
+        self.workers.server = self.fork_server
 
     def broker_url(self, transport: str, node: str = SHARED_NODE) -> str:
         return self.brokers.get(transport, node).url
@@ -168,8 +182,9 @@ class LocalBackend:
         self.workers.stop()
         self.brokers.close()
         postgres = self.postgres.server if self.postgres is not None else None
-        for server in (self.control, postgres):
+        forks = self.fork_server.process if self.fork_server is not None else None
+        for server in (self.control, postgres, forks):
             if server is not None:
                 self.host.kill_group(server)
-        self.control = self.postgres = None
+        self.control = self.postgres = self.fork_server = None
         self.host.remove()

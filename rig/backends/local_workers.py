@@ -1,7 +1,8 @@
 """The run's workers as process groups on this machine, by name: `celery
-worker` from the compose file's worker command, started, signalled, stopped
-and looked into; each exit goes into the run's history as Docker's `die`
-event would. "Kill the container" is SIGKILL of the worker's process group."""
+worker` from the compose file's worker command, forked from the run's fork
+server (rig.backends.forkserver), signalled, stopped and looked into; each
+exit goes into the run's history as Docker's `die` event would. "Kill the
+container" is SIGKILL of the worker's process group."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from signal import Signals
 
 from rig import compose
 from rig.backends.base import Exit, Observers, WorkerSpec, agent_command, last_line
+from rig.backends.forkserver import ForkServer
 from rig.backends.pids import alive, stopped, wait_gone
-from rig.backends.run_dir import RunDirectory
+from rig.backends.run_dir import Process, RunDirectory
 from rig.history import BACKEND
 
 PAUSE_S = 5.0  # a process group stops within this, or the pause did not land
@@ -42,7 +44,8 @@ class WorkerProcesses:
         self.host = host
         self.observers = observers
         self.environment = environment  # a worker's, from the backend's services
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.server: ForkServer | None = None  # set by the backend once it answers
+        self.processes: dict[str, Process] = {}
         self.specs: dict[str, WorkerSpec] = {}
 
     def start(self, spec: WorkerSpec) -> None:
@@ -55,14 +58,17 @@ class WorkerProcesses:
         self._spawn(self.specs[name])
 
     def _spawn(self, spec: WorkerSpec) -> None:
-        process = self.host.spawn(spec.name, worker_command(spec), self.environment(spec))
+        assert self.server is not None, "the backend starts its fork server first"
+        process = self.host.fork(
+            self.server, spec.name, worker_command(spec), self.environment(spec)
+        )
         self.processes[spec.name] = process
         history = self.observers.history_of(spec.name)
         if history is not None:  # a restart, in a run: as Docker's start event says
             history.add(BACKEND, action="start", worker=spec.name)
         threading.Thread(target=self._watch, args=(spec.name, process), daemon=True).start()
 
-    def _watch(self, name: str, process: subprocess.Popen[bytes]) -> None:
+    def _watch(self, name: str, process: Process) -> None:
         """Record the worker's exit in the history, as Docker's die event would."""
         code = process.wait()
         history = self.observers.history_of(name)
@@ -72,9 +78,10 @@ class WorkerProcesses:
     def failed_start(self, names: list[str]) -> str:
         for name in names:
             process = self.processes.get(name)
-            if process is not None and process.poll() is not None:
+            code = None if process is None else process.poll()
+            if code is not None:
                 log = self.logs([name]).get(name, "")
-                return f"worker {name} exited ({process.returncode}): {last_line(log)}"
+                return f"worker {name} exited ({code}): {last_line(log)}"
         return ""
 
     def stop(self, names: list[str] | None = None) -> None:

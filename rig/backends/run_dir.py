@@ -19,7 +19,9 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Protocol
 
+from rig.backends.forkserver import ForkServer
 from rig.backends.pids import alive, same_process, start_time
 
 RUNS_DIR = Path(tempfile.gettempdir()) / "celery-rig"
@@ -91,6 +93,18 @@ def _remove_if_empty(runs_dir: Path) -> None:
         pass
 
 
+class Process(Protocol):
+    """What a run needs of a process it started: Popen, or a worker the fork
+    server started (rig.backends.forkserver.ForkedProcess)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
 class RunDirectory:
     def __init__(self, run_id: str) -> None:
         self.dir = RUNS_DIR / run_id
@@ -102,15 +116,17 @@ class RunDirectory:
             self.dir.mkdir(parents=True)
         (self.dir / "owner").write_text(str(os.getpid()))
 
-    def spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, name: str, command: list[str], env: dict[str, str], stdin: int = subprocess.DEVNULL
+    ) -> subprocess.Popen[bytes]:
         log = (self.dir / f"{name}.log").open("ab")
         process = subprocess.Popen(
             command,
             cwd=self.dir,
-            env={**os.environ, **env, RUN_ENV: str(self.dir)},
+            env=self.environment(env),
             stdout=log,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             # Its own process group, so a kill takes the worker and its pool children.
             start_new_session=True,
         )
@@ -118,12 +134,37 @@ class RunDirectory:
         self.record(process)
         return process
 
-    def record(self, process: subprocess.Popen[bytes]) -> None:
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        return {**os.environ, **env, RUN_ENV: str(self.dir)}
+
+    def start_fork_server(self, env: dict[str, str]) -> ForkServer:
+        """The fork server (rig.backends.forkserver) this run's workers start from;
+        its stdin is a pipe from here, whose end ends it and its workers."""
+        socket_path = self.dir / "forkserver.sock"
+        server = self.spawn(
+            "forkserver", ForkServer.command(socket_path), env, stdin=subprocess.PIPE
+        )
+        return ForkServer(socket_path, server, self.dir / "forkserver.log")
+
+    def fork(
+        self, server: ForkServer, name: str, command: list[str], env: dict[str, str]
+    ) -> Process:
+        """`command` (`python -m MODULE ARGS`) forked from `server`, as spawn would
+        start it: its own session, logged to <dir>/<name>.log, its pid recorded."""
+        if command[1] != "-m":
+            raise ValueError(f"the fork server runs `python -m MODULE`, not {command!r}")
+        process = server.spawn(
+            command[2], command[3:], self.environment(env), self.dir, self.dir / f"{name}.log"
+        )
+        self.record(process)
+        return process
+
+    def record(self, process: Process) -> None:
         """A process group started for this run (its leader), for a leftover's cleanup."""
         with (self.dir / "pids").open("a") as pids:
             pids.write(f"{process.pid} {start_time(process.pid)}\n")
 
-    def kill_group(self, process: subprocess.Popen[bytes]) -> None:
+    def kill_group(self, process: Process) -> None:
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
