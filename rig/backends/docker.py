@@ -10,9 +10,11 @@ com.celery-rig.project, and one of an interrupted run is removed on the
 next start.
 
 The backend is the Backend protocol over its parts: the run's objects on the
-engine (docker_engine), the worker containers (docker_workers), their `die`
-events (docker_events), their network faults (docker_network), and each
-transport's broker node (rig.transports.<name>.docker).
+engine (docker_engine), the workers in their slot containers (docker_workers,
+forked there by rig.backends.forkserver), the engine's events for them
+(docker_events), their network faults (docker_network), and each
+transport's broker node (rig.transports.<name>.docker). The workers' sockets
+and logs are in a directory of the run on this machine.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from rig.backends.docker_workers import WorkerContainers, worker_options
 from rig.backends.extra_image import image_with
 from rig.backends.hosts import BrokerNodes
 from rig.backends.python_images import worker_image
+from rig.backends.run_dir import RUNS_DIR, remove_if_empty
 from rig.errors import EnvironmentProblem
 from rig.history import History
 from rig.transports import TRANSPORTS
@@ -62,7 +65,8 @@ class DockerBackend:
         self.nodes: dict[str, tuple[str, str]] = {}  # worker -> its crew's (transport, node)
         self.images: dict[str, str] = {}  # a project's requirements file -> its image
         self.worker_image = ""  # the app image of this Python version (python_images)
-        self.workers = WorkerContainers(self.engine, self.deaths)
+        self.dir = RUNS_DIR / self.run_id  # the workers' sockets and logs, on this machine
+        self.workers = WorkerContainers(self.engine, self.deaths, self.dir)
 
     # --- start ---------------------------------------------------------
     def start(self) -> Services:
@@ -74,7 +78,9 @@ class DockerBackend:
             engine.check_image(name)
         engine.check_image(compose.WORKER_TEMPLATE, self.worker_image)
         engine.create_network()
-        self.deaths.start(container_prefix=f"{self.run_id}-")
+        self.dir.mkdir(parents=True)
+        self.dir.chmod(0o777)  # the image's user makes its sockets and logs here
+        self.deaths.start(f"{self.run_id}-", self.workers.worker_in)
         control = engine.run_service("redis", publish=6379, alias="control")
         postgres = engine.run_service("postgres", publish=5432)
         env = compose.environment(engine.services["postgres"])
@@ -98,6 +104,8 @@ class DockerBackend:
 
     def remove_leftovers(self) -> None:
         stale = self.engine.remove_leftovers()
+        for run_id in stale:
+            shutil.rmtree(RUNS_DIR / run_id, ignore_errors=True)
         if stale:
             self.info.notes.append(f"removed leftovers of interrupted run(s): {', '.join(stale)}")
 
@@ -176,11 +184,13 @@ class DockerBackend:
 
     def partition(self, name: str, peer: str, cut: bool) -> Exit | None:
         """Cut the worker off from its crew's broker or from the database."""
-        done = docker_network.cut(self.workers[name], self._peer_address(name, peer), cut)
+        worker = self.workers.changed_container(name)
+        done = docker_network.cut(worker, self._peer_address(name, peer), cut)
         return Exit(done.at, f"{name}: {peer}: {done.detail}") if done else None
 
     def blip(self, name: str, peer: str, refuse: bool) -> Exit | None:
-        worker, address = self.workers[name], self._peer_address(name, peer)
+        worker = self.workers.changed_container(name)
+        address = self._peer_address(name, peer)
         if not refuse:
             accepted = docker_network.refuse(worker, address, refuse=False)
             return Exit(time.time(), f"{name}: {peer}: connections accepted") if accepted else None
@@ -204,3 +214,5 @@ class DockerBackend:
         self.brokers.close()
         self.deaths.close()
         self.engine.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        remove_if_empty(RUNS_DIR)

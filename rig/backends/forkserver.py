@@ -15,9 +15,12 @@ URL or the user's code.
 Protocol, over a Unix socket, one connection per worker: the controller
 sends one JSON line (module, args, env, cwd, log) and reads `{"pid": N}`,
 then, when the worker has exited, `{"exit": CODE}` (CODE as Popen's
-returncode: negative for a signal). The server reads its stdin, a pipe from
-the controller: at its end (the controller is gone) it kills every worker's
-group and exits, so an interrupted run leaves none of them behind.
+returncode: negative for a signal). On the local backend the server reads
+its stdin, a pipe from the controller: at its end (the controller is gone)
+it kills every worker's group and exits, so an interrupted run leaves none
+of them behind. On Docker it runs in a worker's slot container
+(rig.backends.docker_workers), its socket in a directory shared with the
+host, and ends with its container.
 
 `python -m rig.backends.forkserver SOCKET` runs the server; `ForkServer` is
 the controller's side, and `ForkedProcess` what it hands back: a process
@@ -43,7 +46,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rig import isolation
-from rig.backends.base import last_line
 
 # What a worker imports before it reads any setting or the user's app: the
 # same modules whatever the run, none of which reads a setting as it loads
@@ -87,13 +89,16 @@ def preload() -> None:
 
 
 class Server:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, owned: bool) -> None:
+        """`owned`: stdin is a pipe from the controller (the local backend); a
+        container's server ends with its container instead."""
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(path)
         self.listener.listen(64)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.listener, selectors.EVENT_READ, "accept")
-        self.selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "owner")
+        if owned:
+            self.selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "owner")
         self.children: dict[int, tuple[socket.socket, int]] = {}  # pid -> (connection, pidfd)
 
     def serve(self) -> NoReturn:
@@ -157,7 +162,8 @@ def send(connection: socket.socket, message: dict[str, int]) -> None:
 
 def become(request: dict[str, Any], close_inherited: Callable[[], None]) -> NoReturn:
     """In the child: `python -m MODULE ARGS` in its own session, with the
-    request's environment, working directory and log; never returns."""
+    request's environment over the server's, in its working directory (if
+    any), its output to its log; never returns."""
     code = 1
     try:
         close_inherited()
@@ -169,8 +175,8 @@ def become(request: dict[str, Any], close_inherited: Callable[[], None]) -> NoRe
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-        os.chdir(request["cwd"])
-        os.environ.clear()
+        if request["cwd"]:
+            os.chdir(request["cwd"])
         os.environ.update(request["env"])
         time.tzset()  # a TZ of the run's, read as a fresh interpreter would
         # A fresh interpreter puts PYTHONPATH first on sys.path.
@@ -198,14 +204,18 @@ def become(request: dict[str, Any], close_inherited: Callable[[], None]) -> NoRe
 class ForkedProcess:
     """A worker the server forked: pid, poll() and wait(timeout) as Popen's."""
 
-    def __init__(self, connection: socket.socket, args: list[str]) -> None:
+    def __init__(self, connection: socket.socket, args: list[str], kill_orphan: bool) -> None:
+        """`kill_orphan`: if the server goes without a word, kill the worker's
+        group by its pid (a container's worker goes with its container)."""
         self.args = args
+        self.kill_orphan = kill_orphan
         self.stream = connection.makefile("rb")
         reply = self.stream.readline()
         if not reply:
             raise OSError("the fork server closed the connection before it forked")
         self.pid: int = json.loads(reply)["pid"]
         self.returncode: int | None = None
+        self.exited_at = 0.0  # when its exit was reported (time.time())
         self._exited = threading.Event()
         connection.settimeout(None)
         threading.Thread(target=self._read_exit, args=(connection,), daemon=True).start()
@@ -218,11 +228,13 @@ class ForkedProcess:
         if line:
             self.returncode = json.loads(line)["exit"]
         else:  # the server is gone without a word: nothing reports this worker's end now
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            if self.kill_orphan:
+                try:
+                    os.killpg(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             self.returncode = -signal.SIGKILL
+        self.exited_at = time.time()
         connection.close()
         self._exited.set()
 
@@ -237,25 +249,24 @@ class ForkedProcess:
 
 
 class ForkServer:
-    """The controller's handle on one server (`process`, started by the caller
-    with a pipe on its stdin and the socket path as its argument)."""
+    """The controller's handle on one server: its socket as the controller
+    reaches it (`path`), and why it ended (`ended`: None while it runs)."""
 
-    def __init__(self, path: Path, process: subprocess.Popen[bytes], log: Path) -> None:
+    def __init__(self, path: Path, ended: Callable[[], str | None], local: bool) -> None:
         self.path = path
-        self.process = process
-        self.log = log
+        self.ended = ended
+        self.local = local  # its workers' pids are this machine's (not a container's)
 
     @staticmethod
-    def command(path: Path) -> list[str]:
-        return [sys.executable, "-m", "rig.backends.forkserver", str(path)]
+    def command(socket_path: str, python: str = sys.executable, owned: bool = True) -> list[str]:
+        return [python, "-m", "rig.backends.forkserver", socket_path, *(["--owned"] * owned)]
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise OSError(
-                    f"the fork server exited: {last_line(self.log.read_text(errors='replace'))}"
-                )
+            why = self.ended()
+            if why is not None:
+                raise OSError(f"the fork server exited: {why}")
             try:
                 with self._connect():
                     return  # accepts connections: the preload is done
@@ -264,12 +275,13 @@ class ForkServer:
         raise OSError(f"the fork server did not answer within {START_TIMEOUT_S:.0f} s")
 
     def spawn(
-        self, module: str, args: list[str], env: dict[str, str], cwd: Path, log: Path
+        self, module: str, args: list[str], env: dict[str, str], cwd: str, log: str
     ) -> ForkedProcess:
+        """`cwd` and `log` as the server sees them ("" cwd: the server's own)."""
         connection = self._connect()
-        request = {"module": module, "args": args, "env": env, "cwd": str(cwd), "log": str(log)}
+        request = {"module": module, "args": args, "env": env, "cwd": cwd, "log": log}
         connection.sendall(json.dumps(request).encode() + b"\n")
-        return ForkedProcess(connection, [module, *args])
+        return ForkedProcess(connection, [module, *args], kill_orphan=self.local)
 
     def _connect(self) -> socket.socket:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -284,4 +296,4 @@ class ForkServer:
 
 if __name__ == "__main__":
     preload()
-    Server(sys.argv[1]).serve()
+    Server(sys.argv[1], owned="--owned" in sys.argv[2:]).serve()

@@ -59,6 +59,7 @@ class LocalBackend:
         self.workers = WorkerProcesses(self.host, self.observers, self._worker_environment)
         self.control: subprocess.Popen[bytes] | None = None
         self.fork_server: ForkServer | None = None
+        self.fork_server_process: subprocess.Popen[bytes] | None = None
         self.brokers = BrokerNodes(
             lambda transport, node: TRANSPORTS[transport].on_local(self.host, node)
         )
@@ -73,7 +74,9 @@ class LocalBackend:
         server = redis_server.find()  # the control store
         self.host.create()
         # Its imports run while the control store and the database start.
-        self.fork_server = self.host.start_fork_server({"PYTHONPATH": python_path()})
+        self.fork_server, self.fork_server_process = self.host.start_fork_server(
+            {"PYTHONPATH": python_path()}
+        )
         control_url, control_command = redis_server.command(server, self.dir, "control")
         self.control = self.host.spawn("control", control_command, {})
         redis_server.wait_answering(control_url, self.dir / "control.log")
@@ -182,9 +185,8 @@ class LocalBackend:
         self.workers.stop()
         self.brokers.close()
         postgres = self.postgres.server if self.postgres is not None else None
-        forks = self.fork_server.process if self.fork_server is not None else None
-        for server in (self.control, postgres, forks):
+        for server in (self.control, postgres, self.fork_server_process):
             if server is not None:
                 self.host.kill_group(server)
-        self.control = self.postgres = self.fork_server = None
+        self.control = self.postgres = self.fork_server = self.fork_server_process = None
         self.host.remove()

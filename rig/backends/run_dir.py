@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from rig.backends.base import last_line
 from rig.backends.forkserver import ForkServer
 from rig.backends.pids import alive, same_process, start_time
 
@@ -52,7 +53,7 @@ def remove_stale_runs(runs_dir: Path = RUNS_DIR) -> list[str]:
                 pass
             if run_dir.name not in cleaned:
                 cleaned.append(run_dir.name)
-    _remove_if_empty(runs_dir)
+    remove_if_empty(runs_dir)
     return cleaned
 
 
@@ -85,7 +86,7 @@ def _marked_processes(runs_dir: Path) -> list[tuple[Path, int]]:
     return marked
 
 
-def _remove_if_empty(runs_dir: Path) -> None:
+def remove_if_empty(runs_dir: Path) -> None:
     """No empty RUNS_DIR left behind; one that holds another live run stays."""
     try:
         runs_dir.rmdir()
@@ -137,14 +138,19 @@ class RunDirectory:
     def environment(self, env: dict[str, str]) -> dict[str, str]:
         return {**os.environ, **env, RUN_ENV: str(self.dir)}
 
-    def start_fork_server(self, env: dict[str, str]) -> ForkServer:
-        """The fork server (rig.backends.forkserver) this run's workers start from;
-        its stdin is a pipe from here, whose end ends it and its workers."""
-        socket_path = self.dir / "forkserver.sock"
+    def start_fork_server(self, env: dict[str, str]) -> tuple[ForkServer, subprocess.Popen[bytes]]:
+        """The fork server (rig.backends.forkserver) this run's workers start from,
+        and its process; its stdin is a pipe from here, whose end ends it and its
+        workers."""
+        socket_path, log = self.dir / "forkserver.sock", self.dir / "forkserver.log"
         server = self.spawn(
-            "forkserver", ForkServer.command(socket_path), env, stdin=subprocess.PIPE
+            "forkserver", ForkServer.command(str(socket_path)), env, stdin=subprocess.PIPE
         )
-        return ForkServer(socket_path, server, self.dir / "forkserver.log")
+
+        def ended() -> str | None:
+            return None if server.poll() is None else last_line(log.read_text(errors="replace"))
+
+        return ForkServer(socket_path, ended, local=True), server
 
     def fork(
         self, server: ForkServer, name: str, command: list[str], env: dict[str, str]
@@ -154,7 +160,11 @@ class RunDirectory:
         if command[1] != "-m":
             raise ValueError(f"the fork server runs `python -m MODULE`, not {command!r}")
         process = server.spawn(
-            command[2], command[3:], self.environment(env), self.dir, self.dir / f"{name}.log"
+            command[2],
+            command[3:],
+            self.environment(env),
+            str(self.dir),
+            str(self.dir / f"{name}.log"),
         )
         self.record(process)
         return process
@@ -176,4 +186,4 @@ class RunDirectory:
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
-        _remove_if_empty(self.dir.parent)
+        remove_if_empty(self.dir.parent)

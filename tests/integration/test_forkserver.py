@@ -38,7 +38,7 @@ PROBE = textwrap.dedent(
 )
 
 
-Run = tuple[RunDirectory, ForkServer, dict[str, str]]
+Run = tuple[RunDirectory, ForkServer, subprocess.Popen[bytes], dict[str, str]]
 
 
 @pytest.fixture
@@ -48,12 +48,12 @@ def run(tmp_path: Path) -> Iterator[Run]:
     host.create()
     # A settings module in the controller's environment, as in a project's shell.
     settings = {"DJANGO_SETTINGS_MODULE": "exam_app.settings"}
-    server = host.start_fork_server({"PYTHONPATH": python_path(), **settings})
+    server, process = host.start_fork_server({"PYTHONPATH": python_path(), **settings})
     try:
         server.wait_ready()
-        yield host, server, {"PYTHONPATH": str(tmp_path), "PROBE_VALUE": "from-the-run"}
+        yield host, server, process, {"PYTHONPATH": str(tmp_path), "PROBE_VALUE": "from-the-run"}
     finally:
-        host.kill_group(server.process)
+        host.kill_group(process)
         host.remove()
 
 
@@ -66,7 +66,7 @@ def _until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) ->
 
 
 def test_a_forked_module_runs_as_python_m_would_and_its_exit_status_comes_back(run: Run) -> None:
-    host, server, env = run
+    host, server, _process, env = run
     process = host.fork(server, "w1", ["python", "-m", "forkprobe", "7"], env)
     assert process.wait(timeout=10) == 7
     log = (host.dir / "w1.log").read_text()
@@ -78,14 +78,14 @@ def test_a_forked_module_runs_as_python_m_would_and_its_exit_status_comes_back(r
 
 
 def test_a_failing_module_exits_1_with_its_traceback_in_the_log(run: Run) -> None:
-    host, server, env = run
+    host, server, _process, env = run
     process = host.fork(server, "w1", ["python", "-m", "forkprobe", "raise"], env)
     assert process.wait(timeout=10) == 1
     assert "RuntimeError: the probe failed" in (host.dir / "w1.log").read_text()
 
 
 def test_a_killed_group_reports_the_signal_and_wait_is_bounded(run: Run) -> None:
-    host, server, env = run
+    host, server, _process, env = run
     process = host.fork(server, "w1", ["python", "-m", "forkprobe", "sleep"], env)
     with pytest.raises(subprocess.TimeoutExpired):
         process.wait(timeout=0.2)
@@ -96,11 +96,12 @@ def test_a_killed_group_reports_the_signal_and_wait_is_bounded(run: Run) -> None
 
 
 def test_the_server_takes_its_workers_with_it_when_the_controller_is_gone(run: Run) -> None:
-    host, server, env = run
+    host, server, server_process, env = run
     process = host.fork(server, "w1", ["python", "-m", "forkprobe", "sleep"], env)
-    _until(lambda: "sid True" in (host.dir / "w1.log").read_text(), "the probe started")
-    assert server.process.stdin is not None
-    server.process.stdin.close()  # as the controller's end would close it
+    log = host.dir / "w1.log"
+    _until(lambda: log.exists() and "sid True" in log.read_text(), "the probe started")
+    assert server_process.stdin is not None
+    server_process.stdin.close()  # as the controller's end would close it
     assert wait_gone(process.pid, 10) is not None, "the worker outlived its server"
-    assert server.process.wait(timeout=10) == 0
+    assert server_process.wait(timeout=10) == 0
     assert process.wait(timeout=10) == -signal.SIGKILL  # its end, reported without the server

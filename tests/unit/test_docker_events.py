@@ -1,20 +1,31 @@
-"""A container that had exited when its signal came: its death from the engine's record."""
+"""The engine's events reach the history of the worker a slot container holds
+now: an oom kill in a slot is the kernel's, and only the engine reports it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from rig.backends.docker_events import DeathWatch
+from rig.history import BACKEND, History
 
 
-def test_a_death_before_the_signal_is_the_engines_finished_time_and_code() -> None:
+def _event(action: str, container: str) -> dict[str, Any]:
+    return {
+        "Action": action,
+        "timeNano": 1_700_000_000_000_000_000,
+        "Actor": {"Attributes": {"name": container}},
+    }
+
+
+def test_a_slots_event_goes_to_the_worker_it_holds_and_no_one_else() -> None:
     deaths = DeathWatch(client=cast(Any, None), run_label="com.celery-rig.run=x")
-    deaths.expect("c1")  # the signal was about to go: the next death is waited for
-    state = {"FinishedAt": "2026-12-02T06:13:00.123456789Z", "ExitCode": 0}
-    deaths.died_before_signal("c1", state)
-    exit_ = deaths.wait_death("c1", timeout_s=0)
-    assert exit_ is not None
-    expected = datetime(2026, 12, 2, 6, 13, tzinfo=UTC).timestamp() + 0.123456789
-    assert abs(exit_.at - expected) < 1e-6
-    assert exit_.detail == "die event, exit code 0"
+    history = History()
+    deaths.observers.observe(history, ["w1-1"])
+    holds = {"slot-2": "w1-1", "slot-3": "w9-1"}  # w9-1: a worker no history observes
+
+    for container in ("run-x-slot-2", "run-x-slot-3", "run-x-slot-4"):
+        deaths._on_event(_event("oom", container), "run-x-", lambda slot: holds.get(slot, ""))
+
+    events = history.events(BACKEND)
+    assert [(e.data["action"], e.data["worker"]) for e in events] == [("oom", "w1-1")]
+    assert events[0].at == 1_700_000_000.0
