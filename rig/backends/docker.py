@@ -34,7 +34,7 @@ from rig import compose
 from rig.backends import docker_network, redis_server
 from rig.backends.base import SHARED_NODE, BackendInfo, Exit, Services, WorkerSpec
 from rig.backends.docker_engine import RUN_LABEL, DockerEngine
-from rig.backends.docker_events import DeathWatch
+from rig.backends.docker_events import WorkerEvents
 from rig.backends.docker_workers import WorkerContainers, worker_options
 from rig.backends.extra_image import image_with
 from rig.backends.hosts import BrokerNodes
@@ -57,7 +57,7 @@ class DockerBackend:
             ) from None
         self.run_id = f"celery-rig-{uuid.uuid4().hex[:8]}"
         self.engine = DockerEngine(client, self.run_id)
-        self.deaths = DeathWatch(client, f"{RUN_LABEL}={self.run_id}")
+        self.events = WorkerEvents(client, f"{RUN_LABEL}={self.run_id}")
         self.brokers = BrokerNodes(
             lambda transport, node: TRANSPORTS[transport].on_docker(self.engine, node)
         )
@@ -66,7 +66,7 @@ class DockerBackend:
         self.images: dict[str, str] = {}  # a project's requirements file -> its image
         self.worker_image = ""  # the app image of this Python version (python_images)
         self.dir = RUNS_DIR / self.run_id  # the workers' sockets and logs, on this machine
-        self.workers = WorkerContainers(self.engine, self.deaths, self.dir)
+        self.workers = WorkerContainers(self.engine, self.events, self.dir)
 
     # --- start ---------------------------------------------------------
     def start(self) -> Services:
@@ -80,7 +80,7 @@ class DockerBackend:
         engine.create_network()
         self.dir.mkdir(parents=True)
         self.dir.chmod(0o777)  # the image's user makes its sockets and logs here
-        self.deaths.start(f"{self.run_id}-", self.workers.worker_in)
+        self.events.start(f"{self.run_id}-", self.workers.worker_in)
         control = engine.run_service("redis", publish=6379, alias="control")
         postgres = engine.run_service("postgres", publish=5432)
         env = compose.environment(engine.services["postgres"])
@@ -116,7 +116,7 @@ class DockerBackend:
         return self.brokers.get(transport, node).admin
 
     def observe(self, history: History, workers: list[str]) -> None:
-        self.deaths.observe(history, workers)
+        self.events.observe(history, workers)
 
     # --- workers ---------------------------------------------------------
     def prepare_project(self, requirements: str) -> None:
@@ -212,7 +212,7 @@ class DockerBackend:
     def close(self) -> None:
         self.workers.forget()
         self.brokers.close()
-        self.deaths.close()
+        self.events.close()
         self.engine.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         remove_if_empty(RUNS_DIR)

@@ -167,12 +167,18 @@ class DockerEngine:
             owner = int(container.labels.get(OWNER_LABEL, "0"))
             if owner != os.getpid() and not alive(owner):
                 stale_runs.add(container.labels.get(RUN_LABEL))
-                container.remove(force=True, v=True)
+                try:
+                    container.remove(force=True, v=True)
+                except docker.errors.NotFound:  # its run, ending, or another start removed it
+                    pass
         for network in self.client.networks.list(filters={"label": PROJECT_LABEL}):
             owner = int(network.attrs.get("Labels", {}).get(OWNER_LABEL, "0"))
             if owner != os.getpid() and not alive(owner):
                 stale_runs.add(network.attrs["Labels"].get(RUN_LABEL))
-                network.remove()
+                try:
+                    network.remove()
+                except docker.errors.NotFound:
+                    pass
         return sorted(filter(None, stale_runs))
 
     def remove_containers(self, *labels: str) -> None:

@@ -15,7 +15,7 @@ from rig.backends.base import Observers
 from rig.history import BACKEND, History
 
 
-class DeathWatch:
+class WorkerEvents:
     def __init__(self, client: docker.DockerClient, run_label: str) -> None:
         self.client = client
         self.run_label = run_label  # "com.celery-rig.run=<run id>"

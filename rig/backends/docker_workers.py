@@ -43,7 +43,7 @@ from docker.models.containers import Container
 from rig.backends import pids
 from rig.backends.base import Exit, Services, WorkerSpec, agent_command, last_line
 from rig.backends.docker_engine import ROLE_LABEL, DockerEngine
-from rig.backends.docker_events import DeathWatch
+from rig.backends.docker_events import WorkerEvents
 from rig.backends.forkserver import ForkedProcess, ForkServer
 from rig.errors import EnvironmentProblem
 from rig.history import BACKEND
@@ -140,9 +140,9 @@ class Worker:
 
 
 class WorkerContainers:
-    def __init__(self, engine: DockerEngine, deaths: DeathWatch, directory: Path) -> None:
+    def __init__(self, engine: DockerEngine, events: WorkerEvents, directory: Path) -> None:
         self.engine = engine
-        self.deaths = deaths
+        self.events = events
         self.dir = directory  # on this machine; RUN_MOUNT in every slot
         self.workers: dict[str, Worker] = {}
         self.free: list[Slot] = []
@@ -209,7 +209,7 @@ class WorkerContainers:
     def _watch(self, name: str, process: ForkedProcess) -> None:
         """Record the worker's exit in the history, as the local backend does."""
         code = process.wait()
-        history = self.deaths.observers.history_of(name)
+        history = self.events.observers.history_of(name)
         if history is not None:
             history.add(BACKEND, action="exit", worker=name, exit_code=code)
 
@@ -219,7 +219,7 @@ class WorkerContainers:
         if process is not None and process.poll() is None:
             return
         self._fork(name)
-        history = self.deaths.observers.history_of(name)
+        history = self.events.observers.history_of(name)
         if history is not None:
             history.add(BACKEND, action="start", worker=name)
 

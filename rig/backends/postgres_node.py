@@ -25,6 +25,8 @@ from rig.waiting import until_nothing_missing
 BINARIES = Path("/usr/lib/postgresql")  # Debian's: <major>/bin/{initdb,postgres}
 READY_S = 30.0
 USER = "rig"
+PORT_ATTEMPTS = 3
+PORT_TAKEN = b"Address already in use"
 Spawn = Callable[[str, list[str], dict[str, str]], "subprocess.Popen[bytes]"]
 
 
@@ -43,8 +45,8 @@ class LocalPostgres:
         self.dir = run_dir / "postgres"
         self.spawn = spawn
         self.bin = bin_dir
-        self.port = free_port()
-        self.url = f"postgres://{USER}@127.0.0.1:{self.port}/postgres"
+        self.port = 0  # chosen as the server starts
+        self.url = ""
         self.server: subprocess.Popen[bytes] | None = None
         # Durability off: the cluster lives as long as the run.
         self.settings = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
@@ -73,16 +75,34 @@ class LocalPostgres:
         )
         if done.returncode != 0:
             raise EnvironmentProblem(f"initdb failed: {(done.stderr or done.stdout).strip()}")
+        for _attempt in range(PORT_ATTEMPTS):
+            if self._serve(data):
+                return
+        raise EnvironmentProblem(f"postgres exited: {self._log_tail()}")
+
+    def _serve(self, data: Path) -> bool:
+        """The server on a free port; False if another process took that port
+        between its choice and the bind (this machine runs other servers too)."""
+        self.port = free_port()
+        self.url = f"postgres://{USER}@127.0.0.1:{self.port}/postgres"
         command = [
             *self._as_owner(),
             *(str(self.bin / "postgres"), "-D", str(data), "-p", str(self.port)),
             *("-h", "127.0.0.1", "-k", str(self.dir)),
             *(f"-c{name}={value}" for name, value in self.settings.items()),
         ]
+        log = self.dir.parent / "postgres.log"
+        logged = log.stat().st_size if log.exists() else 0
         self.server = self.spawn("postgres", command, {})
-        missing = until_nothing_missing(self._not_answering, READY_S, interval_s=0.1)
+        try:
+            missing = until_nothing_missing(self._not_answering, READY_S, interval_s=0.1)
+        except EnvironmentProblem:
+            if PORT_TAKEN in log.read_bytes()[logged:]:
+                return False
+            raise
         if missing:
             raise EnvironmentProblem(f"{missing} after {READY_S:.0f} s: {self._log_tail()}")
+        return True
 
     def _not_answering(self) -> str:
         assert self.server is not None

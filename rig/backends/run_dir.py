@@ -159,6 +159,11 @@ class RunDirectory:
         start it: its own session, logged to <dir>/<name>.log, its pid recorded."""
         if command[1] != "-m":
             raise ValueError(f"the fork server runs `python -m MODULE`, not {command!r}")
+        # Its temporary files (billiard's pymp-* among them, left by a killed
+        # worker) go with the run's directory.
+        tmp = self.dir / "tmp"
+        tmp.mkdir(exist_ok=True)
+        env = {**env, "TMPDIR": str(tmp)}
         process = server.spawn(
             command[2],
             command[3:],

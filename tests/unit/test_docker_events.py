@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from rig.backends.docker_events import DeathWatch
+from rig.backends.docker_events import WorkerEvents
 from rig.history import BACKEND, History
 
 
@@ -18,14 +18,14 @@ def _event(action: str, container: str) -> dict[str, Any]:
 
 
 def test_a_slots_event_goes_to_the_worker_it_holds_and_no_one_else() -> None:
-    deaths = DeathWatch(client=cast(Any, None), run_label="com.celery-rig.run=x")
+    watch = WorkerEvents(client=cast(Any, None), run_label="com.celery-rig.run=x")
     history = History()
-    deaths.observers.observe(history, ["w1-1"])
+    watch.observers.observe(history, ["w1-1"])
     holds = {"slot-2": "w1-1", "slot-3": "w9-1"}  # w9-1: a worker no history observes
 
     for container in ("run-x-slot-2", "run-x-slot-3", "run-x-slot-4"):
-        deaths._on_event(_event("oom", container), "run-x-", lambda slot: holds.get(slot, ""))
+        watch._on_event(_event("oom", container), "run-x-", lambda slot: holds.get(slot, ""))
 
-    events = history.events(BACKEND)
-    assert [(e.data["action"], e.data["worker"]) for e in events] == [("oom", "w1-1")]
-    assert events[0].at == 1_700_000_000.0
+    recorded = history.events(BACKEND)
+    assert [(e.data["action"], e.data["worker"]) for e in recorded] == [("oom", "w1-1")]
+    assert recorded[0].at == 1_700_000_000.0
