@@ -1,9 +1,9 @@
-"""A fork server for the local backend's workers: Celery, kombu and Django
+"""A fork server for the workers of both backends: Celery, kombu and Django
 imported once, each worker forked from it.
 
 Why: a worker started fresh spends about a second of CPU importing Celery's
 command line, its worker and Django before it reads its first setting; over
-a catalog of about 240 workers that was most of the local backend's CPU
+a catalog of about 240 workers that was most of the catalog's CPU
 (docs/measurements.md). Forked from a process that has imported them, a
 worker starts with them in memory and goes on as `python -m celery ...`
 would from there: its own session (so a kill of its group takes its pool

@@ -1,7 +1,7 @@
 """The run's workers as process groups on this machine, by name: `celery
 worker` from the compose file's worker command, forked from the run's fork
 server (rig.backends.forkserver), signalled, stopped and looked into; each
-exit goes into the run's history as Docker's `die` event would. "Kill the
+exit goes into the run's history, as the Docker backend's do. "Kill the
 container" is SIGKILL of the worker's process group."""
 
 from __future__ import annotations
