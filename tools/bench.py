@@ -3,8 +3,8 @@
 For each backend (Docker where an engine answers, and local): the whole
 catalog from a stopped stack (start, every scenario, teardown), the time to
 verdict of each scenario on the running stack, and the kill latency from a
-task's checkpoint to the confirmed death (Docker's `die` event, or the
-process's exit status locally); then the same cell (late ack, container kill
+task's checkpoint to the confirmed death (the worker's exit status, as its
+fork server reports it on both backends); then the same cell (late ack, container kill
 after the commit, two tasks) on exam_app and on examples/shop, a user's
 project run through rig.agent, interleaved; then tasks per minute under
 explore; then the whole catalog again at chaos's default --jobs,
