@@ -71,6 +71,13 @@ def agent_command(command: list[str]) -> list[str]:
     return [*command[:app], "rig.agent", *command[app + 1 :]]
 
 
+def worker_arguments(command: list[str], spec: WorkerSpec) -> list[str]:
+    """The compose file's worker command for this worker, on either backend:
+    the agent as the app, the worker's name for %h, its crew's queues."""
+    named = [part.replace("%h", spec.name) for part in agent_command(command)]
+    return [*named, f"--queues={','.join(spec.queues)}"]
+
+
 def agent_environment(
     spec: WorkerSpec, crew_broker_url: str, control_url: str, database_url: str
 ) -> dict[str, str]:

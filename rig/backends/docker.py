@@ -39,7 +39,7 @@ from rig.backends.docker_workers import WorkerContainers, worker_options
 from rig.backends.extra_image import image_with
 from rig.backends.hosts import BrokerNodes
 from rig.backends.python_images import worker_image
-from rig.backends.run_dir import RUNS_DIR, remove_if_empty
+from rig.backends.run_dir import RunDirectory
 from rig.errors import EnvironmentProblem
 from rig.history import History
 from rig.transports import TRANSPORTS
@@ -65,8 +65,9 @@ class DockerBackend:
         self.nodes: dict[str, tuple[str, str]] = {}  # worker -> its crew's (transport, node)
         self.images: dict[str, str] = {}  # a project's requirements file -> its image
         self.worker_image = ""  # the app image of this Python version (python_images)
-        self.dir = RUNS_DIR / self.run_id  # the workers' sockets and logs, on this machine
-        self.workers = WorkerContainers(self.engine, self.events, self.dir)
+        # The workers' sockets and logs, on this machine.
+        self.host = RunDirectory(self.run_id)
+        self.workers = WorkerContainers(self.engine, self.events, self.host.dir)
 
     # --- start ---------------------------------------------------------
     def start(self) -> Services:
@@ -78,8 +79,8 @@ class DockerBackend:
             engine.check_image(name)
         engine.check_image(compose.WORKER_TEMPLATE, self.worker_image)
         engine.create_network()
-        self.dir.mkdir(parents=True)
-        self.dir.chmod(0o777)  # the image's user makes its sockets and logs here
+        self.host.create()
+        self.host.dir.chmod(0o777)  # the image's user makes its sockets and logs here
         self.events.start(f"{self.run_id}-", self.workers.worker_in)
         control = engine.run_service("redis", publish=6379, alias="control")
         postgres = engine.run_service("postgres", publish=5432)
@@ -105,7 +106,7 @@ class DockerBackend:
     def remove_leftovers(self) -> None:
         stale = self.engine.remove_leftovers()
         for run_id in stale:
-            shutil.rmtree(RUNS_DIR / run_id, ignore_errors=True)
+            RunDirectory(run_id).remove()
         if stale:
             self.info.notes.append(f"removed leftovers of interrupted run(s): {', '.join(stale)}")
 
@@ -214,5 +215,4 @@ class DockerBackend:
         self.brokers.close()
         self.events.close()
         self.engine.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        remove_if_empty(RUNS_DIR)
+        self.host.remove()

@@ -41,7 +41,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from rig.backends import pids
-from rig.backends.base import Exit, Services, WorkerSpec, agent_command, last_line
+from rig.backends.base import Exit, Services, WorkerSpec, last_line, worker_arguments
 from rig.backends.docker_engine import ROLE_LABEL, DockerEngine
 from rig.backends.docker_events import WorkerEvents
 from rig.backends.forkserver import ForkedProcess, ForkServer
@@ -82,14 +82,12 @@ def worker_options(
     """One worker: the agent's command (from the compose file's worker
     `command`), the crew's URLs (`broker_url`: its transport's broker as the
     workers reach it), the rig's package, the user's project, the memory limit."""
-    command = [*agent_command(command), f"--queues={','.join(spec.queues)}"]
     environment = worker_environment(spec, broker_url, inside.control_url, inside.database_url)
     # The user's project at the path it has on the host, read-only, as the
     # working directory `celery -A` imports from; else the image's exam_app.
     project = {spec.project_dir: {"bind": spec.project_dir, "mode": "ro"}}
     options: dict[str, Any] = {
-        # %h: the worker's name, as the container's hostname was
-        "command": [part.replace("%h", spec.name) for part in command],
+        "command": worker_arguments(command, spec),
         "environment": {**environment, "PYTHONPATH": RIG_MOUNT},
         "volumes": {
             str(RIG_PACKAGE): {"bind": f"{RIG_MOUNT}/rig", "mode": "ro"},

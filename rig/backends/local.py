@@ -58,7 +58,6 @@ class LocalBackend:
         self.observers = Observers()
         self.workers = WorkerProcesses(self.host, self.observers, self._worker_environment)
         self.control: subprocess.Popen[bytes] | None = None
-        self.fork_server: ForkServer | None = None
         self.fork_server_process: subprocess.Popen[bytes] | None = None
         self.brokers = BrokerNodes(
             lambda transport, node: TRANSPORTS[transport].on_local(self.host, node)
@@ -74,14 +73,14 @@ class LocalBackend:
         server = redis_server.find()  # the control store
         self.host.create()
         # Its imports run while the control store and the database start.
-        self.fork_server, self.fork_server_process = self.host.start_fork_server(
+        fork_server, self.fork_server_process = self.host.start_fork_server(
             {"PYTHONPATH": python_path()}
         )
         control_url, control_command = redis_server.command(server, self.dir, "control")
         self.control = self.host.spawn("control", control_command, {})
         redis_server.wait_answering(control_url, self.dir / "control.log")
         database_url = self._database_server()
-        self._wait_fork_server()
+        self._wait_fork_server(fork_server)
         engine = "sqlite" if database_url.startswith("sqlite") else "postgresql"
         self.services = Services(database_url, engine, control_url)
         return self.services
@@ -106,13 +105,12 @@ class LocalBackend:
         self.postgres.start()
         return self.postgres.url
 
-    def _wait_fork_server(self) -> None:
-        assert self.fork_server is not None
+    def _wait_fork_server(self, server: ForkServer) -> None:
         try:
-            self.fork_server.wait_ready()
+            server.wait_ready()
         except OSError as error:
             raise EnvironmentProblem(f"the local workers cannot start: {error}") from None
-        self.workers.server = self.fork_server
+        self.workers.server = server
 
     def broker_url(self, transport: str, node: str = SHARED_NODE) -> str:
         return self.brokers.get(transport, node).url
@@ -188,5 +186,5 @@ class LocalBackend:
         for server in (self.control, postgres, self.fork_server_process):
             if server is not None:
                 self.host.kill_group(server)
-        self.control = self.postgres = self.fork_server = self.fork_server_process = None
+        self.control = self.postgres = self.fork_server_process = None
         self.host.remove()

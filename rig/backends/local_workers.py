@@ -16,7 +16,7 @@ from pathlib import Path
 from signal import Signals
 
 from rig import compose
-from rig.backends.base import Exit, Observers, WorkerSpec, agent_command, last_line
+from rig.backends.base import Exit, Observers, WorkerSpec, last_line, worker_arguments
 from rig.backends.forkserver import ForkServer
 from rig.backends.pids import alive, stopped, wait_gone
 from rig.backends.run_dir import Process, RunDirectory
@@ -28,10 +28,7 @@ PAUSE_S = 5.0  # a process group stops within this, or the pause did not land
 def worker_command(spec: WorkerSpec) -> list[str]:
     template = compose.service(compose.WORKER_TEMPLATE)["command"]
     # The compose command starts with the `celery` program; run it from this venv.
-    command = [sys.executable, "-m", "celery", *agent_command(template)[1:]]
-    return [part.replace("%h", spec.name) for part in command] + [
-        f"--queues={','.join(spec.queues)}"
-    ]
+    return [sys.executable, "-m", "celery", *worker_arguments(template, spec)[1:]]
 
 
 class WorkerProcesses:

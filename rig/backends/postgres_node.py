@@ -43,6 +43,7 @@ class LocalPostgres:
         self, run_dir: Path, spawn: Spawn, bin_dir: Path, settings: dict[str, str] | None = None
     ) -> None:
         self.dir = run_dir / "postgres"
+        self.log = run_dir / "postgres.log"  # spawn's log of the server, by its name
         self.spawn = spawn
         self.bin = bin_dir
         self.port = 0  # chosen as the server starts
@@ -91,13 +92,12 @@ class LocalPostgres:
             *("-h", "127.0.0.1", "-k", str(self.dir)),
             *(f"-c{name}={value}" for name, value in self.settings.items()),
         ]
-        log = self.dir.parent / "postgres.log"
-        logged = log.stat().st_size if log.exists() else 0
+        logged = self.log.stat().st_size if self.log.exists() else 0
         self.server = self.spawn("postgres", command, {})
         try:
             missing = until_nothing_missing(self._not_answering, READY_S, interval_s=0.1)
         except EnvironmentProblem:
-            if PORT_TAKEN in log.read_bytes()[logged:]:
+            if PORT_TAKEN in self.log.read_bytes()[logged:]:
                 return False
             raise
         if missing:
@@ -115,5 +115,4 @@ class LocalPostgres:
         return ""
 
     def _log_tail(self) -> str:
-        log = self.dir.parent / "postgres.log"
-        return log.read_text(errors="replace")[-1500:] if log.exists() else "no log"
+        return self.log.read_text(errors="replace")[-1500:] if self.log.exists() else "no log"

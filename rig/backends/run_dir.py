@@ -53,7 +53,7 @@ def remove_stale_runs(runs_dir: Path = RUNS_DIR) -> list[str]:
                 pass
             if run_dir.name not in cleaned:
                 cleaned.append(run_dir.name)
-    remove_if_empty(runs_dir)
+    _remove_if_empty(runs_dir)
     return cleaned
 
 
@@ -86,7 +86,7 @@ def _marked_processes(runs_dir: Path) -> list[tuple[Path, int]]:
     return marked
 
 
-def remove_if_empty(runs_dir: Path) -> None:
+def _remove_if_empty(runs_dir: Path) -> None:
     """No empty RUNS_DIR left behind; one that holds another live run stays."""
     try:
         runs_dir.rmdir()
@@ -191,4 +191,4 @@ class RunDirectory:
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
-        remove_if_empty(self.dir.parent)
+        _remove_if_empty(self.dir.parent)

@@ -6,7 +6,6 @@ a pause touched goes with its worker; nothing is left at the end."""
 from __future__ import annotations
 
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from rig import compose
 from rig.backends.docker_engine import RUN_LABEL, DockerEngine
 from rig.backends.docker_events import WorkerEvents
 from rig.backends.docker_workers import RIG_MOUNT, RIG_PACKAGE, WorkerContainers
+from rig.waiting import until_nothing_missing
 
 PROBE = textwrap.dedent(
     """
@@ -61,10 +61,10 @@ def _options(project: Path, name: str) -> dict[str, Any]:
 
 
 def _wait_up(workers: WorkerContainers, name: str) -> None:
-    deadline = time.monotonic() + 30
-    while f"up {name} sid True" not in workers.logs([name]).get(name, ""):
-        assert time.monotonic() < deadline, f"{name} did not start: {workers.logs([name])}"
-        time.sleep(0.05)
+    def not_up() -> bool:
+        return f"up {name} sid True" not in workers.logs([name]).get(name, "")
+
+    assert not until_nothing_missing(not_up, 30, 0.05), f"{name} did not start: {workers.logs()}"
 
 
 def _running(engine: DockerEngine) -> list[str]:

@@ -10,9 +10,8 @@ import os
 import signal
 import subprocess
 import textwrap
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from rig.backends.forkserver import ForkServer
 from rig.backends.pids import wait_gone
 from rig.backends.run_dir import RunDirectory
 from rig.target import python_path
+from rig.waiting import until_nothing_missing
 
 PROBE = textwrap.dedent(
     """
@@ -57,14 +57,6 @@ def run(tmp_path: Path) -> Iterator[Run]:
         host.remove()
 
 
-def _until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        time.sleep(0.02)
-
-
 def test_a_forked_module_runs_as_python_m_would_and_its_exit_status_comes_back(run: Run) -> None:
     host, server, _process, env = run
     process = host.fork(server, "w1", ["python", "-m", "forkprobe", "7"], env)
@@ -99,7 +91,11 @@ def test_the_server_takes_its_workers_with_it_when_the_controller_is_gone(run: R
     host, server, server_process, env = run
     process = host.fork(server, "w1", ["python", "-m", "forkprobe", "sleep"], env)
     log = host.dir / "w1.log"
-    _until(lambda: log.exists() and "sid True" in log.read_text(), "the probe started")
+
+    def not_started() -> bool:
+        return not (log.exists() and "sid True" in log.read_text())
+
+    assert not until_nothing_missing(not_started, 10), "the probe did not start"
     assert server_process.stdin is not None
     server_process.stdin.close()  # as the controller's end would close it
     assert wait_gone(process.pid, 10) is not None, "the worker outlived its server"
