@@ -102,8 +102,9 @@ examples:
   python -m rig check reports/20261127-155943
   python -m rig check reports/20261127-155943/history.jsonl""",
     "clean": """Remove what interrupted runs left: labelled containers and networks, local
-processes and run directories whose owner is gone, and every rig_* database
-on the PostgreSQL server RIG_DATABASE_SERVER names, if set.
+processes and run directories whose owner is gone (runs under this TMPDIR),
+and every rig_* database on the PostgreSQL server RIG_DATABASE_SERVER names,
+if set.
 
 examples:
   python -m rig clean

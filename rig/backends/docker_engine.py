@@ -3,9 +3,12 @@ containers on it, started from the compose file's services. These are the
 primitives a transport's broker node gets (rig.backends.hosts.DockerHost);
 the Docker backend builds its workers and faults on them.
 
-Every object carries the label com.celery-rig.project, its run's id and its
-owner's pid; one whose owner is gone is an interrupted run's, removed on the
-next start (or by `celery-rig clean`).
+Every object carries the label com.celery-rig.project, its run's id, its
+owner's pid and the folder its run's files live in (RUNS_DIR, which follows
+TMPDIR); one whose owner is gone is an interrupted run's, removed on the next
+start under the same folder (or by `celery-rig clean` there): that start can
+remove the run's files as well, and rigs under different folders never sweep
+each other's runs.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from rig import compose
 from rig.backends.base import free_port
 from rig.backends.hosts import Executed
 from rig.backends.pids import alive
+from rig.backends.run_dir import RUNS_DIR
 from rig.errors import BrokerDown, EnvironmentProblem, ExecHung
 
 PROJECT_LABEL = "com.celery-rig.project"
 RUN_LABEL = "com.celery-rig.run"
 OWNER_LABEL = "com.celery-rig.owner-pid"
+RUNS_LABEL = "com.celery-rig.runs-dir"
 ROLE_LABEL = "com.celery-rig.role"  # "worker", or "service" for a broker, control, postgres
 
 # What a service not answering yet raises, for each kind of service.
@@ -45,6 +50,7 @@ class DockerEngine:
             PROJECT_LABEL: "celery-rig",
             RUN_LABEL: run_id,
             OWNER_LABEL: str(os.getpid()),
+            RUNS_LABEL: str(RUNS_DIR),
         }
         self.services = compose.load_services()
         self.network: Any = None
@@ -158,28 +164,36 @@ class DockerEngine:
         return Executed(int(exit_code), output[0].decode(errors="replace"))
 
     def remove_leftovers(self) -> list[str]:
-        """Remove what interrupted runs left (labelled objects whose owner is gone);
-        the runs' ids."""
+        """Remove what interrupted runs under this RUNS_DIR left (labelled objects
+        whose owner is gone); the runs' ids."""
         stale_runs = set()
         for container in self.client.containers.list(
             all=True, filters={"label": PROJECT_LABEL}, ignore_removed=True
         ):
-            owner = int(container.labels.get(OWNER_LABEL, "0"))
-            if owner != os.getpid() and not alive(owner):
+            if self._interrupted(container.labels):
                 stale_runs.add(container.labels.get(RUN_LABEL))
                 try:
                     container.remove(force=True, v=True)
                 except docker.errors.NotFound:  # its run, ending, or another start removed it
                     pass
         for network in self.client.networks.list(filters={"label": PROJECT_LABEL}):
-            owner = int(network.attrs.get("Labels", {}).get(OWNER_LABEL, "0"))
-            if owner != os.getpid() and not alive(owner):
-                stale_runs.add(network.attrs["Labels"].get(RUN_LABEL))
+            labels = network.attrs.get("Labels") or {}
+            if self._interrupted(labels):
+                stale_runs.add(labels.get(RUN_LABEL))
                 try:
                     network.remove()
                 except docker.errors.NotFound:
                     pass
         return sorted(filter(None, stale_runs))
+
+    @staticmethod
+    def _interrupted(labels: dict[str, str]) -> bool:
+        """An object of a run under this RUNS_DIR (or of a rig too old to say)
+        whose owner is gone."""
+        if labels.get(RUNS_LABEL, str(RUNS_DIR)) != str(RUNS_DIR):
+            return False  # another rig's, under another TMPDIR: its own start sweeps it
+        owner = int(labels.get(OWNER_LABEL, "0"))
+        return owner != os.getpid() and not alive(owner)
 
     def remove_containers(self, *labels: str) -> None:
         """Remove this run's containers by label, including any that an

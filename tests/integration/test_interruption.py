@@ -5,35 +5,98 @@ exits 130. SIGKILL mid-scenario leaves leftovers on purpose; the next start
 finds them by label (Docker) or run directory (local), says so, removes
 them and passes. On RabbitMQ that includes the node: its Erlang VM, its
 epmd and its data directory (local), its container (Docker).
+
+Each test's rigs run with a TMPDIR of their own, so their runs live in a
+RUNS_DIR of their own: a rig that another test session starts meanwhile
+sweeps only the interrupted runs under /tmp, never these. Without that, the
+next start here could find the leftovers already gone (a CI run did).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from rig.backends.pids import same_process, zombie
-from rig.backends.run_dir import RUNS_DIR
 from tests.helpers import ROOT
 
 SCENARIO = "late_ack_kill_after_commit_create"  # parks a task, so a run is mid-scenario for a while
 
 
-def start_rig(backend: str, transport: str, scenario: str = SCENARIO) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "rig", "run", scenario, "--backend", backend]
-        + ["--transport", transport],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+class Rigs:
+    """Rigs started with a TMPDIR of their own, and what they leave behind."""
+
+    def __init__(self, backend: str, transport: str, tmpdir: Path) -> None:
+        self.backend = backend
+        self.transport = transport
+        self.tmpdir = tmpdir
+        self.runs_dir = tmpdir / "celery-rig"  # RUNS_DIR, as these rigs see it
+
+    def start(self, scenario: str = SCENARIO) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "rig", "run", scenario, "--backend", self.backend]
+            + ["--transport", self.transport],
+            cwd=ROOT,
+            env={**os.environ, "TMPDIR": str(self.tmpdir)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def local_runs(self, owner: int) -> list[Path]:
+        return [
+            run
+            for run in self.runs_dir.glob("run-*")
+            if (run / "owner").exists() and (run / "owner").read_text().strip() == str(owner)
+        ]
+
+    def recorded_processes(self, owner: int) -> list[tuple[int, int]]:
+        """(pid, start time) of every process the owner's local runs started."""
+        recorded = []
+        for run in self.local_runs(owner):
+            pids = run / "pids"
+            for line in pids.read_text().splitlines() if pids.exists() else []:
+                pid, started = (int(field) for field in line.split())
+                recorded.append((pid, started))
+        return recorded
+
+    def leftovers(self, owner: int) -> list[str]:
+        if self.backend == "docker":
+            return docker_objects(owner)
+        return [str(run) for run in self.local_runs(owner)]
+
+    def wait_for_workers(self, rig: subprocess.Popen[str]) -> None:
+        """Until the rig's workers run; a rig that ends first fails with its output."""
+        wait_for(
+            lambda: self.workers_running(rig.pid) or rig.poll() is not None,
+            f"{self.backend} workers of pid {rig.pid}",
+        )
+        if rig.poll() is not None:
+            output, _ = rig.communicate()
+            pytest.fail(f"the rig ended before its workers ran:\n{output}")
+
+    def workers_running(self, owner: int) -> bool:
+        if self.backend == "docker":
+            return docker_workers_running(owner)
+        # A local worker has started once its log is in the run's directory.
+        return any(any(run.glob("w*.log")) for run in self.local_runs(owner))
+
+
+def private_tmpdir() -> Path:
+    """A TMPDIR as /tmp is: short (a local run's sockets live under it), and open
+    to the PostgreSQL server, which runs as its own user under root."""
+    tmpdir = Path(tempfile.mkdtemp(prefix="rig-"))
+    tmpdir.chmod(0o1777)
+    return tmpdir
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 90) -> None:
@@ -71,32 +134,8 @@ def docker_workers_running(owner: int) -> bool:
     return bool(docker.from_env().containers.list(filters=labels, ignore_removed=True))
 
 
-def local_runs(owner: int) -> list[Path]:
-    return [
-        run
-        for run in RUNS_DIR.glob("run-*")
-        if (run / "owner").exists() and (run / "owner").read_text().strip() == str(owner)
-    ]
-
-
-def recorded_processes(owner: int) -> list[tuple[int, int]]:
-    """(pid, start time) of every process the owner's local runs started."""
-    recorded = []
-    for run in local_runs(owner):
-        pids = run / "pids"
-        for line in pids.read_text().splitlines() if pids.exists() else []:
-            pid, started = (int(field) for field in line.split())
-            recorded.append((pid, started))
-    return recorded
-
-
 def still_running(recorded: list[tuple[int, int]]) -> list[int]:
     return [pid for pid, started in recorded if same_process(pid, started) and not zombie(pid)]
-
-
-def local_workers_running(owner: int) -> bool:
-    """A worker has started once its log is in the run's directory."""
-    return any(any(run.glob("w*.log")) for run in local_runs(owner))
 
 
 def processes_in(runs: list[Path]) -> list[str]:
@@ -114,13 +153,6 @@ def processes_in(runs: list[Path]) -> list[str]:
     return found
 
 
-LEFTOVERS = {
-    "docker": lambda owner: docker_objects(owner),
-    "local": lambda owner: [str(p) for p in local_runs(owner)],
-}
-WORKERS_RUNNING = {"docker": docker_workers_running, "local": local_workers_running}
-
-
 @pytest.fixture(params=["docker", "local"])
 def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "docker":
@@ -129,42 +161,90 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return request.param
+def rigs(request: pytest.FixtureRequest, backend: str) -> Iterator[Rigs]:
+    tmpdir = private_tmpdir()
+    yield Rigs(backend, request.param, tmpdir)
+    shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 @pytest.mark.integration
-def test_sigterm_mid_scenario_removes_everything(backend: str, transport: str) -> None:
-    rig = start_rig(backend, transport)
-    wait_for(lambda: WORKERS_RUNNING[backend](rig.pid), f"{backend} workers of pid {rig.pid}")
-    started = recorded_processes(rig.pid)
-    runs = local_runs(rig.pid)
+def test_sigterm_mid_scenario_removes_everything(rigs: Rigs) -> None:
+    rig = rigs.start()
+    rigs.wait_for_workers(rig)
+    started = rigs.recorded_processes(rig.pid)
+    runs = rigs.local_runs(rig.pid)
     rig.send_signal(signal.SIGTERM)
     output, _ = rig.communicate(timeout=90)
     assert rig.returncode == 130, output
     assert "interrupted" in output and "Traceback" not in output, output
-    assert LEFTOVERS[backend](rig.pid) == []
+    assert rigs.leftovers(rig.pid) == []
     assert still_running(started) == []
     assert processes_in(runs) == []
 
 
 @pytest.mark.integration
-def test_after_a_sigkill_the_next_start_cleans_up_and_passes(backend: str, transport: str) -> None:
-    killed = start_rig(backend, transport)
-    wait_for(lambda: WORKERS_RUNNING[backend](killed.pid), f"{backend} workers of pid {killed.pid}")
-    runs = local_runs(killed.pid)
+def test_after_a_sigkill_the_next_start_cleans_up_and_passes(rigs: Rigs) -> None:
+    killed = rigs.start()
+    rigs.wait_for_workers(killed)
+    runs = rigs.local_runs(killed.pid)
     killed.send_signal(signal.SIGKILL)  # no cleanup can run: leftovers stay behind
     killed.communicate(timeout=30)
-    assert LEFTOVERS[backend](killed.pid), "a SIGKILLed run should have left something behind"
-    orphans = recorded_processes(killed.pid)  # redis-server and workers, local only
-    if backend == "local":
+    assert rigs.leftovers(killed.pid), "a SIGKILLed run should have left something behind"
+    orphans = rigs.recorded_processes(killed.pid)  # redis-server and workers, local only
+    if rigs.backend == "local":
         assert still_running(orphans), "the killed run's processes should still be running"
 
-    again = start_rig(backend, transport, "early_ack_kill_before_write")
+    again = rigs.start("early_ack_kill_before_write")
     output, _ = again.communicate(timeout=300)
     assert again.returncode == 0, output
     assert "removed leftovers of interrupted run(s)" in output, output
-    assert LEFTOVERS[backend](killed.pid) == []
-    assert LEFTOVERS[backend](again.pid) == []
+    assert rigs.leftovers(killed.pid) == []
+    assert rigs.leftovers(again.pid) == []
     assert still_running(orphans) == []
     assert processes_in(runs) == []
+
+
+def clean(tmpdir: Path | None, check: bool = True) -> str:
+    """`celery-rig clean`, under this TMPDIR or (None) the default one."""
+    env = {key: value for key, value in os.environ.items() if key != "TMPDIR"}
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
+    done = subprocess.run(
+        [sys.executable, "-m", "rig", "clean"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0 or not check, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.integration
+def test_a_clean_under_another_tmpdir_leaves_a_killed_runs_leftovers_alone(backend: str) -> None:
+    """What the tests above rely on: rigs sweep only the runs under their own
+    TMPDIR. `clean` under /tmp leaves the killed run's leftovers; under its
+    TMPDIR it removes them."""
+    tmpdir = private_tmpdir()
+    try:
+        rigs = Rigs(backend, "redis", tmpdir)
+        killed = rigs.start()
+        rigs.wait_for_workers(killed)
+        killed.send_signal(signal.SIGKILL)
+        killed.communicate(timeout=30)
+        left = rigs.leftovers(killed.pid)
+        orphans = rigs.recorded_processes(killed.pid)
+
+        clean(None)
+        assert rigs.leftovers(killed.pid) == left, "a clean under /tmp swept another TMPDIR's run"
+        if backend == "local":
+            assert still_running(orphans), "a clean under /tmp killed another TMPDIR's processes"
+
+        output = clean(tmpdir)
+        assert rigs.leftovers(killed.pid) == [], output
+        assert still_running(orphans) == [], output
+    finally:  # whatever failed above, nothing of the killed run stays
+        clean(tmpdir, check=False)
+        shutil.rmtree(tmpdir, ignore_errors=True)
