@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rig import checker
-from rig.backends.base import Backend
+from rig.backends.base import Backend, last_line
 from rig.control import CheckpointReport
 from rig.crews import Crew
 from rig.events import wait_answering
@@ -83,11 +83,19 @@ class CrewWatch:
 
     def not_refused_since(self, before: dict[str, int], timeout_s: float) -> str:
         """The live workers not refused again since `before` within timeout_s
-        (comma-separated; "" if every one was)."""
+        (comma-separated, each with the last line it logged; "" if every one was)."""
 
-        def missing() -> str:
+        def waiting() -> list[str]:
             now = self.refusals()
-            waiting = [name for name, count in now.items() if count <= before.get(name, 0)]
-            return ", ".join(waiting)
+            return [name for name, count in now.items() if count <= before.get(name, 0)]
 
-        return until_nothing_missing(missing, timeout_s, 0.1)
+        if not until_nothing_missing(lambda: ", ".join(waiting()), timeout_s, 0.1):
+            return ""
+        # Why a worker noticed late is not known yet (seen once in CI): what it
+        # was doing then goes into the verdict's reasons, where a CI log keeps it.
+        names = waiting()
+        logs = self.backend.worker_logs(names)
+        return ", ".join(
+            f"{name} (its log's last line: {last_line(logs.get(name, ''))[:200]!r})"
+            for name in names
+        )

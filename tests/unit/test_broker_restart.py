@@ -112,3 +112,24 @@ def test_worker_logs_are_read_by_name_from_the_runs_directory(tmp_path: Path) ->
     workers.workers["w2-1"] = cast(Any, None)  # started, nothing logged yet
     assert workers.logs(["w1-1", "w2-1"]) == {"w1-1": "w1-1: consumer: Cannot connect"}
     assert workers.logs() == {"w1-1": "w1-1: consumer: Cannot connect"}
+
+
+def test_a_worker_not_refused_is_named_with_the_last_line_it_logged() -> None:
+    from types import SimpleNamespace
+
+    from rig.crew_watch import REFUSED, CrewWatch
+    from rig.history import History
+
+    logs = {
+        "w1-1": f"ready\n{REFUSED} redis://broker: Error 111\n",
+        "w1-2": "ready\nTask retry_then_create[abc] received\n\n",
+    }
+    backend = SimpleNamespace(worker_logs=lambda names: {name: logs[name] for name in names})
+    crew = SimpleNamespace(names=["w1-1", "w1-2"])
+    watch = CrewWatch(cast(Any, crew), cast(Any, backend), History())
+
+    assert watch.not_refused_since({"w1-1": 0, "w1-2": 0}, 0.2) == (
+        "w1-2 (its log's last line: 'Task retry_then_create[abc] received')"
+    )
+    logs["w1-2"] += f"{REFUSED} redis://broker: Error 111\n"
+    assert watch.not_refused_since({"w1-1": 0, "w1-2": 0}, 0.2) == ""
