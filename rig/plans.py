@@ -6,9 +6,7 @@ that lands outside any execution brings its own (kill-fetching)."""
 from __future__ import annotations
 
 import itertools
-import os
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -81,10 +79,10 @@ class RunContext:
 
     def start_producer(self, task_id: str, arguments: list[str]) -> None:
         """A producer of task_id (`python -m rig.agent produce ...`): a workload's unit of work."""
-        handle, path = tempfile.mkstemp(prefix="celery-rig-producer-", suffix=".log")
-        os.close(handle)  # the process writes it through a handle of its own
-        log = Path(path)
-        self._senders.add_producer(Producer(task_id, self.start_process(arguments, log), log))
+        log = self._senders.producer_log(task_id)
+        # In a session of its own: a leftover's cleanup kills its group.
+        process = self.start_process(arguments, log, session=True)
+        self._senders.add_producer(Producer(task_id, process, log))
 
     def add_sender(self, sender: Sender) -> None:
         """Processes a workload started that send on their own (beat): waited for with producers."""

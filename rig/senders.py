@@ -1,17 +1,23 @@
 """What a run's workload starts that sends on its own: producer processes
 (rig.agent produce), each answering what it published and raised, and other
-senders (beat). The run waits for them, bounded, once its plan is done."""
+senders (beat). The run waits for them, bounded, once its plan is done.
+
+Producers write their logs in a run directory of their own, where their
+process groups are recorded: if the rig is killed, its next start (or
+`celery-rig clean`) kills them and removes their logs, as for beats."""
 
 from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from signal import Signals
 from typing import Any, Protocol
 
 from rig.backends.base import last_line
+from rig.backends.run_dir import RunDirectory
 from rig.control import Control
 from rig.errors import RigError
 from rig.history import NOTE, PRODUCED, History
@@ -63,8 +69,18 @@ class Sender(Protocol):
 class Senders:
     producers: list[Producer] = field(default_factory=list)
     others: list[Sender] = field(default_factory=list)
+    _directory: RunDirectory | None = None  # the producers', once one starts
+
+    def producer_log(self, task_id: str) -> Path:
+        """Where the producer of task_id writes (in the producers' run directory)."""
+        if self._directory is None:
+            self._directory = RunDirectory(f"run-producers-{uuid.uuid4().hex[:12]}")
+            self._directory.create()
+        return self._directory.dir / f"producer-{task_id}.log"
 
     def add_producer(self, producer: Producer) -> None:
+        assert self._directory is not None, "a producer's log comes from producer_log"
+        self._directory.record(producer.process)
         self.producers.append(producer)
 
     def add_sender(self, sender: Sender) -> None:
@@ -100,3 +116,6 @@ class Senders:
         for sender in self.others:
             sender.close()
         self.others.clear()
+        if self._directory is not None:
+            self._directory.remove()
+            self._directory = None
