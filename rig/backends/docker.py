@@ -39,7 +39,7 @@ from rig.backends.docker_workers import WorkerContainers, worker_options
 from rig.backends.extra_image import image_with
 from rig.backends.hosts import BrokerNodes
 from rig.backends.python_images import worker_image
-from rig.backends.run_dir import RunDirectory
+from rig.backends.run_dir import RunDirectory, remove_stale_runs
 from rig.errors import EnvironmentProblem
 from rig.history import History
 from rig.transports import TRANSPORTS
@@ -104,11 +104,13 @@ class DockerBackend:
         return services
 
     def remove_leftovers(self) -> None:
-        stale = self.engine.remove_leftovers()
-        for run_id in stale:
-            RunDirectory(run_id).remove()
+        """Interrupted runs' objects on the engine, then what they left on this
+        machine: their folders, and the beats' and producers' run directories
+        with the processes recorded there."""
+        stale = set(self.engine.remove_leftovers()) | set(remove_stale_runs())
         if stale:
-            self.info.notes.append(f"removed leftovers of interrupted run(s): {', '.join(stale)}")
+            cleaned = ", ".join(sorted(stale))
+            self.info.notes.append(f"removed leftovers of interrupted run(s): {cleaned}")
 
     def broker_url(self, transport: str, node: str = SHARED_NODE) -> str:
         return self.brokers.get(transport, node).url

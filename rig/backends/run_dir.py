@@ -5,11 +5,11 @@ the primitives a transport's broker node gets on the local backend
 The directory holds an `owner` file (the controller's pid) and a `pids` file
 (every process group started, as pid and start time). A run whose owner is
 gone was interrupted: the next start under the same RUNS_DIR (it follows
-TMPDIR) kills its processes and removes its directory. Every process a run
-starts also carries the run's directory in its environment (RUN_ENV), and
-its pool children inherit it: a process
-started a moment before the controller was killed, too late to be in
-`pids`, is found by that (a CI run once left such a worker running).
+TMPDIR) kills its processes and removes its directory, on either backend.
+Every process a run starts also carries the run's directory in its
+environment (RUN_ENV), and its pool children inherit it: a process started
+a moment before the controller was killed, too late to be in `pids`, is
+found by that (a CI run once left such a worker running).
 """
 
 from __future__ import annotations

@@ -70,9 +70,9 @@ class Rigs:
         return recorded
 
     def leftovers(self, owner: int) -> list[str]:
-        if self.backend == "docker":
-            return docker_objects(owner)
-        return [str(run) for run in self.local_runs(owner)]
+        """The owner's run folders (on either backend), and its Docker objects."""
+        folders = [str(run) for run in self.local_runs(owner)]
+        return folders + (docker_objects(owner) if self.backend == "docker" else [])
 
     def wait_for_workers(self, rig: subprocess.Popen[str]) -> None:
         """Until the rig's workers run; a rig that ends first fails with its output."""
