@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from rig import contract
 from rig.control import with_db
-from rig.history import History
+from rig.history import BACKEND, History
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,13 @@ class Observers:
     def history_of(self, worker: str) -> History | None:
         with self._lock:
             return self._by_worker.get(worker)
+
+    def record(self, worker: str, **data: Any) -> None:
+        """One of the worker's starts, exits or deaths, in the history that
+        observes it (none: not in a run now, dropped)."""
+        history = self.history_of(worker)
+        if history is not None:
+            history.add(BACKEND, worker=worker, **data)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 import docker
 
 from rig.backends.base import Observers
-from rig.history import BACKEND, History
+from rig.history import History
 
 
 class WorkerEvents:
@@ -44,15 +44,8 @@ class WorkerEvents:
         attributes = event.get("Actor", {}).get("Attributes", {})
         at = event.get("timeNano", time.time_ns()) / 1e9
         worker = worker_in(attributes.get("name", "").removeprefix(container_prefix))
-        history = self.observers.history_of(worker) if worker else None
-        if history is not None:
-            history.add(
-                BACKEND,
-                at=at,
-                action=event.get("Action"),
-                worker=worker,
-                exit_code=attributes.get("exitCode"),
-            )
+        action, exit_code = event.get("Action"), attributes.get("exitCode")
+        self.observers.record(worker, at=at, action=action, exit_code=exit_code)
 
     def observe(self, history: History, workers: list[str]) -> None:
         self.observers.observe(history, workers)

@@ -46,7 +46,6 @@ from rig.backends.docker_engine import ROLE_LABEL, DockerEngine
 from rig.backends.docker_events import WorkerEvents
 from rig.backends.forkserver import ForkedProcess, ForkServer
 from rig.errors import EnvironmentProblem
-from rig.history import BACKEND
 from rig.transports import worker_environment
 
 # The host's rig package, mounted read-only into every worker: the agent that
@@ -206,10 +205,7 @@ class WorkerContainers:
 
     def _watch(self, name: str, process: ForkedProcess) -> None:
         """Record the worker's exit in the history, as the local backend does."""
-        code = process.wait()
-        history = self.events.observers.history_of(name)
-        if history is not None:
-            history.add(BACKEND, action="exit", worker=name, exit_code=code)
+        self.events.observers.record(name, action="exit", exit_code=process.wait())
 
     def restart(self, name: str) -> None:
         """A new worker in the same slot, as a container's restart (a no-op while it runs)."""
@@ -217,9 +213,7 @@ class WorkerContainers:
         if process is not None and process.poll() is None:
             return
         self._fork(name)
-        history = self.events.observers.history_of(name)
-        if history is not None:
-            history.add(BACKEND, action="start", worker=name)
+        self.events.observers.record(name, action="start")
 
     def failed_start(self, names: list[str]) -> str:
         """Why a worker of `names` did not come up: the last line of one that exited."""

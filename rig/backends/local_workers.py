@@ -20,7 +20,6 @@ from rig.backends.base import Exit, Observers, WorkerSpec, last_line, worker_arg
 from rig.backends.forkserver import ForkServer
 from rig.backends.pids import alive, stopped, wait_gone
 from rig.backends.run_dir import Process, RunDirectory
-from rig.history import BACKEND
 
 PAUSE_S = 5.0  # a process group stops within this, or the pause did not land
 
@@ -60,17 +59,13 @@ class WorkerProcesses:
             self.server, spec.name, worker_command(spec), self.environment(spec)
         )
         self.processes[spec.name] = process
-        history = self.observers.history_of(spec.name)
-        if history is not None:  # a restart, in a run: as Docker's start event says
-            history.add(BACKEND, action="start", worker=spec.name)
+        # A restart, in a run: recorded as the Docker backend records one.
+        self.observers.record(spec.name, action="start")
         threading.Thread(target=self._watch, args=(spec.name, process), daemon=True).start()
 
     def _watch(self, name: str, process: Process) -> None:
-        """Record the worker's exit in the history, as Docker's die event would."""
-        code = process.wait()
-        history = self.observers.history_of(name)
-        if history is not None:
-            history.add(BACKEND, action="exit", worker=name, exit_code=code)
+        """Record the worker's exit in the history, as the Docker backend does."""
+        self.observers.record(name, action="exit", exit_code=process.wait())
 
     def failed_start(self, names: list[str]) -> str:
         for name in names:
