@@ -27,7 +27,7 @@ import pytest
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from rig.backends.pids import same_process, zombie
-from tests.helpers import ROOT
+from tests.helpers import ROOT, rig
 
 SCENARIO = "late_ack_kill_after_commit_create"  # parks a task, so a run is mid-scenario for a while
 
@@ -74,14 +74,14 @@ class Rigs:
         folders = [str(run) for run in self.local_runs(owner)]
         return folders + (docker_objects(owner) if self.backend == "docker" else [])
 
-    def wait_for_workers(self, rig: subprocess.Popen[str]) -> None:
+    def wait_for_workers(self, started: subprocess.Popen[str]) -> None:
         """Until the rig's workers run; a rig that ends first fails with its output."""
         wait_for(
-            lambda: self.workers_running(rig.pid) or rig.poll() is not None,
-            f"{self.backend} workers of pid {rig.pid}",
+            lambda: self.workers_running(started.pid) or started.poll() is not None,
+            f"{self.backend} workers of pid {started.pid}",
         )
-        if rig.poll() is not None:
-            output, _ = rig.communicate()
+        if started.poll() is not None:
+            output, _ = started.communicate()
             pytest.fail(f"the rig ended before its workers ran:\n{output}")
 
     def workers_running(self, owner: int) -> bool:
@@ -169,15 +169,15 @@ def rigs(request: pytest.FixtureRequest, backend: str) -> Iterator[Rigs]:
 
 @pytest.mark.integration
 def test_sigterm_mid_scenario_removes_everything(rigs: Rigs) -> None:
-    rig = rigs.start()
-    rigs.wait_for_workers(rig)
-    started = rigs.recorded_processes(rig.pid)
-    runs = rigs.local_runs(rig.pid)
-    rig.send_signal(signal.SIGTERM)
-    output, _ = rig.communicate(timeout=90)
-    assert rig.returncode == 130, output
+    running = rigs.start()
+    rigs.wait_for_workers(running)
+    started = rigs.recorded_processes(running.pid)
+    runs = rigs.local_runs(running.pid)
+    running.send_signal(signal.SIGTERM)
+    output, _ = running.communicate(timeout=90)
+    assert running.returncode == 130, output
     assert "interrupted" in output and "Traceback" not in output, output
-    assert rigs.leftovers(rig.pid) == []
+    assert rigs.leftovers(running.pid) == []
     assert still_running(started) == []
     assert processes_in(runs) == []
 
@@ -205,19 +205,8 @@ def test_after_a_sigkill_the_next_start_cleans_up_and_passes(rigs: Rigs) -> None
 
 
 def clean(tmpdir: Path | None, check: bool = True) -> str:
-    """`celery-rig clean`, under this TMPDIR or (None) the default one."""
-    env = {key: value for key, value in os.environ.items() if key != "TMPDIR"}
-    if tmpdir is not None:
-        env["TMPDIR"] = str(tmpdir)
-    done = subprocess.run(
-        [sys.executable, "-m", "rig", "clean"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """`celery-rig clean`, under this TMPDIR or (None) the tests' own."""
+    done = rig("clean", env={"TMPDIR": str(tmpdir)} if tmpdir else None)
     assert done.returncode == 0 or not check, done.stdout + done.stderr
     return done.stdout
 

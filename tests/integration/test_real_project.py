@@ -32,7 +32,7 @@ from rig.backends.base import free_port
 from rig.backends.postgres_node import LocalPostgres, binaries
 from rig.backends.run_dir import RUNS_DIR
 from tests.conftest import _docker_or_skip
-from tests.helpers import ROOT
+from tests.helpers import ROOT, rig
 
 PROJECT = ROOT / "examples" / "templated"
 # The package declares celery>=5.4: each minor it accepts, at its newest patch.
@@ -323,15 +323,15 @@ def test_a_server_lent_with_rig_database_server_keeps_none_of_the_rigs_databases
     with own_servers() as (here, spawn, bin_dir):
         lent = LocalPostgres(here, spawn, bin_dir, {"log_connections": "on"})
         lent.start()
-        environment = {**os.environ, "RIG_DATABASE_SERVER": lent.url, "PYTHONPATH": str(ROOT)}
+        environment = {"RIG_DATABASE_SERVER": lent.url, "PYTHONPATH": str(ROOT)}
         environment["DATABASE_URL"] = "postgres://nobody@127.0.0.1:1/the_projects"
-        done = subprocess.run(
-            [sys.executable, "-m", "rig", "run", "late_ack_kill_after_commit_create"]
-            + ["--backend", "local"],
-            capture_output=True,
-            text=True,
-            timeout=RUN_S,
+        done = rig(
+            "run",
+            "late_ack_kill_after_commit_create",
+            "--backend",
+            "local",
             env=environment,
+            timeout=RUN_S,
         )
         assert done.returncode == 0, done.stdout + done.stderr
         log = (here / "postgres.log").read_text(errors="replace")
@@ -339,12 +339,6 @@ def test_a_server_lent_with_rig_database_server_keeps_none_of_the_rigs_databases
         assert rig_databases(lent.url) == []
         with psycopg.connect(lent.url, autocommit=True) as admin:
             admin.execute("CREATE DATABASE rig_left_by_an_interrupted_run")
-        cleaned = subprocess.run(
-            [sys.executable, "-m", "rig", "clean"],
-            capture_output=True,
-            text=True,
-            timeout=RUN_S,
-            env=environment,
-        )
+        cleaned = rig("clean", env=environment, timeout=RUN_S)
         assert "dropped rig_left_by_an_interrupted_run" in cleaned.stdout, cleaned.stdout
         assert rig_databases(lent.url) == []
