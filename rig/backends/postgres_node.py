@@ -47,7 +47,6 @@ class LocalPostgres:
         self.spawn = spawn
         self.bin = bin_dir
         self.port = 0  # chosen as the server starts
-        self.url = ""
         self.server: subprocess.Popen[bytes] | None = None
         # Durability off: the cluster lives as long as the run.
         self.settings = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
@@ -85,7 +84,6 @@ class LocalPostgres:
         """The server on a free port; False if another process took that port
         between its choice and the bind (this machine runs other servers too)."""
         self.port = free_port()
-        self.url = f"postgres://{USER}@127.0.0.1:{self.port}/postgres"
         command = [
             *self._as_owner(),
             *(str(self.bin / "postgres"), "-D", str(data), "-p", str(self.port)),
@@ -103,6 +101,11 @@ class LocalPostgres:
         if missing:
             raise EnvironmentProblem(f"{missing} after {READY_S:.0f} s: {self._log_tail()}")
         return True
+
+    @property
+    def url(self) -> str:
+        """The server's, once it has started (its port is chosen then)."""
+        return f"postgres://{USER}@127.0.0.1:{self.port}/postgres"
 
     def _not_answering(self) -> str:
         assert self.server is not None
